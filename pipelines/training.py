@@ -1,0 +1,30 @@
+"""The `training` pipeline: ingest → quality_filter → balance → build_dataset → train_gan → evaluate →
+export_human_eval → deploy_gate. Only wiring lives here; every knob is in configs/*.yaml.
+
+Run: ``zenml pipeline run pipelines.training.training -c configs/local.yaml``
+"""
+
+from zenml import pipeline
+
+from facegen.paths import DEFAULT_SOURCE
+from steps.balance import balance
+from steps.build_dataset import build_dataset
+from steps.deploy_gate import deploy_gate
+from steps.evaluate import evaluate
+from steps.export_human_eval import export_human_eval
+from steps.ingest import ingest
+from steps.quality_filter import quality_filter
+from steps.train_gan import train_gan
+
+
+@pipeline(name="training")
+def training(source: str = DEFAULT_SOURCE, resolution: int = 32, seed: int = 0) -> None:
+    """Retrain the face GAN on ``source`` (folder, zip or s3:// prefix) and gate the result for deployment."""
+    manifest = ingest(source=source, seed=seed)
+    screened = quality_filter(manifest)
+    plan = balance(screened, seed=seed)
+    dataset = build_dataset(plan, resolution=resolution)
+    bundle, _checkpoint = train_gan(dataset, seed=seed)
+    metrics = evaluate(bundle, dataset, seed=seed)
+    human_eval = export_human_eval(bundle, dataset, seed=seed)
+    deploy_gate(bundle, metrics, human_eval)

@@ -1,0 +1,85 @@
+"""The ``facegen`` command line. One ``click`` group, ``main``; each command is a thin shell over the library.
+
+Add a command with ``@main.command()``; import heavy modules (torch, mlflow) inside the command so ``facegen --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+# MLflow's client otherwise looks a telemetry host up on first use; a person's own setting still wins.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@click.group()
+@click.version_option(package_name="facegen")
+def main() -> None:
+    """facegen: train, evaluate, approve and serve face generators."""
+
+
+@main.command(short_help="Make VERSION the champion (a person's approval).")
+@click.argument("version")
+@click.option("--by", "approved_by", required=True, help="Who approves (recorded in the approved_by tag).")
+@click.option("--force", is_flag=True, help="Approve a version that did not pass the automatic gates.")
+@click.option("--reason", default=None, help="Why a forced approval is justified (required with --force).")
+@click.option("--model-name", default="facegen-generator", show_default=True, help="Registered model name.")
+@click.option(
+    "--tracking-uri",
+    default=None,
+    help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else the local store under $FACEGEN_HOME].",
+)
+def approve(
+    version: str, approved_by: str, force: bool, reason: str | None, model_name: str, tracking_uri: str | None
+) -> None:
+    """Make VERSION the champion (the served model): a person's decision, recorded on the version."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from facegen.registry.model_registry import (
+        APPROVAL_FORCED_REASON_TAG,
+        APPROVED_AT_TAG,
+        CHAMPION_ALIAS,
+        ApprovalRefused,
+        approve_version,
+        champion_version,
+    )
+    from facegen.registry.tracking import default_tracking_uri
+
+    if force and not (reason or "").strip():
+        raise click.UsageError("--force needs --reason TEXT saying why the gates are overridden")
+    uri = tracking_uri or default_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        previous = champion_version(client, model_name)
+        approved = approve_version(client, model_name, version, approved_by=approved_by, force=force, reason=reason)
+    except ApprovalRefused as error:
+        raise click.ClickException(f"refused: {error}") from error
+    except MlflowException as error:
+        raise click.ClickException(f"{model_name} version {version}: {error.message}") from error
+    if previous is not None and previous.version == approved.version:
+        click.echo(f"{model_name}: {CHAMPION_ALIAS} stays at version {approved.version}, re-approved ({uri})")
+    else:
+        before = f"version {previous.version}" if previous is not None else "no version"
+        click.echo(f"{model_name}: {CHAMPION_ALIAS} moved from {before} to version {approved.version} ({uri})")
+    click.echo(f"approved by {approved.tags.get('approved_by')} at {approved.tags.get(APPROVED_AT_TAG)}")
+    if APPROVAL_FORCED_REASON_TAG in approved.tags:
+        gate_status = approved.tags.get("gate_status", "never gated")
+        click.echo(f"forced past gate_status={gate_status!r}: {approved.tags[APPROVAL_FORCED_REASON_TAG]}")
+
+
+@main.command("mlflow-init", short_help="Create the MLflow experiment (local store: artifacts beside the database).")
+@click.option("--experiment", default="training", show_default=True, help="Experiment name (= ZenML pipeline name).")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: as for approve].")
+def mlflow_init(experiment: str, tracking_uri: str | None) -> None:
+    """Create EXPERIMENT if missing, so runs of the pipeline of that name log where facegen expects."""
+    from facegen.registry.tracking import default_tracking_uri, ensure_local_experiment
+
+    uri = tracking_uri or default_tracking_uri()
+    click.echo(f"experiment {experiment!r}: id {ensure_local_experiment(experiment, uri)} ({uri})")
+
+
+if __name__ == "__main__":
+    main()

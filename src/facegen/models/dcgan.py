@@ -1,0 +1,134 @@
+"""The brief's DCGAN, kept as facegen's baseline architecture.
+
+Generator: a latent vector (100-d, seen as 1×1×100) through ConvTranspose2d → norm → ReLU upsampling blocks to a Tanh
+N×N×3 image. At N=64 with ``width=64`` the feature maps are exactly the brief's 4×4×1024 → 8×8×512 → 16×16×256 →
+32×32×128 → 64×64×3. Depth follows N: one block per doubling from 4×4 to N×N.
+
+Discriminator: Conv2d → norm → LeakyReLU downsampling blocks to 4×4, then a fully connected layer to one logit; the
+sigmoid of that logit is the probability that the image is real (``probability``). Training applies the sigmoid
+inside ``binary_cross_entropy_with_logits`` for numerical stability.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+NORMALISATIONS = ("batch", "instance", "layer", "group")
+
+
+def _check_resolution(resolution: int) -> int:
+    log2 = int(math.log2(resolution)) if resolution > 0 else 0
+    if resolution < 8 or 2**log2 != resolution:
+        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
+    return log2
+
+
+def _channels(resolution: int, at: int, width: int, max_channels: int) -> int:
+    """Channels of the feature map at spatial size ``at``: ``width`` × N / at, capped (the brief's schedule)."""
+    return min(max_channels, width * resolution // at)
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """The normalisation layer the brief compares: batch, instance, layer (over C×H×W) or group (32 groups max)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(32, channels), channels)
+    raise ValueError(f"unknown normalisation {kind!r}; choose one of {NORMALISATIONS}")
+
+
+class DCGANGenerator(nn.Module):
+    """Latent vector → N×N×3 image in [-1, 1]."""
+
+    def __init__(
+        self,
+        resolution: int = 64,  # output side N, a power of two >= 8
+        latent_dim: int = 100,  # size of the noise vector z
+        width: int = 64,  # channel multiplier: 64 gives the brief's 1024..128 channels at N=64
+        max_channels: int = 1024,  # cap for large N
+        norm: str = "batch",  # batch | instance | layer | group
+    ) -> None:
+        super().__init__()
+        log2 = _check_resolution(resolution)
+        self.resolution = resolution
+        self.latent_dim = latent_dim
+        channels = _channels(resolution, 4, width, max_channels)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(latent_dim, channels, kernel_size=4, stride=1, padding=0, bias=False),
+            make_norm(norm, channels),
+            nn.ReLU(inplace=True),
+        ]
+        for size_log2 in range(2, log2 - 1):
+            out_channels = _channels(resolution, 2 ** (size_log2 + 1), width, max_channels)
+            layers += [
+                nn.ConvTranspose2d(channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False),
+                make_norm(norm, out_channels),
+                nn.ReLU(inplace=True),
+            ]
+            channels = out_channels
+        layers += [nn.ConvTranspose2d(channels, 3, kernel_size=4, stride=2, padding=1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        assert z.ndim == 2 and z.shape[1] == self.latent_dim, f"expected B×{self.latent_dim} latents, got {tuple(z.shape)}"
+        image = self.net(z[:, :, None, None])
+        assert image.shape[1:] == (3, self.resolution, self.resolution)
+        return image
+
+
+class DCGANDiscriminator(nn.Module):
+    """N×N×3 image in [-1, 1] → one logit per image (real vs generated)."""
+
+    def __init__(
+        self,
+        resolution: int = 64,  # input side N, a power of two >= 8
+        width: int = 64,  # channel multiplier: 64 channels after the first block
+        max_channels: int = 1024,  # cap for large N
+        norm: str = "batch",  # batch | instance | layer | group (not after the first block, as in DCGAN)
+    ) -> None:
+        super().__init__()
+        log2 = _check_resolution(resolution)
+        self.resolution = resolution
+        channels = _channels(resolution, resolution, width, max_channels)
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, channels, kernel_size=4, stride=2, padding=1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for size_log2 in range(log2 - 1, 2, -1):
+            out_channels = _channels(resolution, 2 ** (size_log2 - 1), width // 2, max_channels)
+            layers += [
+                nn.Conv2d(channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False),
+                make_norm(norm, out_channels),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(channels * 4 * 4, 1)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        assert image.shape[1:] == (3, self.resolution, self.resolution), f"got {tuple(image.shape)}"
+        return self.classifier(self.features(image).flatten(1)).squeeze(1)
+
+    def probability(self, image: torch.Tensor) -> torch.Tensor:
+        """Sigmoid probability that each image is real."""
+        return torch.sigmoid(self(image))
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d)) and module.weight is not None:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)

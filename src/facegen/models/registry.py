@@ -1,0 +1,64 @@
+"""Registry of GAN architectures chosen by config: name → (generator class, discriminator class).
+
+New architectures join with ``register_architecture`` so configs, checkpoints and the serving loader all resolve
+models by the same name.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from facegen.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A generator/discriminator pair and the keyword arguments each accepts."""
+
+    generator: type[nn.Module]
+    discriminator: type[nn.Module]
+
+
+_ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(name: str, generator: type[nn.Module], discriminator: type[nn.Module]) -> None:
+    """Make an architecture available to configs under ``name``."""
+    if name in _ARCHITECTURES:
+        raise ValueError(f"architecture {name!r} is already registered")
+    _ARCHITECTURES[name] = Architecture(generator, discriminator)
+
+
+def architectures() -> list[str]:
+    """Names of the registered architectures."""
+    return sorted(_ARCHITECTURES)
+
+
+def _get(name: str) -> Architecture:
+    try:
+        return _ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; registered: {architectures()}") from None
+
+
+def _kwargs_for(cls: type[nn.Module], config: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``config`` that ``cls.__init__`` accepts, so G and D can share one model config."""
+    accepted = inspect.signature(cls.__init__).parameters
+    return {key: value for key, value in config.items() if key in accepted}
+
+
+def build_generator(name: str, config: dict[str, Any]) -> nn.Module:
+    """Instantiate the generator of architecture ``name`` from a model config (resolution, latent_dim, width, …)."""
+    return _get(name).generator(**_kwargs_for(_get(name).generator, config))
+
+
+def build_discriminator(name: str, config: dict[str, Any]) -> nn.Module:
+    """Instantiate the discriminator of architecture ``name`` from the same model config."""
+    return _get(name).discriminator(**_kwargs_for(_get(name).discriminator, config))
+
+
+register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator)

@@ -1,0 +1,58 @@
+"""deploy_gate: register the generator as a new version; alias `candidate` only if it passes the gates.
+
+It never moves `champion`: a person does, in the MLflow UI or with `facegen approve VERSION --by NAME`.
+"""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import mlflow
+from mlflow import MlflowClient
+from zenml import get_step_context, log_metadata, step
+
+from facegen.registry.generator_model import log_generator_model
+from facegen.registry.model_registry import (
+    GateThresholds,
+    apply_gate,
+    champion_version,
+    decide_gate,
+    register_generator,
+    version_metrics,
+)
+
+
+@step
+def deploy_gate(
+    generator_bundle: Path,
+    metrics: dict,
+    human_eval_set: Path,
+    max_fid: float = 400.0,
+    max_kid: Optional[float] = None,
+    require_beats_champion: bool = True,
+    model_name: str = "facegen-generator",
+) -> Annotated[dict, "gate_decision"]:
+    """Registers every trained generator (for the record) and states the gate decision on the version."""
+    client = MlflowClient()
+    champion = champion_version(client, model_name)
+    champion_metrics = version_metrics(client, champion) if champion else None
+    decision = decide_gate(metrics, GateThresholds(max_fid, max_kid, require_beats_champion), champion_metrics)
+    model_info = log_generator_model(generator_bundle)
+    context = get_step_context()
+    version = register_generator(
+        model_info.model_uri,
+        name=model_name,
+        metrics={key: metrics[key] for key in ("fid", "kid_mean", "kid_std")},
+        tags={"zenml_pipeline_run": context.pipeline_run.name, "human_eval_set": str(human_eval_set)},
+        client=client,
+    )
+    apply_gate(client, version, decision)
+    outcome = {
+        "model_name": model_name,
+        "version": version.version,
+        "passed": decision.passed,
+        "reasons": decision.reasons,
+        "champion_version": champion.version if champion else None,
+    }
+    mlflow.log_dict(outcome, "deploy_gate.json")
+    log_metadata(metadata=outcome)
+    return outcome

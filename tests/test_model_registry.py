@@ -1,0 +1,219 @@
+"""Model registry against a real MLflow server: pyfunc round trip, gates, candidate/champion aliases, approval."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
+
+from facegen.models.bundle import load_generator_bundle, save_generator_bundle
+from facegen.models.registry import build_generator
+from facegen.models.sampling import generate_images
+from facegen.registry.generator_model import log_generator_model
+from facegen.registry.model_registry import (
+    ApprovalRefused,
+    GateDecision,
+    GateThresholds,
+    apply_gate,
+    approve_version,
+    champion_version,
+    decide_gate,
+    register_generator,
+    version_metrics,
+)
+from tests.mlflow_server import use_tracking_uri
+
+MODEL_CONFIG = {"resolution": 16, "width": 8}
+RUN_METRICS = {"fid": 30.0, "kid_mean": 0.02, "kid_std": 0.001}
+
+
+@pytest.fixture(scope="module")
+def logged_generator(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One tiny real DCGAN generator logged (with metrics) in one run on the server, shared by this module."""
+    bundle_dir = save_generator_bundle(
+        tmp_path_factory.mktemp("bundle"), "dcgan", MODEL_CONFIG, build_generator("dcgan", MODEL_CONFIG)
+    )
+    with use_tracking_uri(mlflow_server), mlflow.start_run() as run:
+        mlflow.log_metrics(RUN_METRICS)
+        info = log_generator_model(bundle_dir)
+    return {"model_uri": info.model_uri, "run_id": run.info.run_id, "bundle_dir": bundle_dir}
+
+
+def unique_name() -> str:
+    return f"facegen-generator-test-{uuid.uuid4().hex[:8]}"
+
+
+def register(client: MlflowClient, logged: dict, name: str, metrics: dict[str, float] | None = None) -> ModelVersion:
+    return register_generator(
+        logged["model_uri"], name=name, metrics=metrics or RUN_METRICS, tags={"architecture": "dcgan"}, client=client
+    )
+
+
+# --- pyfunc round trip ---------------------------------------------------------------------------------------
+
+
+def test_registered_generator_loads_with_plain_mlflow(mlflow_tracking: MlflowClient, logged_generator: dict) -> None:
+    name = unique_name()
+    version = register(mlflow_tracking, logged_generator, name)
+    assert version.version == "1" and version.status == "READY"
+    assert version.run_id == logged_generator["run_id"]
+    assert version.tags["architecture"] == "dcgan"
+    assert float(version.tags["metric.fid"]) == 30.0 and float(version.tags["metric.kid_std"]) == 0.001
+
+    model = mlflow.pyfunc.load_model(f"models:/{name}/1")
+    faces = model.predict(pd.DataFrame({"seed": [3, 1, 3]}))
+    assert isinstance(faces, np.ndarray) and faces.dtype == np.uint8
+    assert faces.shape == (3, 16, 16, 3)
+    assert np.array_equal(faces[0], faces[2]) and not np.array_equal(faces[0], faces[1])
+    # A seed means the same face as the library's sampler gives for it, whatever else is in the request.
+    generator = load_generator_bundle(logged_generator["bundle_dir"])
+    expected = generate_images(generator, 1, seed=3)[0].transpose(1, 2, 0)
+    assert np.abs(faces[0].astype(int) - expected.astype(int)).max() <= 1
+    again = mlflow.pyfunc.load_model(f"models:/{name}/1").predict(pd.DataFrame({"seed": [1]}))
+    assert np.array_equal(again[0], faces[1])
+    assert model.predict(pd.DataFrame({"seed": np.array([], dtype=np.int64)})).shape == (0, 16, 16, 3)
+
+    # The model is the bundle plus a reference to the class: no pickled network, no facegen in the requirements.
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/1"))
+    assert (local / "python_model.pkl").stat().st_size < 4096
+    assert sorted(p.name for p in (local / "artifacts").rglob("*") if p.is_file()) == ["generator.json", "generator.pt"]
+    requirements = (local / "requirements.txt").read_text()
+    assert "torch==" in requirements and "facegen" not in requirements
+
+
+# --- gate rules (pure) --------------------------------------------------------------------------------------
+
+
+def test_gate_passes_within_thresholds_and_beating_champion() -> None:
+    thresholds = GateThresholds(max_fid=50.0, max_kid=0.05)
+    assert decide_gate({"fid": 40.0, "kid_mean": 0.04}, thresholds, None) == GateDecision(True, [])
+    assert decide_gate({"fid": 40.0, "kid_mean": 0.04}, thresholds, {"fid": 45.0}).passed
+    assert decide_gate({"fid": 50.0, "kid_mean": 0.05}, thresholds, None).passed  # limits are inclusive
+
+
+def test_gate_failures_each_give_a_reason() -> None:
+    thresholds = GateThresholds(max_fid=50.0, max_kid=0.05)
+    decision = decide_gate({"fid": 60.0, "kid_mean": 0.07}, thresholds, {"fid": 55.0})
+    assert not decision.passed and len(decision.reasons) == 3
+    assert "fid 60" in decision.reasons[0] and "50" in decision.reasons[0]
+    assert "kid_mean 0.07" in decision.reasons[1]
+    assert "champion" in decision.reasons[2] and "55" in decision.reasons[2]
+    # Equal to the champion does not beat it; without the requirement the champion does not matter.
+    assert not decide_gate({"fid": 45.0}, GateThresholds(max_fid=50.0), {"fid": 45.0}).passed
+    assert decide_gate({"fid": 45.0}, GateThresholds(max_fid=50.0, require_beats_champion=False), {"fid": 1.0}).passed
+
+
+def test_gate_kid_is_optional_when_not_gated() -> None:
+    assert decide_gate({"fid": 10.0}, GateThresholds(max_fid=50.0, max_kid=None), None).passed
+
+
+@pytest.mark.parametrize(
+    ("metrics", "thresholds", "champion", "match"),
+    [
+        ({"kid_mean": 0.01}, GateThresholds(max_fid=50.0), None, "candidate metric 'fid' is missing"),
+        ({"fid": 10.0}, GateThresholds(max_fid=50.0, max_kid=0.05), None, "'kid_mean' is missing"),
+        ({"fid": 10.0}, GateThresholds(max_fid=50.0), {"kid_mean": 0.01}, "champion metric 'fid' is missing"),
+        ({"fid": math.nan}, GateThresholds(max_fid=50.0), None, "NaN"),
+    ],
+)
+def test_gate_never_passes_on_missing_metrics(metrics, thresholds, champion, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        decide_gate(metrics, thresholds, champion)
+
+
+def test_version_metrics_fall_back_to_tags_without_a_run() -> None:
+    tag_values = {"metric.fid": "12.5", "metric.kid_mean": "0.01", "x": "y"}
+    tags = [ModelVersionTag(key, value) for key, value in tag_values.items()]
+    version = ModelVersion("m", "4", 0, run_id=None, tags=tags)
+    assert version_metrics(MlflowClient(tracking_uri="http://127.0.0.1:9"), version) == {"fid": 12.5, "kid_mean": 0.01}
+
+
+# --- aliases and approval against the server ------------------------------------------------------------------
+
+
+def aliases(client: MlflowClient, name: str) -> dict[str, str]:
+    return dict(client.get_registered_model(name).aliases)
+
+
+def test_champion_version_is_none_without_model_or_alias(mlflow_tracking: MlflowClient, logged_generator: dict) -> None:
+    name = unique_name()
+    assert champion_version(mlflow_tracking, name) is None
+    register(mlflow_tracking, logged_generator, name)
+    assert champion_version(mlflow_tracking, name) is None
+
+
+def test_gate_and_approval_flow(mlflow_tracking: MlflowClient, logged_generator: dict) -> None:
+    client, name = mlflow_tracking, unique_name()
+    thresholds = GateThresholds(max_fid=50.0, max_kid=0.05)
+
+    # v1 passes the gates (no champion yet): candidate, not champion.
+    v1 = register(client, logged_generator, name)
+    assert version_metrics(client, v1) == RUN_METRICS
+    apply_gate(client, v1, decide_gate(version_metrics(client, v1), thresholds, None))
+    assert aliases(client, name) == {"candidate": "1"}
+    assert client.get_model_version(name, "1").tags["gate_status"] == "passed"
+    assert champion_version(client, name) is None
+
+    # A person approves it: champion moves, with who and when.
+    before = datetime.now(UTC).replace(microsecond=0)
+    approved = approve_version(client, name, "1", approved_by="alice")
+    assert approved.tags["approved_by"] == "alice"
+    approved_at = datetime.fromisoformat(approved.tags["approved_at"])
+    assert approved_at.utcoffset().total_seconds() == 0 and approved_at >= before
+    assert "approval_forced_reason" not in approved.tags
+    assert champion_version(client, name).version == "1"
+
+    # v2 is worse than the champion: failed, reasons recorded, neither alias moves.
+    v2 = register(client, logged_generator, name, metrics={"fid": 40.0, "kid_mean": 0.01})
+    champion_metrics = version_metrics(client, champion_version(client, name))
+    decision = decide_gate({"fid": 40.0, "kid_mean": 0.01}, thresholds, champion_metrics)
+    assert not decision.passed
+    apply_gate(client, v2, decision)
+    tags = client.get_model_version(name, "2").tags
+    assert tags["gate_status"] == "failed" and "does not beat the champion" in tags["gate_reasons"]
+    assert aliases(client, name) == {"candidate": "1", "champion": "1"}
+
+    # Approving the failed version is refused, also when forced without a reason.
+    with pytest.raises(ApprovalRefused, match="gate_status is 'failed'"):
+        approve_version(client, name, "2", approved_by="bob")
+    with pytest.raises(ApprovalRefused, match="reason"):
+        approve_version(client, name, "2", approved_by="bob", force=True, reason="  ")
+    assert champion_version(client, name).version == "1"
+    assert "approved_by" not in client.get_model_version(name, "2").tags
+
+    # A forced approval with a reason goes through and says why.
+    reason = "FID set too small; raters prefer v2"
+    forced = approve_version(client, name, "2", approved_by="bob", force=True, reason=reason)
+    assert forced.tags["approval_forced_reason"] == "FID set too small; raters prefer v2"
+    assert aliases(client, name) == {"candidate": "1", "champion": "2"}
+
+    # A never-gated version is refused too; gating v3 moves only candidate; a failed re-gate drops candidate.
+    v3 = register(client, logged_generator, name)
+    with pytest.raises(ApprovalRefused, match="never gated"):
+        approve_version(client, name, "3", approved_by="carol")
+    apply_gate(client, v3, GateDecision(True, []))
+    assert aliases(client, name) == {"candidate": "3", "champion": "2"}
+    apply_gate(client, v3, GateDecision(False, ["re-evaluated: fid regressed"]))
+    assert aliases(client, name) == {"champion": "2"}
+    assert client.get_model_version(name, "3").tags["gate_reasons"] == "re-evaluated: fid regressed"
+
+    # What is served resolves through the alias with plain MLflow.
+    faces = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(pd.DataFrame({"seed": [7]}))
+    assert faces.shape == (1, 16, 16, 3) and faces.dtype == np.uint8
+
+
+def test_approving_a_missing_version_is_an_mlflow_error(mlflow_tracking: MlflowClient, logged_generator: dict) -> None:
+    name = unique_name()
+    register(mlflow_tracking, logged_generator, name)
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        approve_version(mlflow_tracking, name, "9", approved_by="alice")
+    with pytest.raises(ValueError, match="approved_by"):
+        approve_version(mlflow_tracking, name, "1", approved_by=" ")

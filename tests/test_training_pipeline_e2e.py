@@ -1,0 +1,166 @@
+"""The `training` pipeline end to end: real ZenML runs on tiny real data against a real MLflow server on 127.0.0.1.
+
+Specifies: manifest accounting (kept + quarantined = ingested, bad files quarantined with reasons), finite FID/KID
+logged to the MLflow run with sample grids, a registered `facegen-generator` version per run, the `candidate` alias
+rule, `champion` moved only by approval, and a clear failure for an empty source.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "facegen-generator"
+BIN = Path(sys.executable).parent
+N_FACES = 40
+
+
+def _run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def zenml_env(tmp_path_factory, mlflow_server: str, facegen_home: Path) -> dict[str, str]:
+    """An isolated ZenML store with a stack whose MLflow tracker points at the test server."""
+    state = tmp_path_factory.mktemp("zenml_state")
+    env = {
+        **os.environ,
+        "ZENML_CONFIG_PATH": str(state / "zenml"),
+        "ZENML_ANALYTICS_OPT_IN": "false",
+        "AUTO_OPEN_DASHBOARD": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "FACEGEN_HOME": str(facegen_home),
+        "MLFLOW_TRACKING_URI": mlflow_server,
+    }
+    stack = _run([str(BIN / "python"), "scripts/zenml_stack.py", "--stack", "facegen-test", "--tracking-uri",
+                  mlflow_server, "--username", "facegen", "--password", "facegen", "--no-activate"], env)
+    env["ZENML_ACTIVE_STACK_ID"] = stack.stdout.strip().splitlines()[-1]
+    return env
+
+
+@pytest.fixture(scope="module")
+def face_folder(tmp_path_factory, utkface_zip: Path, face_members: list[str]) -> Path:
+    """Real faces plus three bad files: a truncated JPEG, a text file named .jpg, and an exact duplicate."""
+    folder = tmp_path_factory.mktemp("faces")
+    with zipfile.ZipFile(utkface_zip) as archive:
+        for member in face_members[:N_FACES]:
+            (folder / Path(member).name).write_bytes(archive.read(member))
+    first = sorted(folder.iterdir())[0]
+    (folder / "truncated.jpg").write_bytes(first.read_bytes()[:300])
+    (folder / "notes.jpg").write_text("not an image")
+    shutil.copy(first, folder / "copy_of_first.jpg")
+    return folder
+
+
+def _config(tmp_path: Path, source: Path, **gate: float) -> Path:
+    config = yaml.safe_load((REPO_ROOT / "tests/configs/tiny.yaml").read_text())
+    config["parameters"]["source"] = str(source)
+    config["steps"]["ingest"]["parameters"]["max_images"] = None
+    config["steps"]["deploy_gate"]["parameters"].update(gate)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _run_pipeline(env: dict[str, str], config: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return _run([str(BIN / "zenml"), "pipeline", "run", "pipelines.training.training", "-c", str(config)], env, check)
+
+
+INSPECT = """
+import json
+from zenml.client import Client
+run = Client().get_pipeline(name_id_or_prefix="training").last_run
+screened = run.steps["quality_filter"].outputs["screened_manifest"][0].load()
+manifest = run.steps["ingest"].outputs["manifest"][0].load()
+gate = run.steps["deploy_gate"].outputs["gate_decision"][0].load()
+print(json.dumps({"status": run.status.value, "ingested": len(manifest), "screened": len(screened),
+                  "statuses": screened["status"].value_counts().to_dict(),
+                  "reasons": screened.set_index("name")["reason"].dropna().to_dict(), "gate": gate}))
+"""
+
+
+def _inspect_last_run(env: dict[str, str]) -> dict:
+    return json.loads(_run([str(BIN / "python"), "-c", INSPECT], env).stdout.strip().splitlines()[-1])
+
+
+def _alias_version(client: MlflowClient, alias: str) -> str | None:
+    try:
+        return client.get_model_version_by_alias(MODEL, alias).version
+    except MlflowException:
+        return None
+
+
+def test_training_pipeline_registers_gates_and_never_moves_champion(
+    zenml_env, face_folder: Path, mlflow_server: str, tmp_path: Path
+):
+    client = MlflowClient(tracking_uri=mlflow_server)
+
+    # Run 1: generous gates, no champion yet → version 1 passes and becomes `candidate`.
+    _run_pipeline(zenml_env, _config(tmp_path, face_folder, max_fid=1000.0))
+    first = _inspect_last_run(zenml_env)
+    assert first["status"] == "completed"
+    assert first["ingested"] == first["screened"] == N_FACES + 3
+    assert first["statuses"].get("kept", 0) + first["statuses"].get("quarantined", 0) == first["ingested"]
+    assert first["statuses"]["kept"] >= N_FACES - 2  # real faces pass (a blurry one may not)
+    assert first["reasons"]["truncated.jpg"] == "undecodable"
+    assert first["reasons"]["notes.jpg"] == "undecodable"
+    assert first["reasons"]["copy_of_first.jpg"] == "duplicate_sha256"
+
+    run = client.get_run(client.get_model_version(MODEL, "1").run_id)
+    for metric in ("fid", "kid_mean", "kid_std"):
+        assert math.isfinite(run.data.metrics[metric]), metric
+    assert run.data.metrics["fid"] > 0
+    assert "train_loss_d" in run.data.metrics and "data_quarantined" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
+    assert "samples/epoch_001.png" in artifacts and "samples/evaluation_grid.png" in artifacts
+    human_eval = {a.path for a in client.list_artifacts(run.info.run_id, "human_eval/rater")}
+    assert {"human_eval/rater/index.html", "human_eval/rater/ratings_template.csv"} <= human_eval
+
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags["gate_status"] == "passed"
+    assert first["gate"] == {**first["gate"], "version": "1", "passed": True}
+    assert _alias_version(client, "candidate") == "1"
+    assert _alias_version(client, "champion") is None  # the pipeline never approves
+
+    # A person approves version 1.
+    _run([str(BIN / "facegen"), "approve", "1", "--by", "e2e-test", "--tracking-uri", mlflow_server], zenml_env)
+    assert _alias_version(client, "champion") == "1"
+
+    # Run 2: an impossible FID ceiling → version 2 is registered but fails; candidate and champion stay on 1.
+    _run_pipeline(zenml_env, _config(tmp_path, face_folder, max_fid=0.001))
+    second = _inspect_last_run(zenml_env)
+    assert second["gate"]["version"] == "2" and second["gate"]["passed"] is False
+    assert any("fid" in reason for reason in second["gate"]["reasons"])
+    assert client.get_model_version(MODEL, "2").tags["gate_status"] == "failed"
+    assert _alias_version(client, "candidate") == "1"
+    assert _alias_version(client, "champion") == "1"
+    run2 = client.get_model_version(MODEL, "2").run_id
+    key = client.download_artifacts(run2, "human_eval/answer_key.csv", str(tmp_path))
+    assert "candidate_vs_champion" in Path(key).read_text()  # with a champion, the export compares against it
+
+
+def test_empty_source_fails_with_a_message_naming_it(zenml_env, tmp_path: Path):
+    empty = tmp_path / "no_images_here"
+    empty.mkdir()
+    result = _run_pipeline(zenml_env, _config(tmp_path, empty), check=False)
+    assert result.returncode != 0
+    assert "no images found" in result.stdout + result.stderr
+    assert str(empty) in result.stdout + result.stderr
