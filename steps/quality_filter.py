@@ -14,14 +14,14 @@ from steps.materializers import ManifestMaterializer
 def quality_filter(
     manifest: pd.DataFrame,
     min_side: int = 64,
-    blur_threshold: float = 50.0,
+    blur_threshold: float = 7.0,
 ) -> Annotated[pd.DataFrame, "screened_manifest"]:
     """Every ingested row comes out, marked kept or quarantined: nothing is silently dropped."""
     screened = assess_quality(manifest, min_side=min_side, blur_threshold=blur_threshold)
     kept = int((screened["status"] == "kept").sum())
     if kept == 0:
         raise ValueError(
-            f"no usable image in source {manifest['uri'].iloc[0].rsplit('/', 1)[0]!r}: "
+            f"no usable image in source {', '.join(sorted(manifest['source'].unique()))}: "
             f"all {len(screened)} quarantined ({quarantine_summary(screened)})"
         )
     reasons = quarantine_summary(screened)
