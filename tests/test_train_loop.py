@@ -10,6 +10,8 @@ import torch
 
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
 from facegen.models.sampling import generate_images
+from facegen.models.losses import GanLoss, generator_loss, discriminator_loss, register_loss
+from facegen.train.checkpoint import load_checkpoint
 from facegen.train.config import TrainingConfig
 from facegen.train.ema import GeneratorEMA
 from facegen.train.loop import train_gan
@@ -48,9 +50,10 @@ def test_training_reports_every_step_and_a_grid_per_epoch(faces_16: np.ndarray, 
     grid = monitor.grids[-1][1]
     assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[2] == 3
 
-    checkpoint = torch.load(tmp_path / "last.pt", weights_only=False)
-    assert checkpoint["epoch"] == 2 and checkpoint["generator_steps"] == result.generator_steps
-    assert {"generator", "generator_ema", "discriminator", "opt_g", "opt_d"} <= checkpoint.keys()
+    checkpoint = load_checkpoint(tmp_path / "last.pt", torch.device("cpu"))  # weights_only=True inside
+    assert checkpoint["generator_steps"] == result.generator_steps
+    assert checkpoint["images_seen"] == result.images_seen
+    assert {"generator", "generator_ema", "discriminator", "opt_g", "opt_d", "scaler", "rng"} <= checkpoint.keys()
     assert not list(tmp_path.glob(".last.pt.*"))  # no temp file left behind
 
 
@@ -89,3 +92,93 @@ def test_bad_inputs_are_refused():
         train_gan(np.zeros((4, 3, 16, 16), np.float32), TrainingConfig(), progress=False)
     with pytest.raises(ValueError, match="epochs"):
         TrainingConfig(epochs=0)
+
+
+def test_resume_continues_exactly_where_the_run_stopped(faces_16: np.ndarray, tmp_path: Path):
+    """Two epochs straight == one epoch, stop, resume to two: same weights, same counters, one unbroken curve."""
+    straight = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 2}), progress=False)
+
+    checkpoint = tmp_path / "last.pt"
+    first_half = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 1}), checkpoint_path=checkpoint,
+                           progress=False)
+    resumed = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 2}), checkpoint_path=checkpoint,
+                        resume=True, progress=False)
+
+    assert resumed.resumed_from_step == first_half.generator_steps > 0
+    assert resumed.generator_steps == straight.generator_steps
+    assert resumed.images_seen == straight.images_seen
+    assert [row["step"] for row in resumed.history] == [row["step"] for row in straight.history]
+    for name, tensor in straight.generator.state_dict().items():
+        assert torch.equal(tensor, resumed.generator.state_dict()[name]), name
+
+
+class KillAtStep(RecordingMonitor):
+    """Raises at a given step, like a pre-empted node: the step's checkpoint interval has not come round yet."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.kill_step = step
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        if step == self.kill_step:
+            raise KeyboardInterrupt(f"killed at step {step}")
+
+
+def test_a_run_killed_mid_epoch_resumes_from_its_last_checkpoint_exactly(faces_16: np.ndarray, tmp_path: Path):
+    config = TrainingConfig.from_dict({**TINY, "epochs": 1, "batch_size": 8, "checkpoint_every_steps": 3})
+    straight = train_gan(faces_16, config, progress=False)
+    checkpoint = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(faces_16, config, checkpoint_path=checkpoint, monitor=KillAtStep(5), progress=False)
+    assert load_checkpoint(checkpoint, torch.device("cpu"))["generator_steps"] == 3
+    resumed = train_gan(faces_16, config, checkpoint_path=checkpoint, resume=True, progress=False)
+    assert resumed.resumed_from_step == 3
+    assert resumed.generator_steps == straight.generator_steps == len(faces_16) // 8
+    for name, tensor in straight.generator.state_dict().items():
+        assert torch.equal(tensor, resumed.generator.state_dict()[name]), name
+
+
+_calls = {"n": 0}
+
+
+def _nan_on_third_call(fake_logits: torch.Tensor) -> torch.Tensor:
+    _calls["n"] += 1
+    loss = generator_loss(fake_logits)
+    return loss * float("nan") if _calls["n"] == 3 else loss
+
+
+register_loss("test_nan_once", GanLoss(discriminator_loss, _nan_on_third_call))
+register_loss("test_nan_always", GanLoss(discriminator_loss, lambda logits: generator_loss(logits) * float("nan")))
+
+
+def test_a_non_finite_loss_rolls_back_and_training_continues(faces_16: np.ndarray):
+    _calls["n"] = 0
+    result = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 2, "loss": "test_nan_once"}),
+                       progress=False)
+    assert result.rollbacks == 1
+    assert result.generator_steps == 2 * (len(faces_16) // 16)
+    assert all(np.isfinite(row["loss_g"]) for row in result.history)
+
+
+def test_persistent_non_finite_losses_fail_clearly(faces_16: np.ndarray):
+    config = TrainingConfig.from_dict({**TINY, "epochs": 1, "loss": "test_nan_always", "max_nan_rollbacks": 2})
+    with pytest.raises(FloatingPointError, match="rolled back 2 times"):
+        train_gan(faces_16, config, progress=False)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"loss": "minimax"},
+        {"loss": "hinge", "r1_gamma": 1.0, "r1_every": 2},
+        {"loss": "wgan_gp", "model": {"latent_dim": 16, "width": 8, "norm": "layer"}},
+        {"loss": "non_saturating", "diffaugment": "color,translation,cutout", "instance_noise": 0.1},
+        {"precision": "bf16", "channels_last": True},
+    ],
+    ids=["minimax", "hinge+r1", "wgan_gp", "diffaugment+noise", "bf16+channels_last"],
+)
+def test_every_objective_and_engine_option_trains_finitely(faces_16: np.ndarray, options: dict):
+    result = train_gan(faces_16[:64], TrainingConfig.from_dict({**TINY, "epochs": 1, **options}), progress=False)
+    assert result.generator_steps == 4
+    assert all(np.isfinite(row["loss_d"]) and np.isfinite(row["loss_g"]) for row in result.history)
+    assert {"grad_norm_g", "grad_norm_d", "diversity_ratio", "d_accuracy_real"} <= result.history[0].keys()

@@ -1,4 +1,4 @@
-"""Training configuration: one dataclass, filled from the ``train_gan`` step's YAML parameters."""
+"""Training configuration: one dataclass, filled from the ``train_gan`` step's YAML parameters (and ddp_main's)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -24,30 +26,49 @@ class TrainingConfig:
     """Everything the trainer needs besides the data."""
 
     architecture: str = "dcgan"  # a name from facegen.models.registry
-    model: dict[str, Any] = field(default_factory=dict)  # architecture kwargs: latent_dim, width, norm, …
+    model: dict[str, Any] = field(default_factory=dict)  # architecture kwargs: latent_dim, width, norm, conditioning…
     epochs: int = 5  # passes of the real images through D
-    batch_size: int = 64
+    batch_size: int = 64  # global batch (split across DDP ranks)
     d_steps_per_g_step: int = 1  # k discriminator steps before each generator step
-    lr_g: float = 2e-4
+    loss: str = "non_saturating"  # minimax | non_saturating | hinge | wgan_gp (facegen.models.losses)
+    gp_weight: float = 10.0  # WGAN-GP penalty weight
+    r1_gamma: float = 0.0  # R1 penalty weight on real images (0 = off)
+    r1_every: int = 16  # lazy regularisation: R1 every this many D steps, scaled up accordingly
+    lr_g: float = 2e-4  # separate learning rates for G and D (TTUR)
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas, DCGAN's
     ema_decay: float = 0.999  # EMA of G used for evaluation and serving
+    instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs, annealed linearly to 0
+    diffaugment: str = ""  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a gradient scaler)
+    channels_last: bool = False  # NHWC memory format for convolutions on GPU
+    compile: bool = False  # torch.compile G and D
+    data_on_device: str = "auto"  # auto | always | never: keep the uint8 dataset on the GPU when it fits
     grid_size: int = 64  # faces in the per-epoch sample grid (fixed latents)
     log_every_steps: int = 10  # loss logging interval, in generator steps
+    monitor_every_steps: int = 50  # gradient norms, diversity (mode-collapse signal)
+    fid_every_steps: int = 0  # FID at intervals through a caller-supplied function (0 = off)
+    checkpoint_every_steps: int = 0  # also checkpoint every N generator steps (0 = end of each epoch only)
+    max_nan_rollbacks: int = 3  # non-finite losses: roll back to the last checkpoint this often, then fail
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "d_steps_per_g_step", "grid_size", "log_every_steps"):
+        for name in ("epochs", "batch_size", "d_steps_per_g_step", "grid_size", "log_every_steps", "r1_every",
+                     "monitor_every_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.data_on_device not in ("auto", "always", "never"):
+            raise ValueError(f"data_on_device must be auto, always or never, got {self.data_on_device!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainingConfig":
         """Build from plain YAML values (nested ``augment`` dict, ``betas`` list)."""
         values = dict(values)
-        if "augment" in values:
+        if isinstance(values.get("augment"), dict):
             values["augment"] = AugmentConfig(**values["augment"])
         if "betas" in values:
             values["betas"] = tuple(values["betas"])

@@ -1,12 +1,20 @@
-"""The adversarial training loop: k discriminator steps, then one generator step, on GPU-resident uint8 data."""
+"""The adversarial training loop: k discriminator steps, then one generator step.
+
+Real batches come from a device-resident uint8 dataset (``DataFeed``), are augmented on the device, and D sees
+real and generated images through the same DiffAugment policy. Under torchrun the models are DDP-wrapped and each
+rank takes its slice of every global batch. The data order is a pure function of (seed, epoch) and the RNG state is
+checkpointed, so a resumed run continues exactly; non-finite losses roll back to the last good state.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -15,16 +23,27 @@ from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from facegen.data.augment import augment_batch, to_unit_range
-from facegen.models.bundle import atomic_torch_save
-from facegen.models.losses import discriminator_loss, generator_loss
+from facegen.models.losses import get_loss, gradient_penalty, r1_penalty
 from facegen.models.registry import build_discriminator, build_generator
 from facegen.models.sampling import seeded_latents, to_uint8
+from facegen.train.checkpoint import load_checkpoint, save_checkpoint
 from facegen.train.config import TrainingConfig
+from facegen.train.data_feed import DataFeed
+from facegen.train.diffaugment import diff_augment, parse_policy
+from facegen.train.distributed import (
+    DistributedContext,
+    assert_replicas_identical,
+    init_from_environment,
+    mean_across_ranks,
+    unwrap,
+    wrap,
+)
 from facegen.train.ema import GeneratorEMA
+from facegen.train.monitors import discriminator_accuracy, gradient_norm, mean_pairwise_distance
 
 
 class TrainingMonitor(Protocol):
-    """Where the loop reports: MLflow in the pipeline, a list in tests."""
+    """Where the loop reports (main rank only): MLflow in the pipeline, a list in tests."""
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
 
@@ -40,116 +59,266 @@ class TrainingResult:
     images_seen: int = 0
     generator_steps: int = 0
     seconds: float = 0.0
+    rollbacks: int = 0
+    resumed_from_step: int = 0
+    replica_digests: list[list[float]] = field(default_factory=list)  # one per DDP rank, all equal
 
 
-def sample_grid(generator: nn.Module, latents: torch.Tensor) -> np.ndarray:
+def sample_grid(generator: nn.Module, latents: torch.Tensor, labels: torch.Tensor | None = None) -> np.ndarray:
     """A H×W×3 uint8 grid of the generator's faces for fixed latents."""
     with torch.no_grad():
-        images = torch.from_numpy(to_uint8(generator(latents)))
-    nrow = max(1, int(math.sqrt(len(images))))
-    return make_grid(images, nrow=nrow, padding=1).permute(1, 2, 0).numpy()
+        images = generator(latents) if labels is None else generator(latents, labels)
+    images = torch.from_numpy(to_uint8(images))
+    return make_grid(images, nrow=max(1, int(math.sqrt(len(images)))), padding=1).permute(1, 2, 0).numpy()
 
 
-def _check_finite(step: int, **losses: torch.Tensor) -> None:
-    for name, value in losses.items():
-        if not torch.isfinite(value):
-            raise FloatingPointError(f"{name} became {value.item()} at generator step {step}; training stopped")
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled data order of one epoch: a pure function of (seed, epoch), so a resumed run sees the same."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+class _Trainer:
+    """Holds the models, optimisers and counters of one run; ``train_gan`` drives it."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None, config: TrainingConfig,
+                 context: DistributedContext) -> None:
+        self.config, self.context, self.device = config, context, context.device
+        self.loss = get_loss(config.loss)
+        self.policy = parse_policy(config.diffaugment)
+        torch.manual_seed(config.seed)
+        self.rng = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * context.rank)
+        self.model_config = {**config.model, "resolution": int(images.shape[-1])}
+        self.generator = build_generator(config.architecture, self.model_config).to(self.device)
+        self.discriminator = build_discriminator(config.architecture, self.model_config).to(self.device)
+        self.conditional = bool(getattr(self.generator, "conditional", False))
+        if self.conditional and labels is None:
+            raise ValueError("a conditional architecture needs labels for the training images")
+        if config.channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+        self.ema = GeneratorEMA(self.generator, config.ema_decay)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=config.betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=config.betas)
+        if config.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("fp16 autocast needs a CUDA device; use bf16 on the CPU")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+        self.g_train = wrap(torch.compile(self.generator) if config.compile else self.generator, context)
+        self.d_train = wrap(torch.compile(self.discriminator) if config.compile else self.discriminator, context)
+        self.feed = DataFeed(images, labels if self.conditional else None, self.device, config.data_on_device)
+        self.per_rank_batch = max(1, min(config.batch_size, len(images)) // context.world_size)
+        self.steps_per_epoch = max(1, len(images) // (self.per_rank_batch * context.world_size * config.d_steps_per_g_step))
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.step = 0  # generator steps done
+        self.d_steps = 0
+        self.images_seen = 0
+        self.rollbacks = 0
+        self.history: list[dict[str, float]] = []
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "generator_steps": self.step, "d_steps": self.d_steps, "images_seen": self.images_seen,
+            "rollbacks": self.rollbacks, "history": self.history, "config": self.config.to_dict(),
+            "model_config": self.model_config,
+            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+            "generator_ema": self.ema.shadow.state_dict(), "ema_updates": self.ema.updates,
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "scaler": self.scaler.state_dict(),
+            "rng": self.rng.get_state(),
+        }
+
+    def load_state(self, state: dict[str, Any], restore_rng: bool = True) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.ema.shadow.load_state_dict(state["generator_ema"])
+        self.ema.updates = int(state["ema_updates"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.d_steps = int(state["generator_steps"]), int(state["d_steps"])
+        self.images_seen = int(state["images_seen"])
+        self.history = [dict(row) for row in state["history"]]
+        if restore_rng:
+            self.rng.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
+
+    # -- one step ---------------------------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _latents(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.generator.latent_dim, device=self.device, generator=self.rng)
+
+    def _fake_labels(self, n: int) -> torch.Tensor | None:
+        """Labels for generated images drawn from the data's own label distribution."""
+        if not self.conditional:
+            return None
+        rows = torch.randint(0, len(self.feed), (n,), device=self.device, generator=self.rng)
+        return self.feed.labels[rows.to(self.feed.labels.device)]
+
+    def _d_input(self, images: torch.Tensor) -> torch.Tensor:
+        """What D sees: DiffAugment, then annealed instance noise, in the configured memory format."""
+        images = diff_augment(images, self.policy, self.rng)
+        noise_std = self.config.instance_noise * max(0.0, 1.0 - self.step / self.total_steps)
+        if noise_std > 0:
+            images = images + noise_std * torch.randn(images.shape, device=self.device, generator=self.rng)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def _call(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return model(x) if labels is None else model(x, labels)
+
+    def discriminator_step(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        raw, real_labels = self.feed.batch(index)
+        real = augment_batch(to_unit_range(raw), generator=self.rng, **self.config.augment.__dict__)
+        fake_labels = self._fake_labels(len(real))
+        with torch.no_grad(), self._autocast():
+            fake = self._call(self.generator, self._latents(len(real)), fake_labels).float()
+        apply_r1 = self.config.r1_gamma > 0 and self.d_steps % self.config.r1_every == 0
+        real_in = self._d_input(real).detach().requires_grad_(apply_r1)
+        with self._autocast():
+            real_logits = self._call(self.d_train, real_in, real_labels).float()
+            fake_logits = self._call(self.d_train, self._d_input(fake), fake_labels).float()
+            loss = self.loss.discriminator(real_logits, fake_logits)
+        total = loss
+        if apply_r1:  # lazy R1: every r1_every steps, weighted up by r1_every
+            total = total + self.config.r1_gamma / 2 * r1_penalty(real_logits, real_in) * self.config.r1_every
+        if self.loss.needs_gradient_penalty:
+            critic = lambda x: self._call(unwrap(self.d_train), x, real_labels).float()  # noqa: E731
+            total = total + self.config.gp_weight * gradient_penalty(critic, real, fake)
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.opt_d)
+        self.scaler.update()
+        self.d_steps += 1
+        return {"loss_d": loss.detach(), "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach()}
+
+    def generator_step(self) -> torch.Tensor:
+        labels = self._fake_labels(self.per_rank_batch)
+        self.discriminator.requires_grad_(False)  # G's step must not touch D (and D's DDP must not sync)
+        with self._autocast():
+            fake = self._call(self.g_train, self._latents(self.per_rank_batch), labels)
+            logits = self._call(self.discriminator, self._d_input(fake.float()), labels).float()
+            loss = self.loss.generator(logits)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+        self.discriminator.requires_grad_(True)
+        self.ema.update(self.generator)
+        return loss.detach()
 
 
 def train_gan(
     images: np.ndarray,
     config: TrainingConfig,
     *,
+    labels: np.ndarray | None = None,
     monitor: TrainingMonitor | None = None,
     checkpoint_path: Path | None = None,
+    resume: bool = False,
+    fid_fn: Callable[[nn.Module], float] | None = None,
     progress: bool = True,
 ) -> TrainingResult:
-    """Train a GAN on uint8 images (N×3×R×R) and return the EMA generator with the loss history."""
+    """Train a GAN on uint8 images (N×3×R×R) and return the EMA generator with the metric history.
+
+    ``resume``: continue from ``checkpoint_path`` when it exists (counters, curves, RNG and data order included).
+    Under torchrun (WORLD_SIZE > 1) this joins the process group and trains with DDP.
+    """
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
         raise ValueError(f"expected uint8 N×3×R×R images, got {images.dtype} {images.shape}")
     if len(images) < 2:
         raise ValueError(f"need at least 2 training images, got {len(images)}")
-    device = config.resolve_device()
-    torch.manual_seed(config.seed)
-    rng = torch.Generator(device=device).manual_seed(config.seed)
-    model_config = {**config.model, "resolution": int(images.shape[-1])}
-    generator = build_generator(config.architecture, model_config).to(device)
-    discriminator = build_discriminator(config.architecture, model_config).to(device)
-    ema = GeneratorEMA(generator, config.ema_decay)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=config.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas)
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"{len(labels)} label rows for {len(images)} images")
+    context = init_from_environment(config.resolve_device())
+    trainer = _Trainer(images, labels, config, context)
+    resumed_from = 0
+    if resume and checkpoint_path is not None and checkpoint_path.exists():
+        trainer.load_state(load_checkpoint(checkpoint_path, trainer.device))
+        resumed_from = trainer.step
+    good_state = copy.deepcopy(trainer.state())
+    grid_latents = seeded_latents(config.grid_size, trainer.generator.latent_dim, config.seed + 1, trainer.device)
+    grid_labels = trainer._fake_labels(config.grid_size)
 
-    data = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # moved once, uint8
-    batch_size = min(config.batch_size, len(data))
-    steps_per_epoch = max(1, len(data) // (batch_size * config.d_steps_per_g_step))
-    grid_latents = seeded_latents(config.grid_size, generator.latent_dim, config.seed + 1, device)
-    augment = config.augment.__dict__
+    def checkpoint() -> None:
+        nonlocal good_state
+        good_state = copy.deepcopy(trainer.state())
+        if checkpoint_path is not None and context.is_main:
+            save_checkpoint(checkpoint_path, good_state)
 
-    result = TrainingResult(ema.shadow, discriminator, model_config)
     started = time.perf_counter()
-    bar = tqdm(total=config.epochs * steps_per_epoch, desc="train_gan", unit="step", disable=not progress)
-    for epoch in range(1, config.epochs + 1):
-        order = torch.randperm(len(data), generator=rng, device=device)
-        cursor = 0
-        for _ in range(steps_per_epoch):
-            for _ in range(config.d_steps_per_g_step):
-                index = order[cursor : cursor + batch_size]
-                cursor += batch_size
-                real = augment_batch(to_unit_range(data[index]), generator=rng, **augment)
-                with torch.no_grad():
-                    fake = generator(torch.randn(len(real), generator.latent_dim, device=device, generator=rng))
-                real_logits, fake_logits = discriminator(real), discriminator(fake)
-                loss_d = discriminator_loss(real_logits, fake_logits)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-
-            fake_logits = discriminator(generator(torch.randn(batch_size, generator.latent_dim, device=device, generator=rng)))
-            loss_g = generator_loss(fake_logits)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            ema.update(generator)
-
-            result.generator_steps += 1
-            result.images_seen += batch_size * config.d_steps_per_g_step
-            _check_finite(result.generator_steps, loss_d=loss_d, loss_g=loss_g)
-            if result.generator_steps % config.log_every_steps == 0 or result.generator_steps == 1:
-                metrics = {
-                    "loss_d": loss_d.item(),
-                    "loss_g": loss_g.item(),
-                    "d_real_prob": torch.sigmoid(real_logits).mean().item(),
-                    "d_fake_prob": torch.sigmoid(fake_logits).mean().item(),
-                    "epoch": float(epoch),
-                    "images_seen": float(result.images_seen),
-                }
-                result.history.append({"step": float(result.generator_steps), **metrics})
-                if monitor:
-                    monitor.on_step(result.generator_steps, metrics)
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
-
-        if monitor:
-            monitor.on_epoch_end(epoch, result.generator_steps, sample_grid(ema.shadow, grid_latents))
-        if checkpoint_path is not None:
-            atomic_torch_save(
-                {
-                    "epoch": epoch,
-                    "generator_steps": result.generator_steps,
-                    "images_seen": result.images_seen,
-                    "config": config.to_dict(),
-                    "model_config": model_config,
-                    "generator": generator.state_dict(),
-                    "generator_ema": ema.shadow.state_dict(),
-                    "discriminator": discriminator.state_dict(),
-                    "opt_g": opt_g.state_dict(),
-                    "opt_d": opt_d.state_dict(),
-                    "rng": rng.get_state(),
-                },
-                checkpoint_path,
-            )
+    bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="train_gan", unit="step",
+               disable=not (progress and context.is_main))
+    while trainer.step < trainer.total_steps:
+        epoch, position = divmod(trainer.step, trainer.steps_per_epoch)
+        order = epoch_order(len(images), config.seed, epoch).to(trainer.device)
+        global_batch = trainer.per_rank_batch * context.world_size
+        cursor = position * global_batch * config.d_steps_per_g_step
+        for d_index in range(config.d_steps_per_g_step):
+            start = cursor + d_index * global_batch
+            rank_slice = order[start : start + global_batch][context.rank :: context.world_size]
+            d_out = trainer.discriminator_step(rank_slice)
+        loss_g = trainer.generator_step()
+        losses = torch.stack([mean_across_ranks(d_out["loss_d"], context), mean_across_ranks(loss_g, context)])
+        if not torch.isfinite(losses).all():
+            trainer.rollbacks += 1
+            if trainer.rollbacks > config.max_nan_rollbacks:
+                raise FloatingPointError(
+                    f"non-finite loss (loss_d, loss_g = {losses.tolist()}) at generator step {trainer.step + 1}; "
+                    f"rolled back {config.max_nan_rollbacks} times already: lower the learning rates or use bf16"
+                )
+            rollbacks = trainer.rollbacks
+            trainer.load_state(good_state, restore_rng=False)  # new random draws, same weights as last good state
+            trainer.rollbacks = rollbacks
+            bar.n = trainer.step
+            continue
+        trainer.step += 1
+        trainer.images_seen += global_batch * config.d_steps_per_g_step
+        if context.is_main and (trainer.step % config.log_every_steps == 0 or trainer.step == 1):
+            real_acc, fake_acc = discriminator_accuracy(d_out["real_logits"], d_out["fake_logits"])
+            metrics = {"loss_d": losses[0].item(), "loss_g": losses[1].item(),
+                       "d_real_prob": torch.sigmoid(d_out["real_logits"]).mean().item(),
+                       "d_fake_prob": torch.sigmoid(d_out["fake_logits"]).mean().item(),
+                       "d_accuracy_real": real_acc, "d_accuracy_fake": fake_acc,
+                       "epoch": float(epoch + 1), "images_seen": float(trainer.images_seen),
+                       "rollbacks": float(trainer.rollbacks)}
+            if trainer.step % config.monitor_every_steps == 0 or trainer.step == 1:
+                metrics |= _health(trainer, grid_latents, grid_labels)
+            if fid_fn is not None and config.fid_every_steps and trainer.step % config.fid_every_steps == 0:
+                metrics["fid"] = fid_fn(trainer.ema.shadow)
+            trainer.history.append({"step": float(trainer.step), **metrics})
+            if monitor:
+                monitor.on_step(trainer.step, metrics)
+        bar.update(1)
+        bar.set_postfix(epoch=epoch + 1, loss_d=f"{losses[0].item():.3f}", loss_g=f"{losses[1].item():.3f}")
+        epoch_done = trainer.step % trainer.steps_per_epoch == 0
+        if config.checkpoint_every_steps and trainer.step % config.checkpoint_every_steps == 0 or epoch_done:
+            checkpoint()
+        if epoch_done and monitor and context.is_main:
+            monitor.on_epoch_end(epoch + 1, trainer.step, sample_grid(trainer.ema.shadow, grid_latents, grid_labels))
     bar.close()
-    result.seconds = time.perf_counter() - started
-    result.generator = ema.shadow.cpu().eval()
-    result.discriminator = discriminator.cpu()
-    return result
+    digests = assert_replicas_identical(trainer.generator, context) + assert_replicas_identical(trainer.discriminator, context)
+    return TrainingResult(
+        generator=trainer.ema.shadow.cpu().eval(), discriminator=trainer.discriminator.cpu(),
+        model_config=trainer.model_config, history=trainer.history, images_seen=trainer.images_seen,
+        generator_steps=trainer.step, seconds=time.perf_counter() - started, rollbacks=trainer.rollbacks,
+        resumed_from_step=resumed_from, replica_digests=digests,
+    )
+
+
+def _health(trainer: _Trainer, latents: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+    """Gradient norms of the last updates and the generated/real diversity ratio (mode-collapse signal)."""
+    with torch.no_grad():
+        fake = trainer._call(trainer.ema.shadow, latents, labels)
+        index = torch.randint(0, len(trainer.feed), (len(latents),), generator=torch.Generator().manual_seed(0))
+        real = to_unit_range(trainer.feed.batch(index.to(trainer.device))[0])
+    real_spread = mean_pairwise_distance(real)
+    return {
+        "grad_norm_g": gradient_norm(trainer.generator),
+        "grad_norm_d": gradient_norm(trainer.discriminator),
+        "diversity_generated": mean_pairwise_distance(fake),
+        "diversity_ratio": mean_pairwise_distance(fake) / max(real_spread, 1e-8),
+    }

@@ -1,0 +1,31 @@
+"""Training health signals: discriminator accuracy, gradient norms and a mode-collapse (diversity) signal."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def discriminator_accuracy(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[float, float]:
+    """Share of real images D scores as real, and of generated images it scores as fake (logit sign)."""
+    return (real_logits > 0).float().mean().item(), (fake_logits < 0).float().mean().item()
+
+
+def gradient_norm(module: nn.Module) -> float:
+    """L2 norm of all parameter gradients (exploding or vanishing updates show here first)."""
+    norms = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
+    return torch.stack(norms).norm().item() if norms else 0.0
+
+
+def mean_pairwise_distance(images: torch.Tensor, size: int = 16) -> float:
+    """Mean L2 distance between all pairs of (downscaled, flattened) images in [-1, 1].
+
+    Mode collapse shows as this falling toward 0 for generated batches while the same number on real images stays
+    put; the trainer logs the ratio generated / real (``diversity_ratio``).
+    """
+    assert images.ndim == 4 and images.shape[0] >= 2, f"need a batch of at least 2 images, got {tuple(images.shape)}"
+    small = F.interpolate(images.float(), size=(size, size), mode="area").flatten(1)
+    distances = torch.cdist(small, small)
+    n = small.shape[0]
+    return (distances.sum() / (n * (n - 1))).item()
