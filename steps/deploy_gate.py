@@ -31,7 +31,10 @@ def deploy_gate(
     require_beats_champion: bool = True,
     model_name: str = "facegen-generator",
 ) -> Annotated[dict, "gate_decision"]:
-    """Registers every trained generator (for the record) and states the gate decision on the version."""
+    """Registers every trained generator (for the record) and states the gate decision on the version.
+
+    ``human_eval_set`` is taken so the gate runs after the export; the version links to it in MLflow.
+    """
     client = MlflowClient()
     champion = champion_version(client, model_name)
     champion_metrics = version_metrics(client, champion) if champion else None
@@ -42,7 +45,8 @@ def deploy_gate(
         model_info.model_uri,
         name=model_name,
         metrics={key: metrics[key] for key in ("fid", "kid_mean", "kid_std")},
-        tags={"zenml_pipeline_run": context.pipeline_run.name, "human_eval_set": str(human_eval_set)},
+        tags={"zenml_pipeline_run": context.pipeline_run.name,
+              "human_eval_set": f"runs:/{mlflow.active_run().info.run_id}/human_eval"},
         client=client,
     )
     apply_gate(client, version, decision)
@@ -51,7 +55,7 @@ def deploy_gate(
         "version": version.version,
         "passed": decision.passed,
         "reasons": decision.reasons,
-        "champion_version": champion.version if champion else None,
+        "champion_version": champion.version if champion else "none",
     }
     mlflow.log_dict(outcome, "deploy_gate.json")
     log_metadata(metadata=outcome)
