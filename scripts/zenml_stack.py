@@ -1,16 +1,33 @@
-"""Register facegen's ZenML stack: local orchestrator + artifact store, MLflow experiment tracker and model registry.
+"""Register a facegen ZenML stack: orchestrator, artifact store, MLflow experiment tracker and model registry.
 
-Idempotent. The experiment tracker is named ``facegen-mlflow`` in every stack, because configs/*.yaml refer to it by
-that name. Usage:
+Idempotent: components and the stack are created, or updated in place when they exist. The experiment tracker is
+named ``facegen-mlflow`` in every stack, because configs/*.yaml refer to it by that name. Usage:
+
+    # local (make train): local orchestrator + local artifact store
     python scripts/zenml_stack.py --stack facegen-local --tracking-uri sqlite:////abs/.facegen/mlflow/mlflow.db
     python scripts/zenml_stack.py --stack facegen-test --tracking-uri http://127.0.0.1:5000 --no-activate
-Prints the stack's ID (tests pass it to runs as ZENML_ACTIVE_STACK_ID instead of activating it).
+
+    # artifacts in S3 (or MinIO / any S3-compatible store with --s3-endpoint-url); the keys go into the ZenML
+    # secret named by --s3-secret, copied from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY [/ AWS_SESSION_TOKEN]
+    python scripts/zenml_stack.py --stack facegen-s3 --tracking-uri http://mlflow:5000 \\
+        --artifact-store s3://facegen-artifacts/zenml --s3-endpoint-url http://minio:9000 --s3-secret facegen-s3
+
+    # Kubernetes (see scripts/register_k8s_stack.sh and docs/operations.md)
+    python scripts/zenml_stack.py --stack facegen-k8s --tracking-uri http://mlflow.facegen.svc:5000 \\
+        --artifact-store s3://facegen-artifacts/zenml --s3-secret facegen-s3 \\
+        --orchestrator kubernetes --kubernetes-context prod --kubernetes-namespace facegen \\
+        --container-registry registry.example.com/facegen --image-builder local
+
+Prints the stack's ID (tests pass it to runs as ZENML_ACTIVE_STACK_ID instead of activating it). Credentials are never
+written into a component's configuration: they live in a ZenML secret (or come from the environment where steps run).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import Any
 
 from zenml.client import Client
 from zenml.enums import StackComponentType
@@ -18,6 +35,17 @@ from zenml.exceptions import InitializationException
 
 TRACKER = "facegen-mlflow"
 MODEL_REGISTRY = "facegen-mlflow-registry"
+S3_ARTIFACT_STORE = "facegen-s3"
+K8S_ORCHESTRATOR = "facegen-k8s"
+CONTAINER_REGISTRY = "facegen-registry"
+IMAGE_BUILDER = "facegen-image-builder"
+
+#: Environment variable -> key in the ZenML secret the S3 artifact store authenticates with.
+S3_SECRET_KEYS = {
+    "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+    "AWS_SESSION_TOKEN": "aws_session_token",
+}
 
 
 def ensure_repository(root: Path) -> None:
@@ -29,46 +57,156 @@ def ensure_repository(root: Path) -> None:
             pass
 
 
-def ensure_component(client: Client, name: str, kind: StackComponentType, configuration: dict[str, str]) -> None:
-    """Create the MLflow component, or update its configuration when it already exists."""
+def ensure_component(
+    client: Client, name: str, kind: StackComponentType, configuration: dict[str, Any], flavor: str = "mlflow"
+) -> None:
+    """Create the component, or update its configuration when it exists (its flavor must match)."""
     try:
-        client.get_stack_component(kind, name)
+        existing = client.get_stack_component(kind, name)
     except KeyError:
-        client.create_stack_component(name=name, flavor="mlflow", component_type=kind, configuration=configuration)
+        client.create_stack_component(name=name, flavor=flavor, component_type=kind, configuration=configuration)
+        return
+    if existing.flavor_name != flavor:
+        raise SystemExit(
+            f"{kind.value} {name!r} exists with flavor {existing.flavor_name!r}, not {flavor!r}: "
+            f"delete it first (zenml {kind.value.replace('_', '-')} delete {name})"
+        )
+    client.update_stack_component(name, kind, configuration=configuration)
+
+
+def ensure_s3_secret(client: Client, name: str, environ: dict[str, str]) -> None:
+    """Create or update the ZenML secret ``name`` from the AWS_* keys in ``environ``.
+
+    Without those keys the secret must already exist (e.g. made with ``zenml secret create``).
+    """
+    values = {key: environ[env] for env, key in S3_SECRET_KEYS.items() if environ.get(env)}
+    try:
+        client.get_secret(name, allow_partial_name_match=False)
+    except KeyError:
+        if not {"aws_access_key_id", "aws_secret_access_key"} <= values.keys():
+            raise SystemExit(
+                f"ZenML secret {name!r} does not exist and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set: "
+                f"export them, or create it: zenml secret create {name} --aws_access_key_id=... "
+                "--aws_secret_access_key=..."
+            ) from None
+        client.create_secret(name=name, values=values)
     else:
-        client.update_stack_component(name, kind, configuration=configuration)
+        if values:
+            client.update_secret(name, add_or_update_values=values)
 
 
-def ensure_stack(stack: str, tracking_uri: str, username: str | None, password: str | None) -> str:
+def s3_store_configuration(path: str, endpoint_url: str | None, region: str | None, secret: str | None) -> dict:
+    """Configuration of ZenML's S3 artifact store: no keys in it, only the name of the secret holding them."""
+    configuration: dict[str, Any] = {"path": path.rstrip("/")}
+    client_kwargs = {key: value for key, value in (("endpoint_url", endpoint_url), ("region_name", region)) if value}
+    if client_kwargs:
+        configuration["client_kwargs"] = client_kwargs
+    if secret:
+        configuration["authentication_secret"] = secret
+    return configuration
+
+
+def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None) -> str:
+    environ = dict(os.environ if environ is None else environ)
     client = Client()
-    tracker_config = {"tracking_uri": tracking_uri}
-    if username:
-        tracker_config |= {"tracking_username": username, "tracking_password": password or ""}
+    tracker_config = {"tracking_uri": args.tracking_uri}
+    if args.username:
+        tracker_config |= {"tracking_username": args.username, "tracking_password": args.password or ""}
     ensure_component(client, TRACKER, StackComponentType.EXPERIMENT_TRACKER, tracker_config)
     ensure_component(client, MODEL_REGISTRY, StackComponentType.MODEL_REGISTRY, {})
-    try:
-        return str(client.get_stack(stack).id)
-    except KeyError:
-        components = {
-            StackComponentType.ORCHESTRATOR: "default",
-            StackComponentType.ARTIFACT_STORE: "default",
-            StackComponentType.EXPERIMENT_TRACKER: TRACKER,
-            StackComponentType.MODEL_REGISTRY: MODEL_REGISTRY,
+    components: dict[StackComponentType, str] = {
+        StackComponentType.ORCHESTRATOR: "default",
+        StackComponentType.ARTIFACT_STORE: "default",
+        StackComponentType.EXPERIMENT_TRACKER: TRACKER,
+        StackComponentType.MODEL_REGISTRY: MODEL_REGISTRY,
+    }
+
+    if args.artifact_store:
+        if not args.artifact_store.startswith("s3://"):
+            raise SystemExit(f"--artifact-store must be an s3://bucket/prefix, got {args.artifact_store!r}")
+        if args.s3_secret:
+            ensure_s3_secret(client, args.s3_secret, environ)
+        configuration = s3_store_configuration(args.artifact_store, args.s3_endpoint_url, args.s3_region, args.s3_secret)
+        ensure_component(client, S3_ARTIFACT_STORE, StackComponentType.ARTIFACT_STORE, configuration, flavor="s3")
+        components[StackComponentType.ARTIFACT_STORE] = S3_ARTIFACT_STORE
+    elif args.s3_endpoint_url or args.s3_secret or args.s3_region:
+        raise SystemExit("--s3-endpoint-url, --s3-region and --s3-secret need --artifact-store s3://...")
+
+    if args.orchestrator == "kubernetes":
+        if not args.container_registry:
+            raise SystemExit("the Kubernetes orchestrator needs --container-registry (where step images are pushed)")
+        if not (args.kubernetes_context or args.incluster):
+            raise SystemExit("the Kubernetes orchestrator needs --kubernetes-context NAME (or --incluster)")
+        orchestrator: dict[str, Any] = {"kubernetes_namespace": args.kubernetes_namespace, "incluster": args.incluster}
+        if args.kubernetes_context:
+            orchestrator["kubernetes_context"] = args.kubernetes_context
+        if args.service_account:
+            orchestrator["service_account_name"] = args.service_account
+        if args.skip_local_validations:
+            orchestrator["skip_local_validations"] = True
+        ensure_component(client, K8S_ORCHESTRATOR, StackComponentType.ORCHESTRATOR, orchestrator, flavor="kubernetes")
+        ensure_component(client, CONTAINER_REGISTRY, StackComponentType.CONTAINER_REGISTRY,
+                         {"uri": args.container_registry}, flavor=args.container_registry_flavor)  # fmt: skip
+        builder: dict[str, Any] = {}
+        if args.image_builder == "kaniko":
+            builder = {"kubernetes_context": args.kubernetes_context or "", "kubernetes_namespace":
+                       args.kubernetes_namespace}  # fmt: skip
+        ensure_component(client, IMAGE_BUILDER, StackComponentType.IMAGE_BUILDER, builder, flavor=args.image_builder)
+        components |= {
+            StackComponentType.ORCHESTRATOR: K8S_ORCHESTRATOR,
+            StackComponentType.CONTAINER_REGISTRY: CONTAINER_REGISTRY,
+            StackComponentType.IMAGE_BUILDER: IMAGE_BUILDER,
         }
-        return str(client.create_stack(name=stack, components=components).id)
+        if components[StackComponentType.ARTIFACT_STORE] == "default":
+            raise SystemExit("the Kubernetes orchestrator needs a remote artifact store: pass --artifact-store s3://...")
+
+    try:
+        existing = client.get_stack(args.stack)
+    except KeyError:
+        return str(client.create_stack(name=args.stack, components=components).id)
+    current = {kind: [c.name for c in existing.components.get(kind, [])] for kind in components}
+    if any(current[kind] != [name] for kind, name in components.items()):
+        client.update_stack(args.stack, component_updates=components)
+    return str(existing.id)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--stack", default="facegen-local")
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--username", help="MLflow server username (servers without auth accept any value)")
     parser.add_argument("--password")
     parser.add_argument("--no-activate", action="store_true", help="register only; print the stack ID")
     parser.add_argument("--root", type=Path, default=Path.cwd())
-    args = parser.parse_args()
+
+    s3 = parser.add_argument_group("S3 artifact store")
+    s3.add_argument("--artifact-store", metavar="S3_URI", help="s3://bucket/prefix (default: the local store)")
+    s3.add_argument("--s3-endpoint-url", help="endpoint of MinIO or another S3-compatible store (not for AWS)")
+    s3.add_argument("--s3-region", help="region name passed to the S3 client")
+    s3.add_argument("--s3-secret", metavar="NAME",
+                    help="ZenML secret with the S3 keys, created/updated from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                         "when set; omit it to use the default AWS credential chain where steps run")  # fmt: skip
+
+    k8s = parser.add_argument_group("Kubernetes orchestrator")
+    k8s.add_argument("--orchestrator", choices=["local", "kubernetes"], default="local")
+    k8s.add_argument("--kubernetes-context", help="kubeconfig context of the cluster")
+    k8s.add_argument("--incluster", action="store_true", help="submit from a pod inside the cluster")
+    k8s.add_argument("--kubernetes-namespace", default="facegen")
+    k8s.add_argument("--service-account", default="facegen-zenml",
+                     help="service account of the orchestrator pod (k8s/base/zenml-rbac.yaml)")  # fmt: skip
+    k8s.add_argument("--container-registry", metavar="URI", help="registry the step images are pushed to")
+    k8s.add_argument("--container-registry-flavor", default="default", help="default | aws | gcp | azure | ...")
+    k8s.add_argument("--image-builder", choices=["local", "kaniko"], default="local",
+                     help="local: Docker on the submitting machine (CI); kaniko: builds inside the cluster")  # fmt: skip
+    k8s.add_argument("--skip-local-validations", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     ensure_repository(args.root)
-    stack_id = ensure_stack(args.stack, args.tracking_uri, args.username, args.password)
+    stack_id = ensure_stack(args)
     if not args.no_activate:
         Client().activate_stack(args.stack)
     print(stack_id)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest_plugins = ["tests.mlflow_server"]
+pytest_plugins = ["tests.mlflow_server", "tests.s3_server"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UTKFACE_ZIP = REPO_ROOT.parent / "shared" / "data" / "utkface" / "UTKFace.zip"

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +11,7 @@ import pytest
 
 from facegen.data.manifest import build_manifest
 from facegen.data.sources import FolderSource, S3Source, ZipSource, open_source, read_entry
+from tests.s3_server import AWS_VARIABLES, aws_env
 
 
 @pytest.fixture(scope="module")
@@ -138,43 +134,15 @@ def test_missing_paths_and_unknown_schemes_fail_clearly(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------------------- s3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def s3_endpoint():
-    """A moto S3 server on 127.0.0.1 only, with dummy credentials in the environment."""
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    moto_server = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(moto_server), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(endpoint, timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        with pytest.MonkeyPatch.context() as patch:
-            for key in ("AWS_PROFILE", "FACEGEN_S3_ENDPOINT_URL"):
-                patch.delenv(key, raising=False)
-            patch.setenv("AWS_ENDPOINT_URL", endpoint)
-            patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-            patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-            patch.setenv("AWS_SESSION_TOKEN", "testing")
-            patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-            yield endpoint
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def s3_endpoint(s3_server: str, tmp_path_factory: pytest.TempPathFactory):
+    """The session's moto S3 server (tests/s3_server.py, 127.0.0.1 only), with dummy credentials in the environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in AWS_VARIABLES:
+            patch.delenv(key, raising=False)
+        for key, value in aws_env(s3_server, tmp_path_factory.mktemp("aws")).items():
+            patch.setenv(key, value)
+        yield s3_server
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,12 @@ what decodes is the quality filter's job (it quarantines such files with a reaso
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import re
 import threading
+import time
 import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
@@ -190,7 +193,16 @@ def _read_zip_entry(entry_uri: str) -> bytes:
 
 # ------------------------------------------------------------------------------------------------------- s3
 
-_s3_clients: dict[str | None, Any] = {}
+#: Attempts per S3 request, the first included (``FACEGEN_S3_MAX_ATTEMPTS`` overrides). botocore retries throttling,
+#: 5xx answers and connection errors itself, with exponential backoff and jitter ("adaptive" mode = "standard" plus
+#: client-side rate limiting when S3 throttles); a body that breaks off mid-stream is retried here the same number of
+#: times, because botocore's retries end once the response headers have arrived.
+S3_MAX_ATTEMPTS = 5
+#: Backoff before re-reading a body that broke off: base × 2^(attempt-1), capped, with full jitter.
+S3_STREAM_BACKOFF_BASE_S = 0.2
+S3_STREAM_BACKOFF_CAP_S = 5.0
+
+_s3_clients: dict[tuple[str | None, int], Any] = {}
 _s3_clients_lock = threading.Lock()
 
 
@@ -199,17 +211,39 @@ def s3_endpoint_url() -> str | None:
     return os.environ.get("FACEGEN_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-def default_s3_client() -> Any:
-    """A shared boto3 S3 client (clients are thread-safe) with adaptive retries for throttled bulk reads."""
-    import boto3
+def s3_max_attempts() -> int:
+    """Attempts per S3 request: ``FACEGEN_S3_MAX_ATTEMPTS`` when set (>= 1), else :data:`S3_MAX_ATTEMPTS`."""
+    raw = os.environ.get("FACEGEN_S3_MAX_ATTEMPTS", "").strip()
+    if not raw:
+        return S3_MAX_ATTEMPTS
+    try:
+        attempts = int(raw)
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise ValueError(f"FACEGEN_S3_MAX_ATTEMPTS must be a positive integer, got {raw!r}")
+    return attempts
+
+
+def s3_client_config(max_attempts: int | None = None) -> Any:
+    """botocore ``Config`` for facegen's S3 clients: adaptive retries, ``max_attempts`` attempts per request in all."""
     from botocore.config import Config
 
-    endpoint = s3_endpoint_url()
+    attempts = s3_max_attempts() if max_attempts is None else max_attempts
+    return Config(retries={"total_max_attempts": attempts, "mode": "adaptive"}, connect_timeout=10, read_timeout=60)
+
+
+def default_s3_client() -> Any:
+    """A shared boto3 S3 client (clients are thread-safe) configured by :func:`s3_client_config`."""
+    import boto3
+
+    endpoint, attempts = s3_endpoint_url(), s3_max_attempts()
     with _s3_clients_lock:
-        if endpoint not in _s3_clients:
-            config = Config(retries={"max_attempts": 5, "mode": "adaptive"})
-            _s3_clients[endpoint] = boto3.client("s3", endpoint_url=endpoint, config=config)
-        return _s3_clients[endpoint]
+        if (endpoint, attempts) not in _s3_clients:
+            _s3_clients[endpoint, attempts] = boto3.client(
+                "s3", endpoint_url=endpoint, config=s3_client_config(attempts)
+            )
+        return _s3_clients[endpoint, attempts]
 
 
 def _split_s3_uri(uri: str) -> tuple[str, str]:
@@ -219,12 +253,39 @@ def _split_s3_uri(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+def _client_attempts(client: Any) -> int:
+    """The client's configured attempts per request, the first included (botocore's ``total_max_attempts``)."""
+    retries = getattr(getattr(client, "meta", None), "config", None)
+    retries = getattr(retries, "retries", None) or {}
+    return int(retries.get("total_max_attempts") or retries.get("max_attempts") or S3_MAX_ATTEMPTS)
+
+
 def _read_s3_entry(entry_uri: str, client: Any) -> bytes:
+    """The object's bytes, streamed from one GET; a body that breaks off is re-requested with backoff.
+
+    Errors that outlast the retries become an ``OSError`` naming ``entry_uri`` (a missing key: FileNotFoundError).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     bucket, key = _split_s3_uri(entry_uri)
-    try:
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except client.exceptions.NoSuchKey:
-        raise FileNotFoundError(f"no S3 object {entry_uri!r}") from None
+    attempts = _client_attempts(client)
+    for attempt in range(1, attempts + 1):
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        except client.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"no S3 object {entry_uri!r}") from None
+        except (ClientError, BotoCoreError) as error:  # botocore has already retried what is retryable
+            raise OSError(f"could not read S3 object {entry_uri!r}: {error}") from error
+        try:
+            with contextlib.closing(body):
+                return body.read()
+        except (BotoCoreError, OSError) as error:  # connection reset / timeout / short body while streaming
+            if attempt == attempts:
+                raise OSError(
+                    f"could not read S3 object {entry_uri!r}: the body broke off {attempts} times, last: {error}"
+                ) from error
+            time.sleep(random.uniform(0, min(S3_STREAM_BACKOFF_CAP_S, S3_STREAM_BACKOFF_BASE_S * 2 ** (attempt - 1))))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class S3Source(ImageSource):
@@ -246,13 +307,17 @@ class S3Source(ImageSource):
         self.refused = []
         client = self.client
         entries: list[str] = []
-        try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:  # one ListObjectsV2 request per page of up to 1,000 keys, each retried by botocore on its own
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
                 entries.extend(
                     f"s3://{self.bucket}/{obj['Key']}" for obj in page.get("Contents", []) if is_image_name(obj["Key"])
                 )
         except client.exceptions.NoSuchBucket:
             raise FileNotFoundError(f"S3 bucket of source {self.uri!r} does not exist") from None
+        except (ClientError, BotoCoreError) as error:
+            raise OSError(f"could not list S3 source {self.uri!r}: {error}") from error
         return sorted(entries)
 
     def read_bytes(self, entry_uri: str) -> bytes:
