@@ -55,3 +55,57 @@ def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="unknown architecture"):
         build_generator("no-such-gan", {})
     assert "dcgan" in architectures()
+
+
+# Conditional DCGAN: label embeddings appended to z, projection discriminator, z-space truncation.
+
+ALL_ATTRIBUTES = ["gender", "age_bin", "ethnicity"]
+SMALL = {"resolution": 16, "width": 8, "latent_dim": 16}
+
+
+def test_conditioning_builds_label_dims_in_vocabulary_order():
+    generator = DCGANGenerator(**SMALL, conditioning=["ethnicity", "gender"])
+    assert generator.conditional and generator.label_dims == {"gender": 2, "ethnicity": 5}
+    assert not DCGANGenerator(**SMALL).conditional and DCGANGenerator(**SMALL).label_dims == {}
+    with pytest.raises(ValueError, match="unknown conditioning"):
+        DCGANGenerator(**SMALL, conditioning=["hair_colour"])
+
+
+def test_conditional_generator_follows_its_labels():
+    torch.manual_seed(0)
+    generator = build_generator("dcgan", {**SMALL, "conditioning": ALL_ATTRIBUTES}).eval()
+    z = torch.randn(1, 16).expand(3, -1)
+    labels = torch.tensor([[0, 3, 0], [1, 3, 0], [0, -1, -1]])  # female 20-29 White, male …, female any age/ethnicity
+    images = generator(z, labels)
+    assert images.shape == (3, 3, 16, 16) and images.abs().max() <= 1
+    assert not torch.allclose(images[0], images[1]) and not torch.allclose(images[0], images[2])
+    with pytest.raises(ValueError, match="pass labels"):
+        generator(z)
+    with pytest.raises(ValueError, match="label indices"):
+        generator(z, torch.tensor([[2, 0, 0]] * 3))  # gender has two values
+    with pytest.raises(ValueError, match="unconditional"):
+        DCGANGenerator(**SMALL)(z, labels)
+
+
+def test_projection_discriminator_depends_on_labels_and_ignores_unknown():
+    torch.manual_seed(0)
+    discriminator = build_discriminator("dcgan", {**SMALL, "conditioning": ALL_ATTRIBUTES}).eval()
+    image = torch.rand(1, 3, 16, 16).expand(2, -1, -1, -1) * 2 - 1
+    logits = discriminator(image, torch.tensor([[0, 2, 1], [1, 5, 4]]))
+    assert logits.shape == (2,) and logits[0] != logits[1]
+    unknown = discriminator(image[:1], torch.tensor([[-1, -1, -1]]))
+    realism_only = discriminator.classifier(discriminator.features(image[:1]).flatten(1)).squeeze(1)
+    assert torch.allclose(unknown, realism_only)
+    with pytest.raises(ValueError, match="unconditional"):
+        build_discriminator("dcgan", SMALL)(image, torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_dcgan_truncation_scales_z_toward_zero():
+    generator = DCGANGenerator(**SMALL).eval()
+    z = torch.randn(4, 16)
+    mean_face = generator(torch.zeros(4, 16))
+    assert torch.equal(generator(z, truncation_psi=0.0), mean_face)
+    assert torch.allclose(generator(z, truncation_psi=0.5), generator(z * 0.5))
+    assert torch.equal(generator(z, truncation_psi=1.0), generator(z))
+    per_sample = generator(z, truncation_psi=torch.tensor([0.0, 0.5, 1.0, 1.0]))
+    assert torch.allclose(per_sample, generator(z * torch.tensor([0.0, 0.5, 1.0, 1.0])[:, None]))

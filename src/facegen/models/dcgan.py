@@ -7,6 +7,12 @@ N×N×3 image. At N=64 with ``width=64`` the feature maps are exactly the brief'
 Discriminator: Conv2d → norm → LeakyReLU downsampling blocks to 4×4, then a fully connected layer to one logit; the
 sigmoid of that logit is the probability that the image is real (``probability``). Training applies the sigmoid
 inside ``binary_cross_entropy_with_logits`` for numerical stability.
+
+Conditional variant (``conditioning=["gender", ...]``, see :mod:`facegen.models.conditioning`): G appends one learned
+embedding per attribute to z (so the brief's 1×1×100 input becomes 1×1×(100 + K·label_embed_dim)); D adds a
+projection term on its flattened 4×4 features. Unconditional models are exactly the brief's figures.
+
+Truncation is in z: ``psi · z`` pulls a latent toward the mean latent 0 of N(0, I).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import math
 
 import torch
 from torch import nn
+
+from facegen.models.conditioning import LabelEmbedding, ProjectionHead, check_labels, label_dims_for, psi_column
 
 NORMALISATIONS = ("batch", "instance", "layer", "group")
 
@@ -45,7 +53,7 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 
 
 class DCGANGenerator(nn.Module):
-    """Latent vector → N×N×3 image in [-1, 1]."""
+    """Latent vector (+ attribute labels when conditional) → N×N×3 image in [-1, 1]."""
 
     def __init__(
         self,
@@ -54,14 +62,20 @@ class DCGANGenerator(nn.Module):
         width: int = 64,  # channel multiplier: 64 gives the brief's 1024..128 channels at N=64
         max_channels: int = 1024,  # cap for large N
         norm: str = "batch",  # batch | instance | layer | group
+        conditioning: list[str] | None = None,  # attributes to condition on, e.g. ["gender", "age_bin"]
+        label_embed_dim: int = 16,  # size of each attribute's embedding appended to z
     ) -> None:
         super().__init__()
         log2 = _check_resolution(resolution)
         self.resolution = resolution
         self.latent_dim = latent_dim
+        self.label_dims = label_dims_for(conditioning)
+        self.conditional = bool(self.label_dims)
+        self.embed = LabelEmbedding(self.label_dims, label_embed_dim) if self.conditional else None
+        input_dim = latent_dim + (self.embed.out_dim if self.embed is not None else 0)
         channels = _channels(resolution, 4, width, max_channels)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(latent_dim, channels, kernel_size=4, stride=1, padding=0, bias=False),
+            nn.ConvTranspose2d(input_dim, channels, kernel_size=4, stride=1, padding=0, bias=False),
             make_norm(norm, channels),
             nn.ReLU(inplace=True),
         ]
@@ -77,15 +91,24 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,  # B×latent_dim standard-normal latents
+        labels: torch.Tensor | None = None,  # B×K label indices (−1 = unspecified); required iff conditional
+        truncation_psi: float | torch.Tensor = 1.0,  # 1 = untruncated, 0 = the mean latent; a float or one per sample
+    ) -> torch.Tensor:
         assert z.ndim == 2 and z.shape[1] == self.latent_dim, f"expected B×{self.latent_dim} latents, got {tuple(z.shape)}"
-        image = self.net(z[:, :, None, None])
+        check_labels(labels, self.label_dims, len(z))
+        x = z * psi_column(truncation_psi, z)
+        if self.embed is not None:
+            x = torch.cat([x, self.embed(labels).to(x.dtype)], dim=1)
+        image = self.net(x[:, :, None, None])
         assert image.shape[1:] == (3, self.resolution, self.resolution)
         return image
 
 
 class DCGANDiscriminator(nn.Module):
-    """N×N×3 image in [-1, 1] → one logit per image (real vs generated)."""
+    """N×N×3 image in [-1, 1] (+ labels when conditional) → one logit per image (real vs generated)."""
 
     def __init__(
         self,
@@ -93,10 +116,13 @@ class DCGANDiscriminator(nn.Module):
         width: int = 64,  # channel multiplier: 64 channels after the first block
         max_channels: int = 1024,  # cap for large N
         norm: str = "batch",  # batch | instance | layer | group (not after the first block, as in DCGAN)
+        conditioning: list[str] | None = None,  # attributes to condition on (projection discriminator)
     ) -> None:
         super().__init__()
         log2 = _check_resolution(resolution)
         self.resolution = resolution
+        self.label_dims = label_dims_for(conditioning)
+        self.conditional = bool(self.label_dims)
         channels = _channels(resolution, resolution, width, max_channels)
         layers: list[nn.Module] = [
             nn.Conv2d(3, channels, kernel_size=4, stride=2, padding=1, bias=False),
@@ -112,15 +138,21 @@ class DCGANDiscriminator(nn.Module):
             channels = out_channels
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(channels * 4 * 4, 1)
+        self.projection = ProjectionHead(self.label_dims, channels * 4 * 4) if self.conditional else None
         self.apply(init_dcgan_weights)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         assert image.shape[1:] == (3, self.resolution, self.resolution), f"got {tuple(image.shape)}"
-        return self.classifier(self.features(image).flatten(1)).squeeze(1)
+        check_labels(labels, self.label_dims, len(image))
+        features = self.features(image).flatten(1)
+        logits = self.classifier(features).squeeze(1)
+        if self.projection is not None:
+            logits = logits + self.projection(features, labels)
+        return logits
 
-    def probability(self, image: torch.Tensor) -> torch.Tensor:
+    def probability(self, image: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Sigmoid probability that each image is real."""
-        return torch.sigmoid(self(image))
+        return torch.sigmoid(self(image, labels))
 
 
 def init_dcgan_weights(module: nn.Module) -> None:

@@ -1,7 +1,11 @@
 """Registry of GAN architectures chosen by config: name → (generator class, discriminator class).
 
 New architectures join with ``register_architecture`` so configs, checkpoints and the serving loader all resolve
-models by the same name.
+models by the same name. A conditional model is the same architecture with ``conditioning`` in its config (e.g.
+``{"conditioning": ["gender", "age_bin", "ethnicity"]}``).
+
+Every generator has ``latent_dim``, ``resolution``, ``conditional`` and ``label_dims`` and is called as
+``G(z, labels=None, truncation_psi=1.0)``; every discriminator as ``D(images, labels=None)`` → B logits.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from facegen.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from facegen.models.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
 
 @dataclass(frozen=True)
@@ -62,3 +67,4 @@ def build_discriminator(name: str, config: dict[str, Any]) -> nn.Module:
 
 
 register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator)
+register_architecture("stylegan", StyleGANGenerator, StyleGANDiscriminator)
