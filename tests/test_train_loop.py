@@ -182,3 +182,21 @@ def test_every_objective_and_engine_option_trains_finitely(faces_16: np.ndarray,
     assert result.generator_steps == 4
     assert all(np.isfinite(row["loss_d"]) and np.isfinite(row["loss_g"]) for row in result.history)
     assert {"grad_norm_g", "grad_norm_d", "diversity_ratio", "d_accuracy_real"} <= result.history[0].keys()
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "stylegan"])
+def test_conditional_models_train_on_labelled_faces(faces_16: np.ndarray, architecture: str):
+    """Attribute labels (gender, age_bin, ethnicity indices; −1 unknown) flow into G and the projection D."""
+    labels = np.random.default_rng(0).integers(-1, 2, size=(len(faces_16), 3))
+    model = {"conditioning": ["gender", "age_bin", "ethnicity"], "latent_dim": 16}
+    if architecture == "stylegan":
+        model |= {"w_dim": 16, "mapping_layers": 2, "channel_base": 256, "channel_max": 16}
+        faces = np.ascontiguousarray(np.repeat(np.repeat(faces_16[:32], 2, axis=2), 2, axis=3))  # StyleGAN: ≥ 32 px
+    else:
+        model |= {"width": 8}
+        faces = faces_16[:32]
+    config = TrainingConfig.from_dict({**TINY, "architecture": architecture, "model": model, "epochs": 1})
+    result = train_gan(faces, config, labels=labels[:32], progress=False)
+    assert result.generator.conditional and result.generator_steps == 2
+    with pytest.raises(ValueError, match="needs labels"):
+        train_gan(faces, config, progress=False)

@@ -38,6 +38,7 @@ class TrainingConfig:
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas, DCGAN's
     ema_decay: float = 0.999  # EMA of G used for evaluation and serving
+    label_dropout: float = 0.1  # conditional models: share of labels shown as −1 ("unspecified") so G learns "any"
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs, annealed linearly to 0
     diffaugment: str = ""  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -155,7 +155,14 @@ class _Trainer:
         if not self.conditional:
             return None
         rows = torch.randint(0, len(self.feed), (n,), device=self.device, generator=self.rng)
-        return self.feed.labels[rows.to(self.feed.labels.device)]
+        return self._drop_labels(self.feed.labels[rows.to(self.feed.labels.device)])
+
+    def _drop_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Hide a share of labels as −1 so the "unspecified" embedding is trained (requests like "female, any age")."""
+        if labels is None or self.config.label_dropout <= 0:
+            return labels
+        hide = torch.rand(labels.shape, device=labels.device, generator=self.rng) < self.config.label_dropout
+        return labels.masked_fill(hide, -1)
 
     def _d_input(self, images: torch.Tensor) -> torch.Tensor:
         """What D sees: DiffAugment, then annealed instance noise, in the configured memory format."""
@@ -172,6 +179,7 @@ class _Trainer:
 
     def discriminator_step(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         raw, real_labels = self.feed.batch(index)
+        real_labels = self._drop_labels(real_labels)
         real = augment_batch(to_unit_range(raw), generator=self.rng, **self.config.augment.__dict__)
         fake_labels = self._fake_labels(len(real))
         with torch.no_grad(), self._autocast():
