@@ -44,6 +44,7 @@ train: setup
 	$(BIN)/zenml pipeline run pipelines.training.training -c $(CONFIG)
 
 test: $(VENV)/.installed
+	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
 
 test-all: $(VENV)/.installed

@@ -81,5 +81,70 @@ def mlflow_init(experiment: str, tracking_uri: str | None) -> None:
     click.echo(f"experiment {experiment!r}: id {ensure_local_experiment(experiment, uri)} ({uri})")
 
 
+@main.command(short_help="Serve faces from the champion generator (FastAPI + uvicorn).")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="Serve settings YAML [default: configs/serve.yaml when present, else built-in defaults].",
+)  # fmt: skip
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: config, else as for approve].")
+@click.option("--log-level", default="info", show_default=True, help="uvicorn / facegen log level.")
+def serve(config_path: str | None, host: str, port: int, tracking_uri: str | None, log_level: str) -> None:
+    """Serve faces from models:/NAME@ALIAS, following the alias as it moves (see docs/serving.md)."""
+    import logging
+
+    import uvicorn
+
+    from facegen.serve.app import create_app
+    from facegen.serve.settings import load_settings
+
+    try:
+        settings = load_settings(config_path, tracking_uri=tracking_uri)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    click.echo(
+        f"serving {settings.model_uri()} from {settings.resolved_tracking_uri()} on http://{host}:{port} "
+        f"(alias polled every {settings.poll_interval_s:g} s)"
+    )
+    # One process: one model in memory and one alias poller; the generator coalesces concurrent requests itself.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, workers=1, access_log=False)
+
+
+@main.command("feedback-export", short_help="Re-generate well-rated faces as an image source for training.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
+@click.option("--min-rating", type=float, default=None, help="Mean rating a face needs [default: from the config, 4].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Serve settings YAML.")
+@click.option("--db", "feedback_db", type=click.Path(dir_okay=False), default=None, help="Feedback SQLite file.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: config, else as for approve].")
+@click.option("--size", type=int, default=None, help="Side of the written PNGs [default: the generator's own].")
+def feedback_export(
+    out_dir: str, min_rating: float | None, config_path: str | None, feedback_db: str | None,
+    tracking_uri: str | None, size: int | None,
+) -> None:  # fmt: skip
+    """Write faces rated MIN_RATING or better (mean per face) as PNGs plus feedback.csv into OUT."""
+    from facegen.serve.feedback_export import export_feedback
+    from facegen.serve.settings import load_settings
+
+    try:
+        settings = load_settings(config_path, tracking_uri=tracking_uri, feedback_db=feedback_db)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    threshold = settings.feedback_export_min_rating if min_rating is None else min_rating
+    try:
+        result = export_feedback(
+            settings.resolved_feedback_db(), out_dir, min_rating=threshold,
+            tracking_uri=settings.resolved_tracking_uri(), model_name=settings.model_name, size=size,
+        )  # fmt: skip
+    except FileNotFoundError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"{len(result.written)} face(s) rated >= {threshold:g} written to {result.out_dir} ({result.csv_path.name})"
+    )
+    for version, why in result.skipped.items():
+        click.echo(f"skipped version {version}: {why}", err=True)
+
+
 if __name__ == "__main__":
     main()

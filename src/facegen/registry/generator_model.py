@@ -78,7 +78,11 @@ class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
 
     @torch.no_grad()
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
-        """One face per row of ``model_input`` (column ``seed``), as uint8 N×H×W×3 with channels last."""
+        """One face per row of ``model_input`` (column ``seed``), as uint8 N×H×W×3 with channels last.
+
+        Conditional generators get every attribute as −1 ("unspecified"); requests for attributes go through the
+        service, which reads the bundle directly.
+        """
         seeds = _seeds(model_input)
         generator = self.generator
         resolution = generator.resolution
@@ -89,7 +93,11 @@ class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
         chunks = []
         for start in range(0, len(latents), PREDICT_BATCH_SIZE):
             batch = latents[start : start + PREDICT_BATCH_SIZE].to(self.device)
-            chunks.append(to_uint8(generator(batch)))
+            if getattr(generator, "conditional", False):
+                unspecified = torch.full((len(batch), len(generator.label_dims)), -1, dtype=torch.long)
+                chunks.append(to_uint8(generator(batch, unspecified.to(self.device))))
+            else:
+                chunks.append(to_uint8(generator(batch)))
         return np.ascontiguousarray(np.concatenate(chunks).transpose(0, 2, 3, 1))
 
 

@@ -1,0 +1,452 @@
+"""Latency of ``facegen serve`` under load over real HTTP on loopback, and a hot swap of the champion under that load.
+
+What it does, all on 127.0.0.1:
+1. starts a real ``mlflow server`` (SQLite + local artifacts in a temp dir);
+2. builds two DCGAN generators with RANDOM-INIT weights (latency does not depend on training) for the chosen
+   ``--resolution`` / ``--width``, logs and registers them as versions 1 and 2 of ``facegen-generator`` and approves
+   version 1 as champion;
+3. measures baselines in this process, without HTTP: one face generated + resized + JPEG-encoded, one face in a
+   batch of ``--concurrency``, and PNG vs JPEG encoding of one face at ``--size``;
+4. starts ``facegen serve`` (a real uvicorn process) and, after a warm-up, runs ``--concurrency`` closed-loop async
+   clients (aiohttp by default, or httpx.AsyncClient; keep-alive) for ``--duration`` seconds, each asking ``GET /generate`` for a random seed
+   at ``--size`` in ``--format``;
+5. with ``--swap``: moves ``champion`` to version 2 halfway through and reports failed requests and how long until
+   responses carry the new version (the service polls the alias every ``--poll-interval`` seconds).
+Prints p50 / p95 / p99 / max latency, throughput, errors and ratios against the baselines; ``--json-out`` saves them.
+
+    python benchmarks/serve_latency.py --duration 60                       # 32×32 generator (configs/local.yaml) at 256
+    python benchmarks/serve_latency.py --duration 60 --swap
+    python benchmarks/serve_latency.py --duration 60 --resolution 256 --width 16   # native 256×256 generator
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+HOST = "127.0.0.1"
+MODEL_NAME = "facegen-generator"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def wait_http(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:4]} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} not up after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+
+
+def start_mlflow(root: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = root / "mlflow.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts"),
+    ]  # fmt: skip
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            command, cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    uri = f"http://{HOST}:{port}"
+    wait_http(f"{uri}/health", process, log)
+    return process, uri
+
+
+def register_two_versions(uri: str, root: Path, model_config: dict) -> list[Path]:
+    import mlflow
+    import torch
+    from mlflow import MlflowClient
+
+    from facegen.models.bundle import save_generator_bundle
+    from facegen.models.registry import build_generator
+    from facegen.registry.generator_model import log_generator_model
+    from facegen.registry.model_registry import GateDecision, apply_gate, approve_version, register_generator
+
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    bundles = []
+    with mlflow.start_run(run_name="serve-latency-benchmark"):
+        for weights_seed in (1, 2):
+            torch.manual_seed(weights_seed)
+            bundle = save_generator_bundle(
+                root / f"bundle{weights_seed}", "dcgan", model_config, build_generator("dcgan", model_config)
+            )
+            bundles.append(bundle)
+            info = log_generator_model(bundle, artifact_name=f"generator{weights_seed}")
+            version = register_generator(info.model_uri, name=MODEL_NAME, metrics={"fid": 0.0}, tags={}, client=client)
+            apply_gate(client, version, GateDecision(True, []))
+    approve_version(client, MODEL_NAME, "1", approved_by="benchmark")
+    return bundles
+
+
+def timed(function, repeats: int) -> float:
+    """Mean seconds per call after one warm-up call."""
+    function()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        function()
+    return (time.perf_counter() - started) / repeats
+
+
+def baselines(bundle: Path, size: int, batch: int, quality: int) -> dict[str, float]:
+    """Per-face costs in this process on ONE torch thread (wall ≈ CPU time): with two OpenMP threads on a 2-core
+    machine that other jobs share, a single forward pass stalls at barriers (measured here: 55-108 ms instead of
+    3.7 ms for one 32×32 face), which would make the baseline measure the neighbours instead of the work."""
+    import torch
+
+    from facegen.models.bundle import load_generator_bundle
+    from facegen.serve.imaging import encode_face
+    from facegen.serve.inference import render_faces
+
+    generator = load_generator_bundle(bundle)
+    rng = random.Random(0)
+    face = render_faces(generator, [1])[0]
+    repeats = 30
+
+    def one_face() -> None:
+        encode_face(render_faces(generator, [rng.randrange(2**32)])[0], size=size, fmt="jpeg", jpeg_quality=quality)
+
+    def batch_faces() -> None:
+        for image in render_faces(generator, [rng.randrange(2**32) for _ in range(batch)]):
+            encode_face(image, size=size, fmt="jpeg", jpeg_quality=quality)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _baselines(one_face, batch_faces, generator, face, rng, size, batch, quality, repeats)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _baselines(one_face, batch_faces, generator, face, rng, size, batch, quality, repeats) -> dict[str, float]:
+    from facegen.serve.imaging import encode_face
+    from facegen.serve.inference import render_faces
+
+    return {
+        "inprocess_face_jpeg_ms": 1000 * timed(one_face, repeats),
+        "inprocess_batched_face_jpeg_ms": 1000 * timed(batch_faces, max(3, repeats // batch)) / batch,
+        "generate_only_ms": 1000 * timed(lambda: render_faces(generator, [rng.randrange(2**32)]), repeats),
+        "encode_jpeg_ms": 1000 * timed(lambda: encode_face(face, size=size, fmt="jpeg", jpeg_quality=quality), repeats),
+        "encode_png_level1_ms": 1000 * timed(lambda: encode_face(face, size=size, fmt="png", png_compress_level=1), 10),
+        "encode_png_level6_ms": 1000 * timed(lambda: encode_face(face, size=size, fmt="png", png_compress_level=6), 5),
+    }
+
+
+def start_service(root: Path, tracking_uri: str, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+    import yaml
+
+    port = free_port()
+    sizes = sorted({16, 32, 64, 128, 256, 512, 1024, args.size})
+    config = root / "serve.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "tracking_uri": tracking_uri, "model_name": MODEL_NAME, "poll_interval_s": args.poll_interval,
+                "allowed_sizes": sizes, "default_size": args.size, "jpeg_quality": args.jpeg_quality,
+                "feedback_db": str(root / "feedback.db"), "device": "auto",
+                "torch_threads": args.torch_threads,
+            }
+        )
+    )  # fmt: skip
+    log = root / "serve.log"
+    env = {**os.environ, "FACEGEN_HOME": str(root / "home")}
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "facegen.cli", "serve", "--config", str(config), "--host", HOST, "--port", str(port),
+             "--log-level", "warning"],
+            env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://{HOST}:{port}"
+    wait_http(f"{base}/readyz", process, log)
+    return process, base
+
+
+class _HttpxClient:
+    def __init__(self, base: str, concurrency: int) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self.errors = (httpx.HTTPError,)
+        self.client = httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0)
+
+    async def get(self, path: str, params: dict) -> tuple[int, str | None, int]:
+        response = await self.client.get(path, params=params)
+        return response.status_code, response.headers.get("x-facegen-model-version"), len(response.content)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class _AiohttpClient:
+    def __init__(self, base: str, concurrency: int) -> None:
+        import aiohttp
+
+        self.errors = (aiohttp.ClientError, asyncio.TimeoutError)
+        self.client = aiohttp.ClientSession(
+            base_url=base, connector=aiohttp.TCPConnector(limit=concurrency), timeout=aiohttp.ClientTimeout(total=30)
+        )
+
+    async def get(self, path: str, params: dict) -> tuple[int, str | None, int]:
+        async with self.client.get(path, params=params) as response:
+            body = await response.read()
+            return response.status, response.headers.get("x-facegen-model-version"), len(body)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def run_load(base: str, args: argparse.Namespace, duration: float, swap_at: float | None, tracking_uri: str):
+    """Closed-loop clients; returns (records, swap time, start). A record: (start, end, status, version or None)."""
+    records: list[tuple[float, float, int, str | None]] = []
+    swap_time: list[float] = []
+    client = (_AiohttpClient if args.client == "aiohttp" else _HttpxClient)(base, args.concurrency)
+    started = time.perf_counter()
+    deadline = started + duration
+
+    async def worker(index: int) -> None:
+        rng = random.Random(index * 7919 + int(duration * 1000))
+        while time.perf_counter() < deadline:
+            params = {"seed": rng.randrange(2**32), "size": args.size, "format": args.format}
+            t0 = time.perf_counter()
+            try:
+                status, version, length = await client.get("/generate", params)
+                if status == 200 and length == 0:
+                    status = -2  # an empty body is an error too
+            except client.errors:
+                status, version = -1, None
+            records.append((t0, time.perf_counter(), status, version))
+
+    async def swapper() -> None:
+        await asyncio.sleep(swap_at)
+        from mlflow import MlflowClient
+
+        from facegen.registry.model_registry import approve_version
+
+        registry = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        await asyncio.to_thread(approve_version, registry, MODEL_NAME, "2", approved_by="benchmark")
+        swap_time.append(time.perf_counter())
+
+    tasks = [asyncio.create_task(worker(i)) for i in range(args.concurrency)]
+    if swap_at is not None:
+        tasks.append(asyncio.create_task(swapper()))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        await client.close()
+    return records, (swap_time[0] if swap_time else None), started
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured load")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured load first")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--size", type=int, default=256, help="side of the requested face")
+    parser.add_argument("--format", choices=["jpeg", "png"], default="jpeg")
+    parser.add_argument("--jpeg-quality", type=int, default=90)
+    parser.add_argument("--resolution", type=int, default=32, help="generator's native resolution")
+    parser.add_argument("--width", type=int, default=64, help="DCGAN channel multiplier")
+    parser.add_argument("--swap", action="store_true", help="move champion to version 2 halfway through")
+    parser.add_argument("--poll-interval", type=float, default=2.0, help="the service's alias poll interval (s)")
+    parser.add_argument("--torch-threads", type=int, default=None, help="the service's torch_threads setting")
+    parser.add_argument(
+        "--client", choices=["aiohttp", "httpx"], default="aiohttp",
+        help="async HTTP client (aiohttp costs ~0.2 ms CPU a request here, httpx ~1.5 ms: CPU the service then lacks)",
+    )  # fmt: skip
+    parser.add_argument("--json-out", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    model_config = {"resolution": args.resolution, "width": args.width, "latent_dim": 100, "norm": "batch"}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    summary: dict = {
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "device": device,
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+        "model": {"architecture": "dcgan", **model_config, "weights": "random init"},
+        "size": args.size, "format": args.format, "concurrency": args.concurrency, "duration_s": args.duration,
+        "client": args.client, "torch_threads": args.torch_threads,
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="facegen-bench-") as scratch:
+        root = Path(scratch)
+        mlflow_process, tracking_uri = start_mlflow(root)
+        service = None
+        try:
+            bundles = register_two_versions(tracking_uri, root, model_config)
+            summary["baseline"] = baselines(bundles[0], args.size, args.concurrency, args.jpeg_quality)
+            service, base = start_service(root, tracking_uri, args)
+            asyncio.run(run_load(base, args, args.warmup, None, tracking_uri))  # warm-up, discarded
+            swap_at = args.duration / 2 if args.swap else None
+            service_cpu_before, client_cpu_before, load_before = (
+                process_cpu_s(service.pid),
+                time.process_time(),
+                os.getloadavg(),
+            )
+            records, swap_time, started = asyncio.run(run_load(base, args, args.duration, swap_at, tracking_uri))
+            service_cpu = process_cpu_s(service.pid) - service_cpu_before
+            client_cpu = time.process_time() - client_cpu_before
+            load_after = os.getloadavg()
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+                metrics_text = response.read().decode()
+        finally:
+            if service is not None:
+                stop(service)
+            stop(mlflow_process)
+
+    ok = [(t0, t1, version) for t0, t1, status, version in records if status == 200]
+    latencies_ms = [1000 * (t1 - t0) for t0, t1, _ in ok]
+    errors = len(records) - len(ok)
+    elapsed = max(t1 for _, t1, _, _ in records) - started
+    result = {
+        "requests": len(records),
+        "errors": errors,
+        "throughput_rps": len(records) / elapsed,
+        "p50_ms": percentile(latencies_ms, 50),
+        "p95_ms": percentile(latencies_ms, 95),
+        "p99_ms": percentile(latencies_ms, 99),
+        "max_ms": max(latencies_ms),
+        "mean_ms": statistics.fmean(latencies_ms),
+        # CPU the service and the load generator used per request: robust to other jobs sharing the machine.
+        "service_cpu_ms_per_request": 1000 * service_cpu / max(1, len(records)),
+        "client_cpu_ms_per_request": 1000 * client_cpu / max(1, len(records)),
+        "loadavg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+    }
+    batch_sum = next(
+        (float(l.split()[-1]) for l in metrics_text.splitlines() if l.startswith("facegen_generation_batch_faces_sum")),
+        0,
+    )
+    batch_count = next(
+        (
+            float(l.split()[-1])
+            for l in metrics_text.splitlines()
+            if l.startswith("facegen_generation_batch_faces_count")
+        ),
+        0,
+    )
+    result["mean_faces_per_forward"] = batch_sum / batch_count if batch_count else None
+    base_ms = summary["baseline"]
+    result["ratio_p50_vs_inprocess_face"] = result["p50_ms"] / base_ms["inprocess_face_jpeg_ms"]
+    # CPU the service spends per request vs the bare work of one face in a batch: the cost of HTTP + serving.
+    result["ratio_service_cpu_vs_inprocess_batched_face"] = (
+        result["service_cpu_ms_per_request"] / base_ms["inprocess_batched_face_jpeg_ms"]
+    )
+    result["ratio_png1_vs_jpeg_encode"] = base_ms["encode_png_level1_ms"] / base_ms["encode_jpeg_ms"]
+    result["ratio_png6_vs_jpeg_encode"] = base_ms["encode_png_level6_ms"] / base_ms["encode_jpeg_ms"]
+    if swap_time is not None:
+        new = [t1 for _, t1, version in ok if version == "2"]
+        first_new = min(new) if new else None
+        result["swap"] = {
+            "moved_at_s": swap_time - started,
+            "new_version_visible_after_s": (first_new - swap_time) if first_new else None,
+            "poll_interval_s": args.poll_interval,
+            "failed_requests": errors,
+            "old_version_started_after_new_visible": sum(
+                1 for t0, _, version in ok if first_new is not None and version == "1" and t0 > first_new
+            ),
+            "responses_v1": sum(1 for *_, version in ok if version == "1"),
+            "responses_v2": len(new),
+        }
+    summary["result"] = result
+
+    b = summary["baseline"]
+    print(
+        f"CPU: {summary['cpu']} ({summary['cores']} cores), device {device}{' ' + summary['gpu'] if summary['gpu'] else ''}"
+    )
+    print(
+        f"model: DCGAN {args.resolution}x{args.resolution} width {args.width} (random init), served at {args.size}x{args.size} {args.format}"
+    )
+    print(f"baseline in-process (1 thread): face+{args.format} {b['inprocess_face_jpeg_ms']:.2f} ms, batched/{args.concurrency} "
+          f"{b['inprocess_batched_face_jpeg_ms']:.2f} ms/face, generate {b['generate_only_ms']:.2f} ms, "
+          f"JPEG {b['encode_jpeg_ms']:.2f} ms, PNG(l1) {b['encode_png_level1_ms']:.2f} ms, PNG(l6) {b['encode_png_level6_ms']:.2f} ms")  # fmt: skip
+    print(f"load: {args.concurrency} clients x {args.duration:g} s: {result['requests']} requests, {errors} errors, "
+          f"{result['throughput_rps']:.1f} req/s, mean {result['mean_faces_per_forward'] or 0:.1f} faces per forward")  # fmt: skip
+    print(f"latency ms: p50 {result['p50_ms']:.1f}  p95 {result['p95_ms']:.1f}  p99 {result['p99_ms']:.1f}  "
+          f"max {result['max_ms']:.1f}  (p50 / in-process face = {result['ratio_p50_vs_inprocess_face']:.2f}x; "
+          f"PNG/JPEG encode = {result['ratio_png1_vs_jpeg_encode']:.1f}x at level 1, {result['ratio_png6_vs_jpeg_encode']:.1f}x at 6)")  # fmt: skip
+    print(
+        f"cpu per request: service {result['service_cpu_ms_per_request']:.2f} ms "
+        f"({result['ratio_service_cpu_vs_inprocess_batched_face']:.2f}x the in-process batched face), load generator "
+        f"{result['client_cpu_ms_per_request']:.2f} ms; 1-min load average {result['loadavg_1m_before_after'][0]} -> "
+        f"{result['loadavg_1m_before_after'][1]} on {summary['cores']} cores (other jobs share the machine)"
+    )
+    if "swap" in result:
+        s = result["swap"]
+        visible = (
+            f"{s['new_version_visible_after_s']:.2f} s" if s["new_version_visible_after_s"] is not None else "never"
+        )
+        print(f"swap: champion moved at t={s['moved_at_s']:.1f} s; version 2 visible after {visible} "
+              f"(poll {s['poll_interval_s']:g} s); failed requests {s['failed_requests']}; "
+              f"v1 responses started after v2 was visible {s['old_version_started_after_new_visible']}; "
+              f"v1/v2 responses {s['responses_v1']}/{s['responses_v2']}")  # fmt: skip
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Closing the loop: faces people rated well become an image source for the next training run.
+
+:func:`export_feedback` reads the feedback store, keeps every face (model version, seed, truncation) whose MEAN rating
+is at or above ``min_rating`` (a face rated 5 by one person and 1 by another does not qualify), re-generates it from
+the registry (the face is fully determined by version, seed, truncation and attributes, see
+:mod:`facegen.serve.inference`) and writes into ``out_dir``:
+- one lossless PNG per face at the generator's own resolution (or ``size``), named ``feedback_v{version}_s{seed}.png``;
+  a truncated face gets ``_t{psi}`` (4 decimals) and a conditional one ``_a{8 hex digits of its attributes' hash}``
+  before ``.png``, so two variants of a seed never collide;
+- ``feedback.csv``: ``file, origin, model_name, model_version, seed, truncation, attributes, mean_rating, n_ratings,
+  last_rated_at`` — ``origin`` is ``feedback`` on every row so the ingest step can count these images apart from
+  real photos; ``attributes`` is JSON (``{}`` for unconditional faces).
+A folder like this is a plain image source for ``ingest``; using it in training is off unless a config names it.
+Versions that no longer load (deleted from the registry, broken) are skipped and reported, never guessed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facegen.registry.model_registry import MODEL_NAME
+from facegen.serve.feedback import FeedbackStore, RatedFace
+from facegen.serve.imaging import encode_face
+from facegen.serve.inference import label_row_for, render_faces
+from facegen.serve.model_holder import load_registered_generator
+
+logger = logging.getLogger("facegen.serve.feedback_export")
+
+CSV_NAME = "feedback.csv"
+CSV_COLUMNS = (
+    "file", "origin", "model_name", "model_version", "seed", "truncation", "attributes", "mean_rating", "n_ratings",
+    "last_rated_at",
+)  # fmt: skip
+ORIGIN = "feedback"
+
+
+def face_file_name(version: str, seed: int, truncation: float, attributes: dict[str, str] | None = None) -> str:
+    suffix = "" if float(truncation) == 1.0 else f"_t{float(truncation):.4f}"
+    if attributes:
+        canonical = json.dumps(attributes, sort_keys=True, separators=(",", ":"))
+        suffix += f"_a{hashlib.sha256(canonical.encode()).hexdigest()[:8]}"
+    return f"feedback_v{version}_s{seed}{suffix}.png"
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    written: list[Path] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # version -> why its faces were not exported
+
+    @property
+    def csv_path(self) -> Path:
+        return self.out_dir / CSV_NAME
+
+
+def export_feedback(
+    feedback_db: str | Path,
+    out_dir: str | Path,
+    *,
+    min_rating: float,
+    tracking_uri: str,
+    model_name: str = MODEL_NAME,
+    size: int | None = None,
+    device: str = "cpu",
+) -> ExportResult:
+    """Re-generate the faces rated ``min_rating`` or better (mean per face) into ``out_dir``; see the module doc."""
+    feedback_db = Path(feedback_db)
+    if not feedback_db.is_file():
+        raise FileNotFoundError(f"feedback store {feedback_db} does not exist (has the service stored any rating?)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with FeedbackStore(feedback_db) as store:
+        faces = store.rated_faces(min_mean_rating=min_rating, model_name=model_name)
+    by_version: dict[str, list[RatedFace]] = {}
+    for face in faces:
+        by_version.setdefault(face.model_version, []).append(face)
+
+    result = ExportResult(out_dir)
+    rows: list[dict[str, object]] = []
+    for version, version_faces in sorted(by_version.items(), key=lambda item: int(item[0])):
+        try:
+            model = load_registered_generator(tracking_uri, model_name, version, device=device, warmup=False)
+        except Exception as error:  # noqa: BLE001 - one unavailable version must not block the others
+            result.skipped[version] = f"{type(error).__name__}: {error}"
+            logger.warning("skipping %d face(s) of %s version %s: %s", len(version_faces), model_name, version, error)
+            continue
+        variants: dict[tuple[float, str], list[RatedFace]] = {}
+        for face in version_faces:
+            variants.setdefault((face.truncation, json.dumps(face.attributes, sort_keys=True)), []).append(face)
+        for (psi, _), group in variants.items():
+            try:
+                labels = label_row_for(model.generator, group[0].attributes)
+            except ValueError as error:
+                result.skipped[f"{version} {group[0].attributes}"] = str(error)
+                continue
+            images = render_faces(
+                model.generator, [face.seed for face in group], truncation=psi, labels=labels, device=model.device
+            )
+            for face, image in zip(group, images, strict=True):
+                name = face_file_name(version, face.seed, face.truncation, face.attributes)
+                path = out_dir / name
+                temp = path.with_name(f".{name}.tmp")
+                temp.write_bytes(encode_face(image, size=size or model.resolution, fmt="png", png_compress_level=6))
+                os.replace(temp, path)
+                result.written.append(path)
+                rows.append(
+                    {
+                        "file": name, "origin": ORIGIN, "model_name": model_name, "model_version": version,
+                        "seed": face.seed, "truncation": face.truncation,
+                        "attributes": json.dumps(face.attributes, sort_keys=True),
+                        "mean_rating": round(face.mean_rating, 4), "n_ratings": face.n_ratings,
+                        "last_rated_at": face.last_rated_at,
+                    }
+                )  # fmt: skip
+    temp_csv = out_dir / f".{CSV_NAME}.tmp"
+    with temp_csv.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temp_csv, result.csv_path)
+    return result

@@ -1,0 +1,323 @@
+"""The served generator: loaded from ``models:/NAME@ALIAS``, watched, and swapped without failing requests.
+
+- :func:`load_registered_generator` downloads one registered version's pyfunc files and rebuilds the generator from
+  its ``generator_bundle`` artifact directly (weights with ``weights_only=True``, no cloudpickle of the pyfunc class
+  is executed), which is what ``GeneratorPyfunc.load_context`` does, minus MLflow's pyfunc machinery.
+- :class:`ModelHolder` keeps the served model as ONE immutable :class:`LoadedModel` reference. A reader grabs
+  ``holder.current`` once and uses that object to the end of its request, so a swap (one attribute assignment,
+  atomic in CPython) never changes a model under a request in flight. A background thread re-resolves the alias every
+  ``poll_interval_s``; ``refresh()`` does the same on demand (``POST /admin/reload``). A new version is fully
+  downloaded, rebuilt and warmed up before it is swapped in; when anything fails the old model keeps serving, the
+  failure is logged and counted (``status()`` → ``/metrics``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from facegen.models.bundle import load_generator_bundle, read_bundle_spec
+from facegen.registry.generator_model import BUNDLE_ARTIFACT
+
+logger = logging.getLogger("facegen.serve.model")
+
+# MLflow draws a tqdm bar per download otherwise (in a server's log, on every swap).
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """One registered generator version, ready to sample. Immutable: swapped as a whole, never edited."""
+
+    name: str
+    version: str
+    generator: nn.Module
+    architecture: str
+    model_config: dict[str, Any]
+    device: torch.device
+    run_id: str | None = None
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.generator.resolution)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.generator.latent_dim)
+
+    @property
+    def conditional_attributes(self) -> tuple[str, ...]:
+        """Attributes a conditional generator is conditioned on (its ``label_dims``); empty for unconditional ones."""
+        return tuple(getattr(self.generator, "label_dims", {}) or {})
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` → the first CUDA device when there is one, else the CPU; anything else as given."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+def mlflow_client(tracking_uri: str):
+    """A client bound to ``tracking_uri`` for both tracking and registry (never the process-global URI)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def bundle_dir_of(model_dir: Path) -> Path:
+    """The generator bundle inside a downloaded pyfunc model directory (from its MLmodel file)."""
+    from mlflow.models import Model
+
+    mlmodel = Path(model_dir) / "MLmodel"
+    if not mlmodel.is_file():
+        raise ValueError(f"{model_dir} is not an MLflow model: MLmodel is missing")
+    flavor = Model.load(str(mlmodel)).flavors.get("python_function", {})
+    artifacts = flavor.get("artifacts") or {}
+    if BUNDLE_ARTIFACT not in artifacts:
+        raise ValueError(
+            f"the model in {model_dir} is not a facegen generator: its pyfunc has no {BUNDLE_ARTIFACT!r} artifact "
+            f"(artifacts: {sorted(artifacts)})"
+        )
+    return Path(model_dir) / artifacts[BUNDLE_ARTIFACT]["path"]
+
+
+def check_generator(generator: nn.Module, device: torch.device) -> None:
+    """One forward pass on a fixed latent: right output shape, finite values (a warm-up that also validates)."""
+    label_dims = dict(getattr(generator, "label_dims", {}) or {})
+    with torch.inference_mode():
+        z = torch.zeros(1, generator.latent_dim, device=device)
+        if label_dims:  # a conditional generator: every attribute unspecified (−1)
+            out = generator(z, torch.full((1, len(label_dims)), -1, dtype=torch.long, device=device))
+        else:
+            out = generator(z)
+    expected = (1, 3, generator.resolution, generator.resolution)
+    if tuple(out.shape) != expected:
+        raise ValueError(f"generator produced {tuple(out.shape)}, expected {expected}")
+    if not torch.isfinite(out).all():
+        raise ValueError("generator produced non-finite values")
+
+
+def load_registered_generator(
+    tracking_uri: str, name: str, version: str, *, device: str | torch.device = "cpu", warmup: bool = True
+) -> LoadedModel:
+    """Download version ``version`` of registered model ``name`` and rebuild its generator on ``device``."""
+    import mlflow
+
+    client = mlflow_client(tracking_uri)
+    model_version = client.get_model_version(name, str(version))
+    download_uri = client.get_model_version_download_uri(name, str(version))
+    device = torch.device(device)
+    with tempfile.TemporaryDirectory(prefix="facegen-serve-") as scratch:
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=download_uri, dst_path=scratch, tracking_uri=tracking_uri)
+        )
+        bundle = bundle_dir_of(local)
+        spec = read_bundle_spec(bundle)
+        generator = load_generator_bundle(bundle, device=device)
+    if warmup:
+        check_generator(generator, device)
+    return LoadedModel(
+        name=name,
+        version=str(model_version.version),
+        generator=generator,
+        architecture=str(spec["architecture"]),
+        model_config=dict(spec.get("model") or {}),
+        device=device,
+        run_id=model_version.run_id,
+    )
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What one ``refresh`` did: the version before and after, whether it swapped, and the error if one occurred."""
+
+    previous_version: str | None
+    current_version: str | None
+    alias_version: str | None
+    changed: bool
+    error: str | None = None
+
+
+@dataclass
+class HolderStats:
+    """Counters and timestamps the metrics endpoint reads (plain numbers; written under the holder's lock)."""
+
+    load_successes: int = 0
+    load_failures: int = 0
+    resolve_failures: int = 0
+    checks: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    last_check_at: float | None = None
+    last_ok_at: float | None = None  # last refresh that ended with the alias's version served (swapped or unchanged)
+    last_swap_at: float | None = None
+    last_load_seconds: float | None = None
+
+
+Loader = Callable[[str], LoadedModel]
+
+
+class ModelHolder:
+    """The served model and the thread that keeps it in step with the registry alias."""
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        model_name: str,
+        alias: str,
+        device: str = "auto",
+        poll_interval_s: float = 10.0,
+        warmup: bool = True,
+        loader: Loader | None = None,
+        resolver: Callable[[], str] | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.alias = alias
+        self.device = resolve_device(device)
+        self.poll_interval_s = float(poll_interval_s)
+        self.warmup = warmup
+        self._loader = loader or self._load_from_registry
+        self._resolver = resolver or self._resolve_alias
+        self._current: LoadedModel | None = None
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = HolderStats()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ModelHolder:
+        return cls(
+            tracking_uri=settings.resolved_tracking_uri(),
+            model_name=settings.model_name,
+            alias=settings.alias,
+            device=settings.device,
+            poll_interval_s=settings.poll_interval_s,
+            warmup=settings.warmup,
+        )
+
+    # --- the served model ----------------------------------------------------------------------------------------
+
+    @property
+    def current(self) -> LoadedModel | None:
+        """The model to use for one request: read once, keep the object (it never changes after a swap)."""
+        return self._current
+
+    @property
+    def ready(self) -> bool:
+        return self._current is not None
+
+    # --- registry -------------------------------------------------------------------------------------------------
+
+    def _resolve_alias(self) -> str:
+        return str(mlflow_client(self.tracking_uri).get_model_version_by_alias(self.model_name, self.alias).version)
+
+    def _load_from_registry(self, version: str) -> LoadedModel:
+        return load_registered_generator(
+            self.tracking_uri, self.model_name, version, device=self.device, warmup=self.warmup
+        )
+
+    def _fail(self, message: str, *, resolve: bool) -> None:
+        if resolve:
+            self.stats.resolve_failures += 1
+        else:
+            self.stats.load_failures += 1
+        self.stats.last_error = message
+        self.stats.last_error_at = time.time()
+
+    def refresh(self, reason: str = "poll") -> RefreshResult:
+        """Re-resolve the alias; load and swap in its version when it differs from the served one.
+
+        Never raises for registry or load errors and never drops the served model: errors are logged, counted and
+        returned in ``RefreshResult.error``.
+        """
+        with self._refresh_lock:
+            previous = self._current
+            previous_version = previous.version if previous else None
+            self.stats.checks += 1
+            self.stats.last_check_at = time.time()
+            try:
+                alias_version = self._resolver()
+            except Exception as error:  # noqa: BLE001 - any registry failure must leave the service serving
+                message = f"cannot resolve {self.model_name}@{self.alias}: {type(error).__name__}: {error}"
+                self._fail(message, resolve=True)
+                logger.warning("%s (%s); still serving version %s", message, reason, previous_version)
+                return RefreshResult(previous_version, previous_version, None, False, message)
+            if previous is not None and previous.version == alias_version:
+                self.stats.last_ok_at = time.time()
+                return RefreshResult(previous_version, previous_version, alias_version, False)
+            logger.info(
+                "%s@%s points to version %s (serving %s): loading (%s)",
+                self.model_name, self.alias, alias_version, previous_version, reason,
+            )  # fmt: skip
+            started = time.perf_counter()
+            try:
+                loaded = self._loader(alias_version)
+            except Exception as error:  # a broken version must not take the service down
+                message = f"loading {self.model_name} version {alias_version} failed: {type(error).__name__}: {error}"
+                self._fail(message, resolve=False)
+                logger.exception("%s; still serving version %s", message, previous_version)
+                return RefreshResult(previous_version, previous_version, alias_version, False, message)
+            self.stats.last_load_seconds = time.perf_counter() - started
+            self._current = loaded  # the swap: one reference assignment
+            self.stats.load_successes += 1
+            self.stats.last_swap_at = self.stats.last_ok_at = time.time()
+            logger.info(
+                "now serving %s version %s (%s, %d×%d, %s) in place of %s; loaded in %.2f s",
+                loaded.name, loaded.version, loaded.architecture, loaded.resolution, loaded.resolution,
+                loaded.device, previous_version, self.stats.last_load_seconds,
+            )  # fmt: skip
+            return RefreshResult(previous_version, loaded.version, alias_version, True)
+
+    # --- the watcher ----------------------------------------------------------------------------------------------
+
+    def start(self, *, watch: bool = True) -> RefreshResult | None:
+        """Load the alias's version now (errors tolerated: the service starts unready) and start the poller."""
+        if self._thread is not None:
+            return None
+        result = self.refresh(reason="start")
+        if watch:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._watch, name="facegen-alias-poller", daemon=True)
+            self._thread.start()
+        return result
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            try:
+                self.refresh(reason="poll")
+            except Exception:  # refresh already handles registry errors; keep the poller alive
+                logger.exception("alias poll failed unexpectedly")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot for health and metrics endpoints."""
+        model = self._current
+        return {
+            "model_name": self.model_name,
+            "alias": self.alias,
+            "model_version": model.version if model else None,
+            "architecture": model.architecture if model else None,
+            "resolution": model.resolution if model else None,
+            "device": str(self.device),
+            "poll_interval_s": self.poll_interval_s,
+            "stats": self.stats,
+        }
