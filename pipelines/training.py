@@ -1,5 +1,6 @@
-"""The `training` pipeline: ingest → quality_filter → balance → build_dataset → train_gan → evaluate →
-export_human_eval → deploy_gate. Only wiring lives here; every knob is in configs/*.yaml.
+"""The `training` pipeline: ingest → quality_filter → tag_attributes → (validate_data, drift_report) →
+balance → build_dataset → train_gan → evaluate → export_human_eval → deploy_gate. Only wiring lives here; every
+knob is in configs/*.yaml.
 
 Run: ``zenml pipeline run pipelines.training.training -c configs/local.yaml``
 """
@@ -10,11 +11,14 @@ from facegen.paths import DEFAULT_SOURCE
 from steps.balance import balance
 from steps.build_dataset import build_dataset
 from steps.deploy_gate import deploy_gate
+from steps.drift_report import drift_report
 from steps.evaluate import evaluate
 from steps.export_human_eval import export_human_eval
 from steps.ingest import ingest
 from steps.quality_filter import quality_filter
+from steps.tag_attributes import tag_attributes
 from steps.train_gan import train_gan
+from steps.validate_data import validate_data
 
 
 @pipeline(name="training")
@@ -22,7 +26,11 @@ def training(source: str = DEFAULT_SOURCE, resolution: int = 32, seed: int = 0) 
     """Retrain the face GAN on ``source`` (folder, zip or s3:// prefix) and gate the result for deployment."""
     manifest = ingest(source=source, seed=seed)
     screened = quality_filter(manifest)
-    plan = balance(screened, seed=seed)
+    tagged = tag_attributes(screened)
+    validate_data(tagged)
+    drift_report(tagged)
+    # Balancing waits for the data checks, so a failing suite (on_failure: fail) stops the run before training.
+    plan = balance(tagged, seed=seed, after=["validate_data", "drift_report"])
     dataset = build_dataset(plan, resolution=resolution)
     bundle, _checkpoint = train_gan(dataset, seed=seed)
     metrics = evaluate(bundle, dataset, seed=seed)

@@ -1,12 +1,13 @@
-"""quality_filter: decode every image; quarantine undecodable, too small, blurry and duplicate ones with a reason."""
+"""quality_filter: decode every image; quarantine broken, too small, grayscale (by config), blurry, faceless and
+duplicate ones (exact and near), each with a reason."""
 
-from typing import Annotated
+from typing import Annotated, Any, Optional
 
 import mlflow
 import pandas as pd
 from zenml import log_metadata, step
 
-from facegen.data.quality import assess_quality, quarantine_summary
+from facegen.data.quality import QualityConfig, assess_quality, quarantine_summary
 from steps.materializers import ManifestMaterializer
 
 
@@ -15,9 +16,24 @@ def quality_filter(
     manifest: pd.DataFrame,
     min_side: int = 64,
     blur_threshold: float = 7.0,
+    grayscale: str = "keep",
+    max_pixels: int = 40_000_000,
+    near_duplicate_distance: Optional[int] = 6,
+    near_duplicate_min_correlation: float = 0.96,
+    face_check: Optional[dict[str, Any]] = None,
+    workers: int = 2,
 ) -> Annotated[pd.DataFrame, "screened_manifest"]:
-    """Every ingested row comes out, marked kept or quarantined: nothing is silently dropped."""
-    screened = assess_quality(manifest, min_side=min_side, blur_threshold=blur_threshold)
+    """Every ingested row comes out, marked kept or quarantined: nothing is silently dropped.
+
+    ``face_check``: ``{enabled: true, cascade: …, min_face_score: 3, …}`` (see facegen.data.faces.FaceCheck);
+    null or ``enabled: false`` skips it.
+    """
+    config = QualityConfig.from_dict({
+        "min_side": min_side, "blur_threshold": blur_threshold, "grayscale": grayscale, "max_pixels": max_pixels,
+        "near_duplicate_distance": near_duplicate_distance,
+        "near_duplicate_min_correlation": near_duplicate_min_correlation, "face_check": face_check,
+    })  # fmt: skip
+    screened = assess_quality(manifest, config=config, workers=workers)
     kept = int((screened["status"] == "kept").sum())
     if kept == 0:
         raise ValueError(
@@ -25,8 +41,11 @@ def quality_filter(
             f"all {len(screened)} quarantined ({quarantine_summary(screened)})"
         )
     reasons = quarantine_summary(screened)
-    counts = {"ingested": len(screened), "kept": kept, "quarantined": len(screened) - kept}
+    counts = {"ingested": len(screened), "kept": kept, "quarantined": len(screened) - kept,
+              "grayscale_flagged": int(screened["grayscale"].eq(True).sum())}  # fmt: skip
     mlflow.log_metrics({f"data_{name}": value for name, value in counts.items()})
     mlflow.log_metrics({f"quarantined_{reason}": count for reason, count in reasons.items()})
+    quarantined = screened[screened["status"] == "quarantined"][["uri", "reason", "detail"]]
+    mlflow.log_text(quarantined.to_csv(index=False), "data/quarantine.csv")
     log_metadata(metadata={**counts, "quarantine_reasons": reasons})
     return screened

@@ -133,6 +133,14 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert "samples/epoch_001.png" in artifacts and "samples/evaluation_grid.png" in artifacts
     human_eval = {a.path for a in client.list_artifacts(run.info.run_id, "human_eval/rater")}
     assert {"human_eval/rater/index.html", "human_eval/rater/ratings_template.csv"} <= human_eval
+    # data reports: GE suite (data docs + self-contained summary), drift note (no earlier run), balance charts
+    validation = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
+    assert {"validation/summary.html", "validation/data_docs", "validation/drift"} <= validation
+    drift = {a.path for a in client.list_artifacts(run.info.run_id, "validation/drift")}
+    assert drift == {"validation/drift/drift_report.html"}  # first run: a note, no comparison
+    balance = {a.path for a in client.list_artifacts(run.info.run_id, "data/balance")}
+    assert {"data/balance/balance_shares.png", "data/balance/balance_shares.csv"} <= balance
+    assert run.data.metrics["validation_success"] == 1.0 and "quarantined_no_face" in run.data.metrics
 
     version = client.get_model_version(MODEL, "1")
     assert version.tags["gate_status"] == "passed"
@@ -153,6 +161,8 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert _alias_version(client, "candidate") == "1"
     assert _alias_version(client, "champion") == "1"
     run2 = client.get_model_version(MODEL, "2").run_id
+    drift2 = {a.path for a in client.list_artifacts(run2, "validation/drift")}
+    assert "validation/drift/drift_report.json" in drift2  # the second run compares against the first
     key = client.download_artifacts(run2, "human_eval/answer_key.csv", str(tmp_path))
     assert "candidate_vs_champion" in Path(key).read_text()  # with a champion, the export compares against it
 

@@ -22,7 +22,7 @@ from facegen.data.labels import parse_utkface_name
 from facegen.data.sources import open_source, read_entry
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
-    "uri", "source", "name", "sha256", "n_bytes", "width", "height", "mode", "format",
+    "uri", "source", "origin", "name", "sha256", "n_bytes", "width", "height", "mode", "format",
     "age", "gender", "ethnicity", "age_bin", "label_error", "label_source",
     "status", "reason", "detail",
 )  # fmt: skip
@@ -101,8 +101,12 @@ def build_manifest(
     seed: int = 0,
     workers: int = 2,
     progress: bool = True,
+    origin: str = "source",
 ) -> pd.DataFrame:
     """List ``source_uri``, optionally take a seeded subset, and describe every picked entry (see module doc).
+
+    ``origin`` labels every row: ``source`` for collected photos, ``feedback`` for user-approved generated faces
+    (a ``facegen feedback-export`` folder), so the two are counted apart downstream.
 
     Entries refused by the source for safety (e.g. ``..`` zip members) are always added as rows with
     ``status="quarantined"``, ``reason="unsafe_path"``, whatever ``max_images`` is, so nothing vanishes
@@ -119,6 +123,7 @@ def build_manifest(
     rows.extend(_refused_row(source.refused_uri(name), why) for name, why in source.refused)
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     manifest["source"] = source.uri  # which source each row came from, once several feed one run
+    manifest["origin"] = origin
     manifest = manifest.sort_values("uri", kind="stable").reset_index(drop=True)
     for column in _NULLABLE_INTS:
         manifest[column] = manifest[column].astype("Int64")

@@ -1,0 +1,83 @@
+"""``facegen-attributes`` in the MLflow registry: a pyfunc whose artifact is the bundle, resolved by alias.
+
+    model = mlflow.pyfunc.load_model("models:/facegen-attributes@production")
+    model.predict(pd.DataFrame({"uri": ["/path/face.jpg"]}))      # → predicted_* / confidence_* columns
+    classifier = model.unwrap_python_model().classifier          # tensors: classifier.predict(uint8 N×3×H×W)
+
+As with the generator, the pickle holds no network (the weights travel as the bundle) and loading needs the facegen
+package importable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
+from facegen.attributes_model.inference import AttributeClassifier
+
+BUNDLE_ARTIFACT = "attribute_bundle"
+TRAIN_COMMAND = "zenml pipeline run pipelines.attributes.attributes -c configs/attributes.yaml"
+
+
+class AttributePyfunc(mlflow.pyfunc.PythonModel):
+    """pyfunc: DataFrame with a ``uri`` column (files / entry URIs) → predictions per row."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.classifier = AttributeClassifier.from_bundle(context.artifacts[BUNDLE_ARTIFACT], device=device)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if not isinstance(model_input, pd.DataFrame) or "uri" not in model_input.columns:
+            raise ValueError("input needs a 'uri' column of image paths or entry URIs")
+        return self.classifier.predict_files(model_input["uri"].astype(str).tolist()).to_frame()
+
+
+def log_attribute_model(bundle_dir: Path, *, artifact_name: str = "attributes"):
+    """Log the bundle as a pyfunc model in the active MLflow run; returns MLflow's ``ModelInfo``."""
+    torch_version = torch.__version__.split("+")[0]
+    return mlflow.pyfunc.log_model(
+        name=artifact_name,
+        python_model=AttributePyfunc(),
+        artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+        pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch_version}", f"numpy=={np.__version__}",
+                          f"pandas=={pd.__version__}"],  # fmt: skip
+    )
+
+
+def register_attribute_model(
+    model_uri: str, *, tags: dict[str, str], name: str = MODEL_NAME, client: MlflowClient | None = None
+) -> ModelVersion:
+    client = client or MlflowClient()
+    version = mlflow.register_model(model_uri, name)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version.version, key, str(value))
+    return client.get_model_version(name, version.version)
+
+
+def resolve_version(name: str = MODEL_NAME, alias: str = PRODUCTION_ALIAS, client: MlflowClient | None = None):
+    """The version behind ``name@alias``, or None when the model or the alias does not exist."""
+    client = client or MlflowClient()
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load_attribute_classifier(name: str = MODEL_NAME, alias: str = PRODUCTION_ALIAS) -> AttributeClassifier:
+    """The classifier registered as ``name@alias``; a clear error naming the command to train one otherwise."""
+    if resolve_version(name, alias) is None:
+        raise LookupError(
+            f"no registered model {name}@{alias} in the MLflow registry at {mlflow.get_tracking_uri()}. "
+            f"Train and register it first: `{TRAIN_COMMAND}` (or disable tagging: tag_attributes.enabled: false)"
+        )
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    return model.unwrap_python_model().classifier
