@@ -1,6 +1,6 @@
 """build_dataset: centre-crop and resize the planned images to N×N uint8 tensors the trainer moves to the GPU once."""
 
-from typing import Annotated
+from typing import Annotated, Tuple
 
 import numpy as np
 import pandas as pd
@@ -10,8 +10,15 @@ from facegen.data.packing import pack_images
 
 
 @step(enable_artifact_visualization=False)
-def build_dataset(sampling_plan: pd.DataFrame, resolution: int = 32) -> Annotated[np.ndarray, "packed_dataset"]:
-    """Packed N×3×R×R uint8; augmentation is applied per batch while training, never baked in here."""
+def build_dataset(
+    sampling_plan: pd.DataFrame, resolution: int = 32
+) -> Tuple[Annotated[np.ndarray, "packed_dataset"], Annotated[np.ndarray, "sample_weights"]]:
+    """Packed N×3×R×R uint8 plus one sampling weight per image (all 1 unless balance's strategy is ``weights``).
+
+    Augmentation is applied per batch while training, never baked in here.
+    """
     images = pack_images(sampling_plan, resolution=resolution)
-    log_metadata(metadata={"images": int(images.shape[0]), "resolution": resolution, "bytes": int(images.nbytes)})
-    return images
+    weights = sampling_plan["sample_weight"].to_numpy(dtype=np.float64)
+    log_metadata(metadata={"images": int(images.shape[0]), "resolution": resolution, "bytes": int(images.nbytes),
+                           "weighted_sampling": bool(not np.allclose(weights, weights[0]))})
+    return images, weights

@@ -17,6 +17,7 @@ from facegen.train.mlflow_monitor import MlflowTrainingMonitor, plot_loss_curves
 @step
 def train_gan(
     packed_dataset: np.ndarray,
+    sample_weights: np.ndarray,
     training: Optional[dict[str, Any]] = None,
     seed: int = 0,
 ) -> Tuple[Annotated[Path, "generator_bundle"], Annotated[Path, "training_checkpoint"]]:
@@ -26,7 +27,8 @@ def train_gan(
                        "train_images": len(packed_dataset), **_flat("train", config.to_dict())})
     work = Path(tempfile.mkdtemp(prefix="facegen-train-"))
     checkpoint = work / "checkpoint" / "last.pt"
-    result = run_training(packed_dataset, config, monitor=MlflowTrainingMonitor(), checkpoint_path=checkpoint)
+    result = run_training(packed_dataset, config, sample_weights=sample_weights, monitor=MlflowTrainingMonitor(),
+                          checkpoint_path=checkpoint)
     mlflow.log_figure(plot_loss_curves(result.history), "curves/losses.png")
     mlflow.log_metrics({"train_seconds": result.seconds, "train_images_seen": float(result.images_seen)})
     bundle = save_generator_bundle(work / "generator", config.architecture, result.model_config, result.generator)

@@ -14,7 +14,7 @@ from facegen.models.losses import GanLoss, generator_loss, discriminator_loss, r
 from facegen.train.checkpoint import load_checkpoint
 from facegen.train.config import TrainingConfig
 from facegen.train.ema import GeneratorEMA
-from facegen.train.loop import train_gan
+from facegen.train.loop import _sampling_weights, epoch_order, train_gan
 
 TINY = {"model": {"latent_dim": 16, "width": 8}, "batch_size": 16, "grid_size": 4, "log_every_steps": 1}
 
@@ -200,3 +200,17 @@ def test_conditional_models_train_on_labelled_faces(faces_16: np.ndarray, archit
     assert result.generator.conditional and result.generator_steps == 2
     with pytest.raises(ValueError, match="needs labels"):
         train_gan(faces, config, progress=False)
+
+
+def test_sampler_weights_from_balancing_steer_which_images_are_drawn(faces_16: np.ndarray):
+    """Balance's ``weights`` strategy: the trainer draws in proportion to them instead of a plain permutation."""
+    weights = np.zeros(len(faces_16))
+    weights[:8] = 1.0  # only the first 8 faces may be drawn
+    order = epoch_order(len(faces_16), seed=0, epoch=0, weights=_sampling_weights(weights, len(faces_16)))
+    assert len(order) == len(faces_16) and set(order.tolist()) <= set(range(8))
+    assert _sampling_weights(np.ones(len(faces_16)), len(faces_16)) is None  # uniform = exact permutation
+    result = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 1}), sample_weights=weights,
+                       progress=False)
+    assert result.generator_steps == len(faces_16) // 16
+    with pytest.raises(ValueError, match="sample_weights"):
+        train_gan(faces_16, TrainingConfig.from_dict(TINY), sample_weights=-weights, progress=False)

