@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -23,6 +22,7 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import REPO_ROOT
+from tests.test_training_pipeline_e2e import _run
 from tests.mlflow_server import use_tracking_uri
 from tests.s3_server import AWS_VARIABLES, CREDENTIALS, aws_env, list_keys, s3_client, start_mlflow_server_on_s3
 
@@ -34,13 +34,6 @@ N_FACES = 40
 ARTIFACT_BUCKET = "facegen-artifacts"  # ZenML under zenml/, MLflow under mlflow/
 DATA_BUCKET = "facegen-data"
 SECRET = "facegen-s3-test"
-
-
-def _run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return result
 
 
 @pytest.fixture(scope="module")
