@@ -150,3 +150,16 @@ def test_empty_source_is_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=f"no images found in source {tmp_path}"):
         build_manifest(str(tmp_path), progress=False)
+
+
+def test_an_image_gone_missing_after_ingest_fails_instead_of_passing_as_undecodable(
+    tmp_path: Path, faces: dict[str, bytes]
+) -> None:
+    """Storage faults are not bad images: the run stops and names the file, nothing is quietly quarantined."""
+    for name, data in list(faces.items())[:3]:
+        (tmp_path / name).write_bytes(data)
+    manifest = build_manifest(str(tmp_path), progress=False)
+    vanished = Path(manifest["uri"].iloc[0])
+    vanished.unlink()
+    with pytest.raises(OSError, match=vanished.name):
+        assess_quality(manifest, min_side=64, blur_threshold=7.0, progress=False)

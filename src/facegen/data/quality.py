@@ -184,8 +184,11 @@ def _outcome(status: str, reason: str | None = None, detail: str | None = None, 
 
 
 def _assess(uri: str, config: QualityConfig, detector: FaceDetector | None) -> dict[str, Any]:
+    # Reading is outside the try: a storage failure (after the source's retries) fails the run naming the URI,
+    # rather than passing off an outage as bad images.
+    data = read_entry(uri)
     try:
-        image = decode_rgb(read_entry(uri), max_pixels=config.max_pixels)
+        image = decode_rgb(data, max_pixels=config.max_pixels)
     except DecompressionBomb as error:
         return _outcome("quarantined", "decompression_bomb", str(error))
     except Exception as error:  # noqa: BLE001 - PIL raises many types for bad input; all mean "undecodable"
