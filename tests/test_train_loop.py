@@ -151,10 +151,11 @@ register_loss("test_nan_once", GanLoss(discriminator_loss, _nan_on_third_call))
 register_loss("test_nan_always", GanLoss(discriminator_loss, lambda logits: generator_loss(logits) * float("nan")))
 
 
-def test_a_non_finite_loss_rolls_back_and_training_continues(faces_16: np.ndarray):
+@pytest.mark.parametrize("log_every_steps", [1, 100], ids=["checked-every-step", "checked-at-epoch-end"])
+def test_a_non_finite_loss_rolls_back_and_training_continues(faces_16: np.ndarray, log_every_steps: int):
     _calls["n"] = 0
-    result = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 2, "loss": "test_nan_once"}),
-                       progress=False)
+    config = {**TINY, "epochs": 2, "loss": "test_nan_once", "log_every_steps": log_every_steps}
+    result = train_gan(faces_16, TrainingConfig.from_dict(config), progress=False)
     assert result.rollbacks == 1
     assert result.generator_steps == 2 * (len(faces_16) // 16)
     assert all(np.isfinite(row["loss_g"]) for row in result.history)

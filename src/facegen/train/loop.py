@@ -267,6 +267,7 @@ def train_gan(
             save_checkpoint(checkpoint_path, good_state)
 
     started = time.perf_counter()
+    nonfinite: torch.Tensor | None = None  # set on the device when a step's losses were not finite
     bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="train_gan", unit="step",
                disable=not (progress and context.is_main))
     while trainer.step < trainer.total_steps:
@@ -280,21 +281,33 @@ def train_gan(
             d_out = trainer.discriminator_step(rank_slice)
         loss_g = trainer.generator_step()
         losses = torch.stack([mean_across_ranks(d_out["loss_d"], context), mean_across_ranks(loss_g, context)])
-        if not torch.isfinite(losses).all():
-            trainer.rollbacks += 1
-            if trainer.rollbacks > config.max_nan_rollbacks:
-                raise FloatingPointError(
-                    f"non-finite loss (loss_d, loss_g = {losses.tolist()}) at generator step {trainer.step + 1}; "
-                    f"rolled back {config.max_nan_rollbacks} times already: lower the learning rates or use bf16"
-                )
-            rollbacks = trainer.rollbacks
-            trainer.load_state(good_state, restore_rng=False)  # new random draws, same weights as last good state
-            trainer.rollbacks = rollbacks
-            bar.n = trainer.step
-            continue
-        trainer.step += 1
+        bad = ~torch.isfinite(losses).all()
+        nonfinite = bad if nonfinite is None else nonfinite | bad
+        next_step = trainer.step + 1
+        epoch_done = next_step % trainer.steps_per_epoch == 0
+        log_now = next_step % config.log_every_steps == 0 or next_step == 1
+        checkpoint_now = bool(config.checkpoint_every_steps and next_step % config.checkpoint_every_steps == 0)
+        checkpoint_now = checkpoint_now or epoch_done
+        # Non-finite losses are looked for only where the host reads numbers anyway (logging, checkpoints): a check
+        # every step would stall the GPU every step. A bad step since the last look rolls back to the last good state.
+        if log_now or checkpoint_now:
+            found_nonfinite, nonfinite = bool(nonfinite), None
+            if found_nonfinite:
+                trainer.rollbacks += 1
+                if trainer.rollbacks > config.max_nan_rollbacks:
+                    raise FloatingPointError(
+                        f"non-finite loss (loss_d, loss_g = {losses.tolist()}) by generator step {next_step}; rolled "
+                        f"back {config.max_nan_rollbacks} times already: lower the learning rates or use bf16"
+                    )
+                rollbacks = trainer.rollbacks
+                trainer.load_state(good_state, restore_rng=False)  # new random draws, weights of the last good state
+                trainer.rollbacks = rollbacks
+                bar.n = trainer.step
+                continue
+        trainer.step = next_step
         trainer.images_seen += global_batch * config.d_steps_per_g_step
-        if context.is_main and (trainer.step % config.log_every_steps == 0 or trainer.step == 1):
+        bar.update(1)
+        if log_now and context.is_main:
             real_acc, fake_acc = discriminator_accuracy(d_out["real_logits"], d_out["fake_logits"])
             metrics = {"loss_d": losses[0].item(), "loss_g": losses[1].item(),
                        "d_real_prob": torch.sigmoid(d_out["real_logits"]).mean().item(),
@@ -309,10 +322,8 @@ def train_gan(
             trainer.history.append({"step": float(trainer.step), **metrics})
             if monitor:
                 monitor.on_step(trainer.step, metrics)
-        bar.update(1)
-        bar.set_postfix(epoch=epoch + 1, loss_d=f"{losses[0].item():.3f}", loss_g=f"{losses[1].item():.3f}")
-        epoch_done = trainer.step % trainer.steps_per_epoch == 0
-        if config.checkpoint_every_steps and trainer.step % config.checkpoint_every_steps == 0 or epoch_done:
+            bar.set_postfix(epoch=epoch + 1, loss_d=f"{metrics['loss_d']:.3f}", loss_g=f"{metrics['loss_g']:.3f}")
+        if checkpoint_now:
             checkpoint()
         if epoch_done and monitor and context.is_main:
             monitor.on_epoch_end(epoch + 1, trainer.step, sample_grid(trainer.ema.shadow, grid_latents, grid_labels))
@@ -342,10 +353,10 @@ def _health(trainer: _Trainer, latents: torch.Tensor, labels: torch.Tensor | Non
         fake = trainer._call(trainer.ema.shadow, latents, labels)
         index = torch.randint(0, len(trainer.feed), (len(latents),), generator=torch.Generator().manual_seed(0))
         real = to_unit_range(trainer.feed.batch(index.to(trainer.device))[0])
-    real_spread = mean_pairwise_distance(real)
+    generated_spread, real_spread = mean_pairwise_distance(fake), mean_pairwise_distance(real)
     return {
         "grad_norm_g": gradient_norm(trainer.generator),
         "grad_norm_d": gradient_norm(trainer.discriminator),
-        "diversity_generated": mean_pairwise_distance(fake),
-        "diversity_ratio": mean_pairwise_distance(fake) / max(real_spread, 1e-8),
+        "diversity_generated": generated_spread,
+        "diversity_ratio": generated_spread / max(real_spread, 1e-8),
     }
