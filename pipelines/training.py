@@ -1,6 +1,6 @@
 """The `training` pipeline: ingest → quality_filter → tag_attributes → (validate_data, drift_report) →
-balance → build_dataset → train_gan → evaluate → export_human_eval → deploy_gate. Only wiring lives here; every
-knob is in configs/*.yaml.
+balance → build_dataset → train_gan → (evaluate, evaluate_fairness) → export_human_eval → deploy_gate. Only wiring
+lives here; every knob is in configs/*.yaml.
 
 Run: ``zenml pipeline run pipelines.training.training -c configs/local.yaml``
 """
@@ -13,6 +13,7 @@ from steps.build_dataset import build_dataset
 from steps.deploy_gate import deploy_gate
 from steps.drift_report import drift_report
 from steps.evaluate import evaluate
+from steps.evaluate_fairness import evaluate_fairness
 from steps.export_human_eval import export_human_eval
 from steps.ingest import ingest
 from steps.quality_filter import quality_filter
@@ -30,9 +31,10 @@ def training(source: str = DEFAULT_SOURCE, resolution: int = 32, seed: int = 0) 
     validate_data(tagged)
     drift_report(tagged)
     # Balancing waits for the data checks, so a failing suite (on_failure: fail) stops the run before training.
-    plan = balance(tagged, seed=seed, after=["validate_data", "drift_report"])
+    plan, balance_shares = balance(tagged, seed=seed, after=["validate_data", "drift_report"])
     dataset, weights = build_dataset(plan, resolution=resolution)
     bundle, _checkpoint = train_gan(dataset, weights, seed=seed)
     metrics = evaluate(bundle, dataset, seed=seed)
+    fairness = evaluate_fairness(bundle, dataset, balance_shares, seed=seed)
     human_eval = export_human_eval(bundle, dataset, seed=seed)
-    deploy_gate(bundle, metrics, human_eval)
+    deploy_gate(bundle, metrics, fairness, human_eval)

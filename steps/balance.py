@@ -3,7 +3,7 @@ distribution; the report (PNG bar charts, table, cost) goes to MLflow."""
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Tuple
 
 import mlflow
 import pandas as pd
@@ -26,10 +26,13 @@ def balance(
     target_size: Optional[int] = None,
     attribute: Optional[str] = None,
     seed: int = 0,
-) -> Annotated[pd.DataFrame, "sampling_plan"]:
+) -> Tuple[Annotated[pd.DataFrame, "sampling_plan"], Annotated[dict, "balance_shares"]]:
     """``cells`` / ``also`` (default ethnicity × gender, and age_bin) are balanced jointly toward ``targets``
     (uniform unless given, e.g. ``{gender: {female: 0.5, male: 0.5}}``). ``attribute`` (legacy) balances one
-    attribute's groups only, with plan_balance. Strategies: downsample | oversample | weights."""
+    attribute's groups only, with plan_balance. Strategies: downsample | oversample | weights.
+
+    ``balance_shares`` (attribute → group → before / after / target share) is what fairness of the generated faces
+    is measured against; empty for the legacy single-attribute plan, which has no targets."""
     kept = tagged_manifest[tagged_manifest["status"] == "kept"]
     if attribute is not None:
         label_column = f"attr_{attribute}" if f"attr_{attribute}" in kept else None
@@ -56,4 +59,4 @@ def balance(
     if attribute is None:
         summary["cost"] = cost_lines(report)
     log_metadata(metadata={"balance_report": summary})
-    return plan
+    return plan, report.get("shares", {})

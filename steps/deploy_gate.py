@@ -10,8 +10,15 @@ import mlflow
 from mlflow import MlflowClient
 from zenml import get_step_context, log_metadata, step
 
+from facegen.metrics.fairness import (
+    DEFAULT_MIN_REPRESENTATION_RATIO,
+    FairnessThresholds,
+    fairness_tags,
+    fairness_violations,
+)
 from facegen.registry.generator_model import log_generator_model
 from facegen.registry.model_registry import (
+    GateDecision,
     GateThresholds,
     apply_gate,
     champion_version,
@@ -25,20 +32,29 @@ from facegen.registry.model_registry import (
 def deploy_gate(
     generator_bundle: Path,
     metrics: dict,
+    fairness_report: dict,
     human_eval_set: Path,
     max_fid: float = 400.0,
     max_kid: Optional[float] = None,
     require_beats_champion: bool = True,
+    max_tv: Optional[dict[str, float]] = None,
+    min_representation_ratio: Optional[float] = DEFAULT_MIN_REPRESENTATION_RATIO,
     model_name: str = "facegen-generator",
 ) -> Annotated[dict, "gate_decision"]:
     """Registers every trained generator (for the record) and states the gate decision on the version.
 
     ``human_eval_set`` is taken so the gate runs after the export; the version links to it in MLflow.
+    Fairness gates: ``max_tv`` (attribute → largest TV distance to the balancing target; None: the defaults,
+    gender 0.05, age_bin and ethnicity 0.10; {}: fairness not gated) and ``min_representation_ratio``.
     """
     client = MlflowClient()
     champion = champion_version(client, model_name)
     champion_metrics = version_metrics(client, champion) if champion else None
     decision = decide_gate(metrics, GateThresholds(max_fid, max_kid, require_beats_champion), champion_metrics)
+    fairness_gates = FairnessThresholds(**({} if max_tv is None else {"max_tv": max_tv}),
+                                        min_representation_ratio=min_representation_ratio)  # fmt: skip
+    unfair = fairness_violations(fairness_report, fairness_gates)
+    decision = GateDecision(passed=decision.passed and not unfair, reasons=decision.reasons + unfair)
     model_info = log_generator_model(generator_bundle)
     context = get_step_context()
     version = register_generator(
@@ -46,7 +62,8 @@ def deploy_gate(
         name=model_name,
         metrics={key: metrics[key] for key in ("fid", "kid_mean", "kid_std")},
         tags={"zenml_pipeline_run": context.pipeline_run.name,
-              "human_eval_set": f"runs:/{mlflow.active_run().info.run_id}/human_eval"},
+              "human_eval_set": f"runs:/{mlflow.active_run().info.run_id}/human_eval",
+              **fairness_tags(fairness_report)},
         client=client,
     )
     apply_gate(client, version, decision)

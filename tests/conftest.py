@@ -58,3 +58,11 @@ def facegen_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("facegen_home")
     convert_fid_helper_weights(home / "weights" / "pt_inception-2015-12-05-fid.pth")
     return home
+
+
+@pytest.fixture(scope="session")
+def tiny_attribute_bundle(utkface_zip: Path, face_members: list[str], tmp_path_factory) -> Path:
+    """A real facegen-attributes bundle trained for four steps (see tests/attribute_fixtures.py)."""
+    from tests.attribute_fixtures import train_tiny_attribute_bundle
+
+    return train_tiny_attribute_bundle(utkface_zip, face_members, tmp_path_factory.mktemp("attribute_bundle"))

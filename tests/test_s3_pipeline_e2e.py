@@ -21,6 +21,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from tests.attribute_fixtures import register_production_attribute_model
 from tests.conftest import REPO_ROOT
 from tests.test_training_pipeline_e2e import _run
 from tests.mlflow_server import use_tracking_uri
@@ -52,9 +53,12 @@ def mlflow_on_s3(tmp_path_factory, s3_server: str, s3) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack_env(tmp_path_factory, s3_server: str, mlflow_on_s3: str, facegen_home: Path) -> dict[str, str]:
+def stack_env(
+    tmp_path_factory, s3_server: str, mlflow_on_s3: str, facegen_home: Path, tiny_attribute_bundle: Path
+) -> dict[str, str]:
     """An isolated ZenML store with an S3-artifact-store stack. The run environment holds no AWS keys: the artifact
     store authenticates with the ZenML secret, MLflow artifacts go through the server."""
+    register_production_attribute_model(tiny_attribute_bundle, mlflow_on_s3)
     state = tmp_path_factory.mktemp("zenml_s3_state")
     env = {key: value for key, value in os.environ.items() if key not in AWS_VARIABLES}
     env |= {

@@ -21,6 +21,7 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from tests.attribute_fixtures import register_production_attribute_model
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -38,8 +39,10 @@ def _run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess
 
 
 @pytest.fixture(scope="module")
-def zenml_env(tmp_path_factory, mlflow_server: str, facegen_home: Path) -> dict[str, str]:
-    """An isolated ZenML store with a stack whose MLflow tracker points at the test server."""
+def zenml_env(tmp_path_factory, mlflow_server: str, facegen_home: Path, tiny_attribute_bundle: Path) -> dict[str, str]:
+    """An isolated ZenML store with a stack whose MLflow tracker points at the test server, where a (tiny, real)
+    facegen-attributes@production classifies the generated faces for the fairness step."""
+    register_production_attribute_model(tiny_attribute_bundle, mlflow_server)
     state = tmp_path_factory.mktemp("zenml_state")
     env = {
         **os.environ,
@@ -142,7 +145,11 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert {"data/balance/balance_shares.png", "data/balance/balance_shares.csv"} <= balance
     assert run.data.metrics["validation_success"] == 1.0 and "quarantined_no_face" in run.data.metrics
 
+    # fairness of generated faces: measured against the balancing target, charted, tagged on the version
+    assert 0.0 <= run.data.metrics["fairness_gender_tv"] <= 1.0
+    assert "fairness/generated_shares.png" in {a.path for a in client.list_artifacts(run.info.run_id, "fairness")}
     version = client.get_model_version(MODEL, "1")
+    assert float(version.tags["fairness.gender.tv"]) == pytest.approx(run.data.metrics["fairness_gender_tv"], abs=1e-4)
     assert version.tags["gate_status"] == "passed"
     assert first["gate"] == {**first["gate"], "version": "1", "passed": True}
     assert _alias_version(client, "candidate") == "1"

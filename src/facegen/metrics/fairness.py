@@ -1,0 +1,207 @@
+"""Demographics of generated faces: who the generator draws, compared with the distribution we balanced toward.
+
+The ``facegen-attributes`` classifier labels generated faces; per attribute (gender, age_bin, ethnicity) this module
+reports the predicted group shares, the total-variation distance to the balancing target
+(TV = ½ Σ |share − target|, 0 = on target, 1 = disjoint) and the representation ratio: min / max over groups of
+share ÷ target share (groups with a zero target left out), which is the plain min/max group-share ratio when the
+target is uniform and stays meaningful when it is not. For conditional generators it also reports how often the
+classifier sees the attribute value that was asked for.
+
+The classifier is imperfect (held-out age_bin accuracy ~0.57), so the same numbers are computed for the real
+training faces (``reference``): a generated distribution is judged next to what the classifier makes of real data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from facegen.attributes import ATTRIBUTE_VALUES
+
+#: The gate defaults of the evaluation issue: TV ≤ 0.05 for gender, ≤ 0.10 for age_bin and ethnicity.
+DEFAULT_MAX_TV: dict[str, float] = {"gender": 0.05, "age_bin": 0.10, "ethnicity": 0.10}
+DEFAULT_MIN_REPRESENTATION_RATIO = 0.8
+
+
+def group_shares(labels: Sequence[str] | np.ndarray, groups: Sequence[str]) -> dict[str, float]:
+    """Share of each vocabulary group among ``labels`` (zeros included); a label outside ``groups`` is an error."""
+    values = np.asarray(labels, dtype=object)
+    if len(values) == 0:
+        raise ValueError("no labels: shares of an empty set are undefined")
+    unknown = sorted(set(values.tolist()) - set(groups))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not in the vocabulary {list(groups)}")
+    return {group: float(np.mean(values == group)) for group in groups}
+
+
+def _check_distribution(name: str, shares: Mapping[str, float]) -> None:
+    total = sum(shares.values())
+    if any(value < 0 for value in shares.values()) or not np.isclose(total, 1.0, atol=1e-6):
+        raise ValueError(f"{name} must be non-negative shares summing to 1, got {dict(shares)} (sum {total:.6f})")
+
+
+def total_variation(shares: Mapping[str, float], target: Mapping[str, float]) -> float:
+    """½ Σ |shares − target| over the union of groups (a group missing from one side counts as 0 there)."""
+    _check_distribution("shares", shares)
+    _check_distribution("target", target)
+    groups = set(shares) | set(target)
+    return 0.5 * float(sum(abs(shares.get(g, 0.0) - target.get(g, 0.0)) for g in groups))
+
+
+def representation_ratio(shares: Mapping[str, float], target: Mapping[str, float]) -> float:
+    """min / max over target groups of share ÷ target share: 1 = every group exactly as represented as intended."""
+    relative = [shares.get(group, 0.0) / wanted for group, wanted in target.items() if wanted > 0]
+    if not relative:
+        raise ValueError(f"the target gives no group a positive share: {dict(target)}")
+    return float(min(relative) / max(relative)) if max(relative) > 0 else 0.0
+
+
+def attribute_summary(
+    labels: Sequence[str] | np.ndarray, attribute: str, target: Mapping[str, float] | None
+) -> dict[str, Any]:
+    """Shares of one attribute's groups, and (with a target) TV distance and representation ratio to it."""
+    shares = group_shares(labels, ATTRIBUTE_VALUES[attribute])
+    summary: dict[str, Any] = {"n": len(labels), "shares": shares, "target": dict(target) if target else None}
+    if target:
+        summary["tv"] = total_variation(shares, target)
+        summary["representation_ratio"] = representation_ratio(shares, target)
+    return summary
+
+
+def fairness_report(
+    predicted: Mapping[str, np.ndarray],
+    targets: Mapping[str, Mapping[str, float]],
+    *,
+    reference: Mapping[str, np.ndarray] | None = None,
+    requested: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per attribute: the generated faces' summary, the real faces' (``reference``) and conditional accuracy.
+
+    ``predicted`` / ``reference`` map attribute → predicted group names per face; ``targets`` attribute → group
+    shares (an attribute without a target gets shares only); ``requested`` attribute → the group asked of a
+    conditional generator per face (same order as ``predicted``).
+    """
+    report: dict[str, dict[str, Any]] = {}
+    for attribute, labels in predicted.items():
+        if attribute not in ATTRIBUTE_VALUES:
+            raise ValueError(f"unknown attribute {attribute!r}; expected one of {list(ATTRIBUTE_VALUES)}")
+        entry = {"generated": attribute_summary(labels, attribute, targets.get(attribute))}
+        if reference is not None and attribute in reference:
+            entry["real"] = attribute_summary(reference[attribute], attribute, targets.get(attribute))
+        if requested is not None and attribute in requested:
+            asked = np.asarray(requested[attribute], dtype=object)
+            if len(asked) != len(labels):
+                raise ValueError(f"{attribute}: {len(asked)} requested labels for {len(labels)} faces")
+            entry["conditional_accuracy"] = float(np.mean(asked == np.asarray(labels, dtype=object)))
+        report[attribute] = entry
+    return report
+
+
+@dataclass(frozen=True)
+class FairnessThresholds:
+    """Gate limits; an attribute listed in ``max_tv`` must have been measured against a target to pass."""
+
+    max_tv: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_TV))
+    min_representation_ratio: float | None = DEFAULT_MIN_REPRESENTATION_RATIO
+
+
+def fairness_violations(report: Mapping[str, Mapping[str, Any]] | None, thresholds: FairnessThresholds) -> list[str]:
+    """One readable line per failed fairness gate (empty = passed). An unmeasured gated attribute fails."""
+    reasons = []
+    for attribute, limit in thresholds.max_tv.items():
+        generated = ((report or {}).get(attribute) or {}).get("generated") or {}
+        if "tv" not in generated:
+            reasons.append(f"{attribute}: fairness not measured against a target, cannot pass its TV gate")
+            continue
+        if generated["tv"] > limit:
+            reasons.append(f"{attribute}: TV distance {generated['tv']:.3f} to the target is above {limit:.3f}")
+        floor = thresholds.min_representation_ratio
+        if floor is not None and generated["representation_ratio"] < floor:
+            reasons.append(
+                f"{attribute}: representation ratio {generated['representation_ratio']:.3f} is below {floor:.3f}"
+            )
+    return reasons
+
+
+def fairness_tags(report: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Flat model-version tags (``fairness.gender.tv`` …) so a version can be judged in the registry UI."""
+    tags: dict[str, str] = {}
+    for attribute, entry in report.items():
+        generated = entry["generated"]
+        for key in ("tv", "representation_ratio"):
+            if key in generated:
+                tags[f"fairness.{attribute}.{key}"] = f"{generated[key]:.4f}"
+        if "conditional_accuracy" in entry:
+            tags[f"fairness.{attribute}.conditional_accuracy"] = f"{entry['conditional_accuracy']:.4f}"
+        tags[f"fairness.{attribute}.shares"] = ", ".join(f"{g} {s:.3f}" for g, s in generated["shares"].items())
+    return tags
+
+
+def fairness_metrics(report: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """The same numbers as MLflow run metrics (``fairness_gender_tv`` …), generated and real side by side."""
+    metrics: dict[str, float] = {}
+    for attribute, entry in report.items():
+        for side in ("generated", "real"):
+            for key in ("tv", "representation_ratio"):
+                if key in entry.get(side, {}):
+                    metrics[f"fairness_{attribute}_{key}" + ("_real" if side == "real" else "")] = entry[side][key]
+        if "conditional_accuracy" in entry:
+            metrics[f"fairness_{attribute}_conditional_accuracy"] = entry["conditional_accuracy"]
+    return metrics
+
+
+def sample_requested_labels(
+    label_dims: Mapping[str, int], targets: Mapping[str, Mapping[str, float]], n: int, seed: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Labels to ask a conditional generator for: each conditioned attribute drawn from its target (uniform when
+    none). Returns the n×K index array (``label_dims`` column order) and attribute → requested group names."""
+    rng = np.random.default_rng(seed)
+    columns, names = [], {}
+    for attribute in label_dims:
+        groups = ATTRIBUTE_VALUES[attribute]
+        target = targets.get(attribute) or {g: 1.0 / len(groups) for g in groups}
+        p = np.array([target.get(g, 0.0) for g in groups], dtype=np.float64)
+        index = rng.choice(len(groups), size=n, p=p / p.sum())
+        columns.append(index)
+        names[attribute] = np.asarray(groups, dtype=object)[index]
+    return np.stack(columns, axis=1).astype(np.int64), names
+
+
+def plot_fairness(report: Mapping[str, Mapping[str, Any]], training: Mapping[str, Mapping[str, Any]] | None = None):
+    """One panel per attribute: training data before / after balancing (from the balance report's shares),
+    real faces and generated faces as the classifier sees them, and the target as a red tick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(report), 1, figsize=(11, 3.2 * len(report)), squeeze=False)
+    for axis, (attribute, entry) in zip(axes[:, 0], report.items()):
+        groups = list(ATTRIBUTE_VALUES[attribute])
+        balance = (training or {}).get(attribute, {})
+        series = []
+        if balance:
+            series += [("training before", [balance[g]["before_share"] for g in groups], "#c8c8c8"),
+                       ("training after", [balance[g]["after_share"] for g in groups], "#8fb8de")]  # fmt: skip
+        if "real" in entry:
+            series.append(("real, classified", [entry["real"]["shares"][g] for g in groups], "#6a9f58"))
+        series.append(("generated, classified", [entry["generated"]["shares"][g] for g in groups], "#e07b39"))
+        width = 0.8 / len(series)
+        x = np.arange(len(groups))
+        for i, (label, values, colour) in enumerate(series):
+            axis.bar(x - 0.4 + width * (i + 0.5), values, width=width, label=label, color=colour)
+        target = entry["generated"]["target"]
+        if target:
+            axis.scatter(x, [target.get(g, 0.0) for g in groups], marker="_", s=500, color="#d62728",
+                         label="target", zorder=3)  # fmt: skip
+        generated = entry["generated"]
+        title = attribute if "tv" not in generated else (
+            f"{attribute}: TV {generated['tv']:.3f}, representation ratio {generated['representation_ratio']:.2f}")
+        axis.set_title(title, fontsize=10)
+        axis.set_xticks(x, groups, fontsize=8)
+        axis.set_ylabel("share")
+        axis.legend(fontsize=7, loc="upper right")
+    figure.tight_layout()
+    return figure

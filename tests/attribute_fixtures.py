@@ -1,0 +1,47 @@
+"""A tiny but real `facegen-attributes` model for pipeline tests: MobileNetV2 from the offline ImageNet weights,
+fine-tuned for a few steps on real faces, registered as ``facegen-attributes@production`` on a given MLflow server.
+
+Its accuracy is poor (it saw 96 faces); the pipeline tests need the real model path (registry, pyfunc, tensors),
+not good predictions. Real quality figures come from `make attributes` (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
+from facegen.attributes_model.bundle import save_bundle
+from facegen.attributes_model.data import encode_labels, pack_faces
+from facegen.attributes_model.registry import log_attribute_model, register_attribute_model
+from facegen.attributes_model.training import AttributeTrainingConfig, train_attribute_model
+from facegen.data.labels import parse_utkface_name
+from tests.mlflow_server import use_tracking_uri
+
+SIZE = 32
+
+
+def train_tiny_attribute_bundle(utkface_zip: Path, members: list[str], out_dir: Path) -> Path:
+    """Four optimiser steps on 128 real faces (96 train, 32 held out); returns the bundle directory."""
+    uris = [f"zip://{Path(utkface_zip).resolve()}!/{m}" for m in members[:128]]
+    frame = pd.DataFrame([parse_utkface_name(u) for u in uris])
+    labels, images = encode_labels(frame), pack_faces(uris, SIZE)
+    config = AttributeTrainingConfig(input_size=SIZE, batch_size=32, frozen_epochs=1, epochs=1, trainable_from=4,
+                                     max_steps=4, num_threads=2)  # fmt: skip
+    result = train_attribute_model(images[:96], {k: v[:96] for k, v in labels.items()}, images[96:],
+                                   {k: v[96:] for k, v in labels.items()}, config)  # fmt: skip
+    return save_bundle(out_dir, result.model, input_size=SIZE, extra={"note": "tiny test model"})
+
+
+def register_production_attribute_model(bundle: Path, tracking_uri: str) -> str:
+    """Log and register ``bundle`` on ``tracking_uri`` and point ``production`` at it; returns the version."""
+    with use_tracking_uri(tracking_uri):
+        mlflow.set_experiment("attributes")
+        with mlflow.start_run(run_name="tiny-attribute-model"):
+            info = log_attribute_model(bundle)
+        client = MlflowClient(tracking_uri=tracking_uri)
+        version = register_attribute_model(info.model_uri, tags={"note": "tiny test model"}, client=client)
+        client.set_registered_model_alias(MODEL_NAME, PRODUCTION_ALIAS, version.version)
+    return version.version
