@@ -17,6 +17,7 @@ from facegen.humaneval.export import (
     ANSWER_KEY_COLUMNS,
     CANDIDATE_VS_CHAMPION,
     QUESTIONS,
+    RATER_COLUMNS,
     REAL_VS_GENERATED,
     TEMPLATE_COLUMNS,
     export_pairwise_set,
@@ -73,6 +74,10 @@ def test_writes_both_tasks_with_balanced_sides(tmp_path: Path, inputs: dict[str,
         rows = [row for row in template if row["task"] == task]
         assert len(rows) == 12 and {row["question"] for row in rows} == {QUESTIONS[task]}
     assert all(row["choice"] == "" and row["rater"] == "" for row in template)
+    # One set id, the page's, on every template row and every answer key row.
+    page_set_id = re.search(r'<body data-set-id="([^"]+)"', paths["html"].read_text(encoding="utf-8")).group(1)
+    assert re.fullmatch(r"facegen-humaneval-[0-9a-f]{16}", page_set_id)
+    assert {row["set_id"] for row in template} == {row["set_id"] for row in key} == {page_set_id}
     # Image names carry the pair and side only; 48 images on disk.
     names = [row[column] for row in template for column in ("left_image", "right_image")]
     assert all(re.fullmatch(r"images/p\d+_(left|right)\.png", name) for name in names)
@@ -123,13 +128,16 @@ def test_page_is_self_contained_and_lists_the_template_pairs(tmp_path: Path, inp
     assert "<link" not in page and "@import" not in page and "url(" not in page
     assert all(src.startswith("data:image/png;base64,") for src in re.findall(r'src="([^"]*)"', page))
     assert re.search(r"<script[^>]*\bsrc=", page) is None
-    assert 'id="download"' in page and "new Blob(" in page and "text/csv" in page
+    assert 'id="download-csv"' in page and 'id="download-json"' in page and "new Blob(" in page
+    assert "text/csv" in page and "application/json" in page
     # Small faces are shown upscaled.
     assert all(int(width) >= 128 for width in re.findall(r'<img [^>]*width="(\d+)"', page))
     data = re.search(r'<script type="application/json" id="pairs-data">(.*?)</script>', page, re.S)
     embedded = json.loads(data.group(1))
     _, template = read_csv(paths["ratings_template"])
-    assert embedded == [{k: row[k] for k in TEMPLATE_COLUMNS if k not in ("choice", "rater")} for row in template]
+    assert embedded == [{k: row[k] for k in TEMPLATE_COLUMNS if k not in RATER_COLUMNS} for row in template]
+    columns = re.search(r'<script type="application/json" id="columns-data">(.*?)</script>', page, re.S)
+    assert json.loads(columns.group(1)) == TEMPLATE_COLUMNS
     # Only real-vs-generated pairs without a champion; the page says nothing about which side is which.
     assert {row["task"] for row in template} == {REAL_VS_GENERATED}
     assert "candidate" not in page and "generated_side" not in page

@@ -146,5 +146,64 @@ def feedback_export(
         click.echo(f"skipped version {version}: {why}", err=True)
 
 
+@main.group("human-eval", short_help="Import raters' answers on an exported set; finish the human-eval gate.")
+def human_eval() -> None:
+    """Human evaluation: score raters' answers on a version's exported set (see docs/human_eval.md)."""
+
+
+@human_eval.command("import", short_help="Score rating files, log them on the version, finish its human-eval gate.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--version", required=True, help="Model version the set was exported for.")
+@click.option("--model-name", default="facegen-generator", show_default=True, help="Registered model name.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: as for approve].")
+@click.option(
+    "--answer-key", type=click.Path(exists=True, dir_okay=False), default=None,
+    help="answer_key.csv to use [default: fetched from the version's human_eval_set tag].",
+)  # fmt: skip
+def human_eval_import(
+    files: tuple[str, ...], version: str, model_name: str, tracking_uri: str | None, answer_key: str | None
+) -> None:
+    """Score FILES (CSV / JSON from the rating page, or filled-in templates) and record the results on VERSION.
+
+    A version awaiting human evaluation becomes candidate when the results meet its recorded requirement, and
+    fails otherwise; any other version is only annotated.
+    """
+    from pathlib import Path
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from facegen.humaneval.ratings import RatingsError
+    from facegen.humaneval.results import PER_RATER_ARTIFACT, AnswerKeyUnavailable, import_ratings
+    from facegen.humaneval.scoring import summary_lines
+    from facegen.registry.model_registry import CANDIDATE_ALIAS, GATE_REASONS_TAG, GATE_STATUS_TAG
+    from facegen.registry.tracking import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        outcome = import_ratings(
+            client, model_name, version, [Path(f) for f in files], answer_key=Path(answer_key) if answer_key else None
+        )
+    except RatingsError as error:
+        raise click.ClickException(f"ratings not imported:\n{error}") from error
+    except (AnswerKeyUnavailable, ValueError) as error:  # ValueError: the version's requirement tags are unreadable
+        raise click.ClickException(str(error)) from error
+    except MlflowException as error:
+        raise click.ClickException(f"{model_name} version {version}: {error.message}") from error
+    click.echo(f"{model_name} version {version}: {len(files)} rating file(s) imported ({uri})")
+    for line in summary_lines(outcome.results):
+        click.echo(line)
+    logged = f"metrics and {PER_RATER_ARTIFACT} on run {outcome.run_id}" if outcome.run_id else "no run to log on"
+    click.echo(f"recorded: version tags human_eval.*; {logged}")
+    tags = outcome.version.tags or {}
+    if outcome.decision is None:
+        click.echo(f"gate: unchanged (gate_status {tags.get(GATE_STATUS_TAG)!r}, not awaiting human evaluation)")
+    elif outcome.decision.passed:
+        click.echo(f"gate: human evaluation passed; {CANDIDATE_ALIAS} is now version {version}")
+    else:
+        click.echo(f"gate: human evaluation failed: {tags.get(GATE_REASONS_TAG)}")
+
+
 if __name__ == "__main__":
     main()

@@ -8,10 +8,15 @@ Tasks:
 Layout written under ``out_dir``::
 
     rater/index.html             one self-contained page: images inline (base64 PNG), no external URL, inline JS
-                                 that records left/right choices and downloads them as CSV
-    rater/ratings_template.csv   pair_id, task, question, left_image, right_image, choice, rater (for offline raters)
+                                 that records left/right choices and downloads them as CSV or JSON
+    rater/ratings_template.csv   pair_id, task, question, left_image, right_image, choice, rater, set_id (for
+                                 offline raters)
     rater/images/*.png           the same images as files, named by pair and side only (p007_left.png)
-    answer_key.csv               which side holds what: never send it to raters
+    answer_key.csv               which side holds what, and the set_id: never send it to raters
+
+Every rating row (template, page downloads) and every answer key row carries the set's ``set_id``
+(``facegen-humaneval-<digest of the shown images>``), so an import can refuse ratings made on another set
+(:mod:`facegen.humaneval.ratings`).
 
 The ``rater/`` folder is what raters get; nothing in it (file names, pair ids, order) tells which side is which.
 The correct side is counterbalanced: per task, half the pairs (±1) put the generated / candidate face on the left,
@@ -38,7 +43,9 @@ QUESTIONS = {
     REAL_VS_GENERATED: "Which photo is a real photograph?",
     CANDIDATE_VS_CHAMPION: "Which face looks more realistic?",
 }
-TEMPLATE_COLUMNS = ["pair_id", "task", "question", "left_image", "right_image", "choice", "rater"]
+TEMPLATE_COLUMNS = ["pair_id", "task", "question", "left_image", "right_image", "choice", "rater", "set_id"]
+#: Columns filled in per rater (by the page, or by hand in the template); the others describe the pair.
+RATER_COLUMNS = ("choice", "rater", "set_id")
 ANSWER_KEY_COLUMNS = [
     "pair_id",
     "task",
@@ -48,6 +55,7 @@ ANSWER_KEY_COLUMNS = [
     "left_index",
     "right_source",
     "right_index",
+    "set_id",
 ]
 #: Smallest on-screen side of a face in the page (small faces are upscaled by the browser).
 MIN_DISPLAY_PX = 192
@@ -138,7 +146,8 @@ def export_pairwise_set(
     task draws ``n_pairs`` distinct images from each input (``ValueError`` when there are fewer). The same ``seed``
     gives the same set. ``candidate_label`` names the candidate in the answer key only (raters never see it).
 
-    Returns ``{"rater_dir", "html", "ratings_template", "images_dir", "answer_key"}``.
+    Returns ``{"rater_dir", "html", "ratings_template", "images_dir", "answer_key"}``; the set's id is in the
+    ``set_id`` column of the answer key and of the template.
     """
     _validate(generated, real, champion, n_pairs, candidate_label)
     n_pairs = int(n_pairs)
@@ -175,8 +184,6 @@ def export_pairwise_set(
                 "question": QUESTIONS[pair.task],
                 "left_image": files["left"],
                 "right_image": files["right"],
-                "choice": "",
-                "rater": "",
             }
         )
         key_rows.append(
@@ -193,15 +200,17 @@ def export_pairwise_set(
         )
         page_pairs.append({**rows[-1], "left_b64": files["left_b64"], "right_b64": files["right_b64"]})
 
+    # The id follows the shown content: answers kept in the browser are keyed by it, so two sets never mix answers,
+    # and imports match ratings to the answer key by it.
+    digest = hashlib.sha256("".join(p["left_b64"] + p["right_b64"] for p in page_pairs).encode()).hexdigest()
+    set_id = f"facegen-humaneval-{digest[:16]}"
     template_path = rater_dir / "ratings_template.csv"
-    _write_csv(template_path, TEMPLATE_COLUMNS, rows)
+    _write_csv(template_path, TEMPLATE_COLUMNS, [{**row, "choice": "", "rater": "", "set_id": set_id} for row in rows])
     key_path = out_dir / "answer_key.csv"
-    _write_csv(key_path, ANSWER_KEY_COLUMNS, key_rows)
+    _write_csv(key_path, ANSWER_KEY_COLUMNS, [{**row, "set_id": set_id} for row in key_rows])
     html_path = rater_dir / "index.html"
     display = max(MIN_DISPLAY_PX, int(generated.shape[2]), int(generated.shape[3]))
-    # Answers kept in the browser are keyed by the set's content, so two sets never mix answers.
-    digest = hashlib.sha256("".join(p["left_b64"] + p["right_b64"] for p in page_pairs).encode()).hexdigest()
-    html_path.write_text(_page(page_pairs, display, set_id=f"facegen-humaneval-{digest[:16]}"), encoding="utf-8")
+    html_path.write_text(_page(page_pairs, display, set_id=set_id), encoding="utf-8")
     return {
         "rater_dir": rater_dir,
         "html": html_path,
@@ -232,6 +241,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; co
 
 _SCRIPT = """
 const PAIRS = JSON.parse(document.getElementById("pairs-data").textContent);
+const COLUMNS = JSON.parse(document.getElementById("columns-data").textContent);
 const SET_ID = document.body.dataset.setId;
 const answers = JSON.parse(localStorage.getItem(SET_ID) || "{}");
 function save() { localStorage.setItem(SET_ID, JSON.stringify(answers)); }
@@ -253,19 +263,24 @@ function csvCell(value) {
   const text = String(value);
   return /[",\\n\\r]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
 }
-function download() {
+function answerRows(rater) {
+  return PAIRS.map(pair => {
+    const row = Object.assign({}, pair, {choice: answers[pair.pair_id] || "", rater: rater, set_id: SET_ID});
+    return Object.fromEntries(COLUMNS.map(c => [c, row[c]]));
+  });
+}
+function toCsv(rows) {
+  const lines = [COLUMNS.join(",")].concat(rows.map(row => COLUMNS.map(c => csvCell(row[c])).join(",")));
+  return lines.join("\\r\\n") + "\\r\\n";
+}
+function toJson(rows) { return JSON.stringify(rows, null, 1) + "\\n"; }
+function download(extension, type, format) {
   const rater = document.getElementById("rater").value.trim();
   if (!rater) { alert("Please enter your name or rater id first."); return; }
-  const columns = ["pair_id", "task", "question", "left_image", "right_image", "choice", "rater"];
-  const lines = [columns.join(",")];
-  for (const pair of PAIRS) {
-    const row = Object.assign({}, pair, {choice: answers[pair.pair_id] || "", rater: rater});
-    lines.push(columns.map(c => csvCell(row[c])).join(","));
-  }
-  const blob = new Blob([lines.join("\\r\\n") + "\\r\\n"], {type: "text/csv"});
+  const blob = new Blob([format(answerRows(rater))], {type: type});
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
-  link.download = "ratings_" + rater.replace(/[^A-Za-z0-9_-]+/g, "_") + ".csv";
+  link.download = "ratings_" + rater.replace(/[^A-Za-z0-9_-]+/g, "_") + "." + extension;
   document.body.appendChild(link);
   link.click();
   link.remove();
@@ -273,13 +288,14 @@ function download() {
 document.querySelectorAll(".faces button").forEach(button => {
   button.addEventListener("click", () => choose(button.closest(".pair").id, button.dataset.side));
 });
-document.getElementById("download").addEventListener("click", download);
+document.getElementById("download-csv").addEventListener("click", () => download("csv", "text/csv", toCsv));
+document.getElementById("download-json").addEventListener("click", () => download("json", "application/json", toJson));
 refresh();
 """
 
 
 def _page(pairs: list[dict[str, str]], display_px: int, *, set_id: str) -> str:
-    """The rater page: every image inline, no external reference, answers downloaded as CSV from the browser."""
+    """The rater page: every image inline, no external reference, answers downloaded as CSV or JSON."""
     blocks = []
     for number, pair in enumerate(pairs, start=1):
         faces = "".join(
@@ -294,7 +310,7 @@ def _page(pairs: list[dict[str, str]], display_px: int, *, set_id: str) -> str:
             f"<h2>{html.escape(pair['question'])}</h2>"
             f'<div class="faces">{faces}</div></section>'
         )
-    metadata = [{key: pair[key] for key in TEMPLATE_COLUMNS if key not in ("choice", "rater")} for pair in pairs]
+    metadata = [{key: pair[key] for key in TEMPLATE_COLUMNS if key not in RATER_COLUMNS} for pair in pairs]
     # "</" cannot close the script element from inside the JSON.
     data = json.dumps(metadata).replace("</", "<\\/")
     return (
@@ -308,8 +324,10 @@ def _page(pairs: list[dict[str, str]], display_px: int, *, set_id: str) -> str:
         "<p>Each pair shows two faces. Click the one that answers the question. Go with your first impression; "
         "there is no time limit. Your choices are kept in this browser until you download them.</p>"
         '<div id="bar"><label>Your name or rater id: <input id="rater" autocomplete="off"></label> '
-        '<span id="progress"></span> <button type="button" id="download">Download answers (CSV)</button></div>'
+        '<span id="progress"></span> <button type="button" id="download-csv">Download answers (CSV)</button> '
+        '<button type="button" id="download-json">Download answers (JSON)</button></div>'
         + "".join(blocks)
         + f'<script type="application/json" id="pairs-data">{data}</script>'
+        f'<script type="application/json" id="columns-data">{json.dumps(TEMPLATE_COLUMNS)}</script>'
         f"<script>{_SCRIPT}</script></body></html>\n"
     )
