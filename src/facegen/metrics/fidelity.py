@@ -1,62 +1,110 @@
-"""FID and KID of generated vs real faces, offline, through torch-fidelity's TF-compatible InceptionV3.
+"""FID, KID and precision/recall of generated vs real faces, from InceptionV3 pool3 features.
 
-Weights come from ``facegen.metrics.inception_weights`` (converted once at set-up). Inception Score is
-deliberately absent: the offline network has no classifier, so IS would be meaningless.
+The maths is torch-fidelity's own (``fid_features_to_statistics``/``fid_statistics_to_metric``,
+``kid_features_to_metric``, ``prc_features_to_metric``), applied to features extracted once by
+:mod:`facegen.metrics.features`: the real side can come from a cached :class:`~facegen.metrics.features.RealFeatures`
+record, so evaluating a generator costs only its own samples' forward passes. :func:`compute_fidelity` is the
+convenience path for two image sets. Precision/recall follow torch-fidelity's convention: precision = share of
+generated samples inside the real manifold (quality), recall = share of real samples inside the generated one
+(coverage). The Inception Score lives in :mod:`facegen.metrics.inception_score`: it needs a classifier, which
+the offline FID network does not have.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch_fidelity
-from torch.utils.data import Dataset
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+from torch_fidelity.metric_prc import (
+    KEY_METRIC_F_SCORE,
+    KEY_METRIC_PRECISION,
+    KEY_METRIC_RECALL,
+    prc_features_to_metric,
+)
 
-_KEYS = {
-    "fid": "frechet_inception_distance",
-    "kid_mean": "kernel_inception_distance_mean",
-    "kid_std": "kernel_inception_distance_std",
-}
+from facegen.metrics.features import check_images, inception_features, resolve_device
+
 _DEFAULT_KID_SUBSET_SIZE = 1000
+_DEFAULT_PRC_NEIGHBORHOOD = 3
+#: torch-fidelity's default seed for KID subset draws, so values match its ``calculate_metrics``.
+DEFAULT_SEED = 2020
 
 
-class _UInt8Images(Dataset):
-    """Serves an N×3×H×W uint8 array as torch-fidelity expects: one uint8 3×H×W tensor per item (it resizes)."""
-
-    def __init__(self, images: np.ndarray) -> None:
-        self._images = images
-
-    def __len__(self) -> int:
-        return len(self._images)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(self._images[index]))
+def _check_features(features: np.ndarray, name: str, min_count: int) -> None:
+    if not isinstance(features, np.ndarray) or features.ndim != 2 or not np.issubdtype(features.dtype, np.floating):
+        raise ValueError(f"{name} must be an N×D float numpy array, got {getattr(features, 'shape', type(features))}")
+    if len(features) < min_count:
+        raise ValueError(f"{name} needs at least {min_count} samples, got {len(features)}")
+    if not np.isfinite(features).all():
+        raise ValueError(f"{name} contains non-finite values")
 
 
-def _validate_images(images: np.ndarray, name: str) -> None:
-    """Reject what torch-fidelity would misread silently (floats in [0, 1], HWC layout) or cannot score."""
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
-        found = getattr(images, "dtype", type(images))
-        raise ValueError(f"{name} must be a uint8 numpy array in [0, 255], got {found}")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"{name} must have shape N×3×H×W, got {images.shape}")
-    if images.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 images for a covariance, got {images.shape[0]}")
+def _min_samples(prc_neighborhood: int) -> int:
+    """A covariance needs 2 samples; a k-NN radius needs k neighbours besides the sample itself."""
+    return max(2, prc_neighborhood + 1)
 
 
-def _use_cuda(device: str | None) -> tuple[bool, contextlib.AbstractContextManager]:
-    """torch-fidelity takes only a cuda flag; a device index is honoured by making it current."""
-    if device is None:
-        return torch.cuda.is_available(), contextlib.nullcontext()
-    parsed = torch.device(device)
-    if parsed.type == "cpu":
-        return False, contextlib.nullcontext()
-    if parsed.type == "cuda":
-        return True, torch.cuda.device(parsed) if parsed.index is not None else contextlib.nullcontext()
-    raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
+def _fid(generated: torch.Tensor, real: torch.Tensor) -> float:
+    """torch-fidelity's FID; statistics that overflowed are reported as such, not as a LinAlgError from eigvals."""
+    statistics = [fid_features_to_statistics(features) for features in (generated, real)]
+    if not all(np.isfinite(stat[key]).all() for stat in statistics for key in ("mu", "sigma")):
+        raise RuntimeError("non-finite FID statistics (mean/covariance overflowed); features out of range?")
+    return float(fid_statistics_to_metric(*statistics, False)[KEY_METRIC_FID])
+
+
+def fidelity_from_features(
+    generated_features: np.ndarray,
+    real_features: np.ndarray,
+    *,
+    kid_subset_size: int | None = None,
+    kid_subsets: int = 100,
+    prc_neighborhood: int = _DEFAULT_PRC_NEIGHBORHOOD,
+    seed: int = DEFAULT_SEED,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
+    """FID, KID (mean, std over ``kid_subsets`` draws) and precision/recall/F-score from N×D feature arrays.
+
+    ``kid_subset_size`` defaults to 1000 and is capped by the smaller set; the k-NN radii of precision/recall use
+    ``prc_neighborhood`` neighbours, with distances computed on ``device``. A non-finite result raises RuntimeError.
+    """
+    if prc_neighborhood < 1:
+        raise ValueError(f"prc_neighborhood must be positive, got {prc_neighborhood}")
+    min_count = _min_samples(prc_neighborhood)
+    _check_features(generated_features, "generated_features", min_count)
+    _check_features(real_features, "real_features", min_count)
+    if generated_features.shape[1] != real_features.shape[1]:
+        raise ValueError(f"feature widths differ: {generated_features.shape[1]} vs {real_features.shape[1]}")
+    if generated_features.dtype != real_features.dtype:
+        raise ValueError(f"feature dtypes differ: {generated_features.dtype} vs {real_features.dtype}")
+    if kid_subsets < 1:
+        raise ValueError(f"kid_subsets must be positive, got {kid_subsets}")
+    generated, real = torch.from_numpy(generated_features), torch.from_numpy(real_features)
+    subset = min(kid_subset_size or _DEFAULT_KID_SUBSET_SIZE, len(generated), len(real))
+
+    fid = _fid(generated, real)
+    kid = kid_features_to_metric(
+        generated, real, kid_subsets=kid_subsets, kid_subset_size=subset, rng_seed=seed, verbose=False
+    )
+    target = resolve_device(device)
+    prc = prc_features_to_metric(
+        generated.to(target), real.to(target), prc_neighborhood=prc_neighborhood, save_cpu_ram=True, verbose=False
+    )
+    metrics = {
+        "fid": fid,
+        "kid_mean": float(kid[KEY_METRIC_KID_MEAN]),
+        "kid_std": float(kid[KEY_METRIC_KID_STD]),
+        "precision": float(prc[KEY_METRIC_PRECISION]),
+        "recall": float(prc[KEY_METRIC_RECALL]),
+        "f_score": float(prc[KEY_METRIC_F_SCORE]),
+    }
+    bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
+    if bad:
+        raise RuntimeError(f"non-finite metrics {bad} for {len(generated)} generated vs {len(real)} real samples")
+    return metrics
 
 
 def compute_fidelity(
@@ -69,35 +117,14 @@ def compute_fidelity(
     device: str | None = None,
     verbose: bool = False,
 ) -> dict[str, float]:
-    """FID and KID (mean, std) between two uint8 N×3×H×W image sets; raises rather than report a non-finite value."""
-    _validate_images(generated, "generated")
-    _validate_images(real, "real")
-    weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise FileNotFoundError(
-            f"Inception weights not found at {weights_path}; create them with "
-            f"`python -m facegen.metrics.inception_weights [DEST]`"
-        )
-    subset = min(kid_subset_size or _DEFAULT_KID_SUBSET_SIZE, len(generated), len(real))
-    cuda, device_scope = _use_cuda(device)
-    with device_scope:
-        raw = torch_fidelity.calculate_metrics(
-            input1=_UInt8Images(generated),
-            input2=_UInt8Images(real),
-            fid=True,
-            kid=True,
-            isc=False,
-            feature_extractor="inception-v3-compat",
-            feature_extractor_weights_path=str(weights_path),
-            cuda=cuda,
-            kid_subset_size=subset,
-            batch_size=batch_size,
-            verbose=verbose,
-            save_cpu_ram=True,
-            cache=False,
-        )
-    metrics = {name: float(raw[key]) for name, key in _KEYS.items()}
-    bad = {name: value for name, value in metrics.items() if not math.isfinite(value)}
-    if bad:
-        raise RuntimeError(f"non-finite metrics {bad} for {len(generated)} generated vs {len(real)} real images")
-    return metrics
+    """FID, KID and precision/recall between two uint8 N×3×H×W image sets (both sides extracted here)."""
+    min_count = _min_samples(_DEFAULT_PRC_NEIGHBORHOOD)
+    check_images(generated, "generated", min_count=min_count)
+    check_images(real, "real", min_count=min_count)
+    extract = dict(weights_path=weights_path, batch_size=batch_size, device=device, progress=verbose)
+    return fidelity_from_features(
+        inception_features(generated, **extract),
+        inception_features(real, **extract),
+        kid_subset_size=kid_subset_size,
+        device=device,
+    )
