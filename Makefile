@@ -17,7 +17,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(STATE)/mlflow/mlflow.db
 
 CONFIG ?= configs/local.yaml
 
-.PHONY: setup train attributes test test-all mlflow-ui clean
+.PHONY: setup train attributes attribute-model test test-all mlflow-ui clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -46,12 +46,18 @@ setup: $(VENV)/.installed $(STATE)/weights/pt_inception-2015-12-05-fid.pth $(STA
 
 # The stack is named by ID (ZENML_ACTIVE_STACK_ID) so a repository-level active stack set elsewhere cannot redirect
 # the run to a stack without the MLflow tracker.
-train: setup
+# The run classifies its generated faces with facegen-attributes (fairness gates): trained first if not registered.
+train: setup attribute-model
 	ZENML_ACTIVE_STACK_ID=$$(tail -n 1 $(STATE)/.stack) $(BIN)/zenml pipeline run pipelines.training.training -c $(CONFIG)
 
 # The attribute classifier (facegen-attributes): its own pipeline, retrained only when data or settings change.
 attributes: setup
 	ZENML_ACTIVE_STACK_ID=$$(tail -n 1 $(STATE)/.stack) $(BIN)/zenml pipeline run pipelines.attributes.attributes -c configs/attributes.yaml
+
+# Runs the `attributes` pipeline only when no facegen-attributes@production is registered (first run: ~15-20 min).
+attribute-model: setup
+	@$(BIN)/python -c "import sys; from facegen.attributes_model.registry import resolve_version; \
+	sys.exit(resolve_version() is None)" || $(MAKE) attributes
 
 test: $(VENV)/.installed
 	bash scripts/ensure_chromium.sh

@@ -1,6 +1,6 @@
 """The `training` pipeline: ingest → quality_filter → tag_attributes → (validate_data, drift_report) →
-balance → build_dataset → train_gan → (evaluate, evaluate_fairness) → export_human_eval → deploy_gate. Only wiring
-lives here; every knob is in configs/*.yaml.
+balance → build_dataset → (train_gan, real_features) → (evaluate, evaluate_fairness) → export_human_eval →
+deploy_gate. Only wiring lives here; every knob is in configs/*.yaml.
 
 Run: ``zenml pipeline run pipelines.training.training -c configs/local.yaml``
 """
@@ -17,6 +17,7 @@ from steps.evaluate_fairness import evaluate_fairness
 from steps.export_human_eval import export_human_eval
 from steps.ingest import ingest
 from steps.quality_filter import quality_filter
+from steps.real_features import real_features
 from steps.tag_attributes import tag_attributes
 from steps.train_gan import train_gan
 from steps.validate_data import validate_data
@@ -34,7 +35,9 @@ def training(source: str = DEFAULT_SOURCE, resolution: int = 32, seed: int = 0) 
     plan, balance_shares = balance(tagged, seed=seed, after=["validate_data", "drift_report"])
     dataset, weights = build_dataset(plan, resolution=resolution)
     bundle, _checkpoint = train_gan(dataset, weights, seed=seed)
-    metrics = evaluate(bundle, dataset, seed=seed)
+    # Cached per dataset (manifest content, resolution): a new generator only has its own faces' features extracted.
+    real = real_features(dataset, seed=seed)
+    metrics = evaluate(bundle, real, balance_shares, seed=seed)
     fairness = evaluate_fairness(bundle, dataset, balance_shares, seed=seed)
     human_eval = export_human_eval(bundle, dataset, seed=seed)
     deploy_gate(bundle, metrics, fairness, human_eval)

@@ -14,7 +14,7 @@ from facegen.data.balance_report import cost_lines, write_balance_report
 from steps.materializers import ManifestMaterializer
 
 
-@step(output_materializers=ManifestMaterializer)
+@step(output_materializers={"sampling_plan": ManifestMaterializer})
 def balance(
     tagged_manifest: pd.DataFrame,
     cells: Optional[list[str]] = None,

@@ -10,6 +10,7 @@ import mlflow
 from mlflow import MlflowClient
 from zenml import get_step_context, log_metadata, step
 
+from facegen.humaneval.gate import HumanEvalRequirement, require_human_eval
 from facegen.metrics.fairness import (
     DEFAULT_MIN_REPRESENTATION_RATIO,
     FairnessThresholds,
@@ -27,6 +28,10 @@ from facegen.registry.model_registry import (
     version_metrics,
 )
 
+#: Evaluation numbers copied onto the version as ``metric.<name>`` tags: quality, memorisation and speed side by side.
+VERSION_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "is_mean", "near_copy_share",
+                   "latency_p50_ms", "latency_p95_ms")  # fmt: skip
+
 
 @step
 def deploy_gate(
@@ -39,6 +44,7 @@ def deploy_gate(
     require_beats_champion: bool = True,
     max_tv: Optional[dict[str, float]] = None,
     min_representation_ratio: Optional[float] = DEFAULT_MIN_REPRESENTATION_RATIO,
+    human_eval_gate: Optional[dict] = None,
     model_name: str = "facegen-generator",
 ) -> Annotated[dict, "gate_decision"]:
     """Registers every trained generator (for the record) and states the gate decision on the version.
@@ -46,6 +52,9 @@ def deploy_gate(
     ``human_eval_set`` is taken so the gate runs after the export; the version links to it in MLflow.
     Fairness gates: ``max_tv`` (attribute → largest TV distance to the balancing target; None: the defaults,
     gender 0.05, age_bin and ethnicity 0.10; {}: fairness not gated) and ``min_representation_ratio``.
+    ``human_eval_gate`` (``{min_fool_rate, min_win_rate, min_ratings}``; None: not required): a version that passes
+    the automatic gates waits (``awaiting_human_eval``) for ``facegen human-eval import`` before it becomes
+    ``candidate``. The win rate is required only when there is a champion to be compared with.
     """
     client = MlflowClient()
     champion = champion_version(client, model_name)
@@ -60,20 +69,39 @@ def deploy_gate(
     version = register_generator(
         model_info.model_uri,
         name=model_name,
-        metrics={key: metrics[key] for key in ("fid", "kid_mean", "kid_std")},
-        tags={"zenml_pipeline_run": context.pipeline_run.name,
+        metrics={key: metrics[key] for key in VERSION_METRICS},
+        tags={"zenml_pipeline_run": context.pipeline_run.name, "is_network": metrics["is_network"],
+              "latency_device": metrics["latency_device"],
               "human_eval_set": f"runs:/{mlflow.active_run().info.run_id}/human_eval",
               **fairness_tags(fairness_report)},
         client=client,
     )
-    apply_gate(client, version, decision)
+    requirement = _human_eval_requirement(human_eval_gate, has_champion=champion is not None)
+    if decision.passed and requirement is not None:
+        require_human_eval(client, version, requirement)
+    else:
+        apply_gate(client, version, decision)
+    status = client.get_model_version(model_name, version.version).tags.get("gate_status")
     outcome = {
         "model_name": model_name,
         "version": version.version,
         "passed": decision.passed,
+        "gate_status": status,
         "reasons": decision.reasons,
         "champion_version": champion.version if champion else "none",
     }
     mlflow.log_dict(outcome, "deploy_gate.json")
     log_metadata(metadata=outcome)
     return outcome
+
+
+def _human_eval_requirement(config: Optional[dict], *, has_champion: bool) -> Optional[HumanEvalRequirement]:
+    """The configured requirement, without the win rate when no champion exists (no pairs to win); None if empty."""
+    if not config:
+        return None
+    settings = dict(config)
+    if not has_champion:
+        settings.pop("min_win_rate", None)
+    if settings.get("min_fool_rate") is None and settings.get("min_win_rate") is None:
+        return None
+    return HumanEvalRequirement(**settings)

@@ -1,4 +1,5 @@
-"""evaluate: FID and KID (torch-fidelity, offline Inception weights) of generated faces vs the training faces."""
+"""evaluate: fidelity (FID, KID, precision/recall; torch-fidelity, offline Inception), Inception Score,
+memorisation and generation latency of the trained generator, from one feature pass over its generated faces."""
 
 from pathlib import Path
 from typing import Annotated
@@ -9,38 +10,65 @@ import torch
 from torchvision.utils import make_grid
 from zenml import log_metadata, step
 
-from facegen.metrics.fidelity import compute_fidelity
+from facegen.metrics.features import INCEPTION_POOL3, RealFeatures, file_sha256, inception_features
+from facegen.metrics.fidelity import fidelity_from_features
+from facegen.metrics.inception_score import inception_score
 from facegen.metrics.inception_weights import ensure_inception_weights
+from facegen.metrics.latency import generation_latency
+from facegen.metrics.memorisation import closest_pairs_grid, memorisation_report
+from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
-from facegen.models.sampling import generate_images
+from facegen.models.conditioning import UNKNOWN
+from steps.real_features import FEATURES_FILE, IMAGES_FILE
 
 
 @step
 def evaluate(
     generator_bundle: Path,
-    packed_dataset: np.ndarray,
+    real_features: Path,
+    balance_shares: dict,
     num_generated: int = 500,
-    max_real: int = 2000,
     kid_subset_size: int = 1000,
+    prc_neighborhood: int = 3,
+    is_splits: int = 10,
+    near_copy_quantile: float = 0.01,
+    latency_repeats: int = 50,
     seed: int = 0,
 ) -> Annotated[dict, "metrics"]:
-    """Metrics at the training resolution. IS is not reported here: the offline FID network has no classifier."""
-    generator = load_generator_bundle(generator_bundle)
-    generated = generate_images(generator, num_generated, seed=seed + 1_000_003)
-    real = _subset(packed_dataset, max_real, seed)
-    metrics = compute_fidelity(
-        generated, real, weights_path=ensure_inception_weights(), kid_subset_size=kid_subset_size
-    )
-    mlflow.log_metrics(metrics)
-    mlflow.log_params({"eval_num_generated": len(generated), "eval_num_real": len(real)})
+    """Metrics at the training resolution against the cached real features; every value is logged to MLflow.
+
+    ``near_copy_quantile``: a generated face closer to its nearest training face than this quantile of the
+    training faces' own nearest-neighbour distances counts as a near copy.
+    """
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    generator = load_generator_bundle(generator_bundle, device=device)
+    generated, _ = evaluation_faces(generator, num_generated, seed=seed + 1_000_003,
+                                    targets=balance_targets(balance_shares), device=device)  # fmt: skip
+    weights = ensure_inception_weights()
+    real = RealFeatures.load(real_features / FEATURES_FILE, resolution=int(generated.shape[-1]),
+                             extractor=INCEPTION_POOL3, weights_sha256=file_sha256(weights))  # fmt: skip
+    features = inception_features(generated, weights_path=weights, device=device, progress=True)
+    fidelity = fidelity_from_features(features, real.features, kid_subset_size=kid_subset_size,
+                                      prc_neighborhood=prc_neighborhood, device=device)  # fmt: skip
+    score = inception_score(generated, splits=is_splits, device=device)
+    memorisation = memorisation_report(features, real.features, quantile=near_copy_quantile, device=device)
+    any_face = np.full(len(generator.label_dims), UNKNOWN) if generator.label_dims else None  # "any gender, age…"
+    latency = generation_latency(generator, repeats=latency_repeats, device=device, labels=any_face)
+
+    numbers = {**fidelity, "is_mean": score["is_mean"], "is_std": score["is_std"],
+               "near_copy_share": memorisation["near_copy_share"],
+               "nn_distance_p50": memorisation["nn_distance_p50"], "near_copy_threshold": memorisation["threshold"],
+               "latency_p50_ms": latency["latency_p50_ms"], "latency_p95_ms": latency["latency_p95_ms"]}  # fmt: skip
+    mlflow.log_metrics(numbers)
+    mlflow.set_tags({"is_network": score["is_network"], "latency_device": latency["latency_device"]})
+    mlflow.log_params({"eval_num_generated": len(generated), "eval_num_real": real.count,
+                       "eval_real_dataset_hash": real.dataset_hash[:16], "eval_resolution": real.resolution})
     grid = make_grid(torch.from_numpy(generated[:64]), nrow=8, padding=1).permute(1, 2, 0).numpy()
     mlflow.log_image(grid, artifact_file="samples/evaluation_grid.png")
-    log_metadata(metadata={**metrics, "num_generated": len(generated), "num_real": len(real)})
-    return {**metrics, "num_generated": float(len(generated)), "num_real": float(len(real))}
-
-
-def _subset(images: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    """A seeded random subset of at most ``limit`` training images (all of them when fewer)."""
-    if len(images) <= limit:
-        return images
-    return images[np.random.default_rng(seed).choice(len(images), size=limit, replace=False)]
+    real_images = np.load(real_features / IMAGES_FILE)
+    mlflow.log_image(closest_pairs_grid(generated, real_images, memorisation, k=16),
+                     artifact_file="memorisation/closest_pairs.png")
+    result = {**numbers, "num_generated": float(len(generated)), "num_real": float(real.count),
+              "is_network": score["is_network"], "latency_device": latency["latency_device"]}  # fmt: skip
+    log_metadata(metadata=result)
+    return result

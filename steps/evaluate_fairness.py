@@ -8,12 +8,11 @@ import numpy as np
 import torch
 from zenml import log_metadata, step
 
-from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.registry import load_attribute_classifier, resolve_version
-from facegen.metrics.fairness import fairness_metrics, fairness_report, plot_fairness, sample_requested_labels
+from facegen.metrics.fairness import fairness_metrics, fairness_report, plot_fairness
+from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
-from facegen.models.sampling import generate_images
 
 
 @step
@@ -35,13 +34,9 @@ def evaluate_fairness(
     classifier = load_attribute_classifier(model_name, alias)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     generator = load_generator_bundle(generator_bundle, device=device)
-    targets = {attribute: {group: values["target_share"] for group, values in groups.items()}
-               for attribute, groups in balance_shares.items() if attribute in ATTRIBUTE_VALUES}  # fmt: skip
-    requested_index, requested = None, None
-    if generator.label_dims:
-        requested_index, requested = sample_requested_labels(generator.label_dims, targets, num_generated, seed)
-    generated = generate_images(generator, num_generated, seed=seed + 4_000_037, device=device,
-                                labels=requested_index)  # fmt: skip
+    targets = balance_targets(balance_shares)
+    generated, requested = evaluation_faces(generator, num_generated, seed=seed + 4_000_037, targets=targets,
+                                            device=device)  # fmt: skip
     rng = np.random.default_rng(seed)
     real = packed_dataset[rng.choice(len(packed_dataset), size=min(num_real, len(packed_dataset)), replace=False)]
     predicted = classifier.predict(generated).labels

@@ -1,12 +1,14 @@
 """The `training` pipeline end to end: real ZenML runs on tiny real data against a real MLflow server on 127.0.0.1.
 
 Specifies: manifest accounting (kept + quarantined = ingested, bad files quarantined with reasons), finite FID/KID
-logged to the MLflow run with sample grids, a registered `facegen-generator` version per run, the `candidate` alias
-rule, `champion` moved only by approval, and a clear failure for an empty source.
+logged to the MLflow run with sample grids, fairness of generated faces measured and tagged, a registered
+`facegen-generator` version per run, the `candidate` alias rule (automatic gates, then raters' answers imported with
+`facegen human-eval import`), `champion` moved only by approval, and a clear failure for an empty source.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -73,7 +75,7 @@ def face_folder(tmp_path_factory, utkface_zip: Path, face_members: list[str]) ->
     return folder
 
 
-def _config(tmp_path: Path, source: Path, **gate: float) -> Path:
+def _config(tmp_path: Path, source: Path, **gate: object) -> Path:
     config = yaml.safe_load((REPO_ROOT / "tests/configs/tiny.yaml").read_text())
     config["parameters"]["source"] = str(source)
     config["steps"]["ingest"]["parameters"]["max_images"] = None
@@ -116,8 +118,9 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
 ):
     client = MlflowClient(tracking_uri=mlflow_server)
 
-    # Run 1: generous gates, no champion yet → version 1 passes and becomes `candidate`.
-    _run_pipeline(zenml_env, _config(tmp_path, face_folder, max_fid=1000.0))
+    # Run 1: generous automatic gates, no champion yet, a human-evaluation minimum → version 1 waits for raters.
+    human_eval_gate = {"min_fool_rate": 0.3, "min_ratings": 10}
+    _run_pipeline(zenml_env, _config(tmp_path, face_folder, max_fid=1000.0, human_eval_gate=human_eval_gate))
     first = _inspect_last_run(zenml_env)
     assert first["status"] == "completed"
     assert first["ingested"] == first["screened"] == N_FACES + 3
@@ -128,9 +131,14 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert first["reasons"]["copy_of_first.jpg"] == "duplicate_sha256"
 
     run = client.get_run(client.get_model_version(MODEL, "1").run_id)
-    for metric in ("fid", "kid_mean", "kid_std"):
+    for metric in ("fid", "kid_mean", "kid_std", "is_mean", "nn_distance_p50", "latency_p50_ms"):
         assert math.isfinite(run.data.metrics[metric]), metric
-    assert run.data.metrics["fid"] > 0
+    assert run.data.metrics["fid"] > 0 and run.data.metrics["is_mean"] >= 1.0
+    for share in ("precision", "recall", "near_copy_share"):
+        assert 0.0 <= run.data.metrics[share] <= 1.0, share
+    assert run.data.metrics["latency_p50_ms"] <= run.data.metrics["latency_p95_ms"]
+    assert run.data.tags["is_network"].startswith(("inception", "mobilenet"))
+    assert "memorisation/closest_pairs.png" in {a.path for a in client.list_artifacts(run.info.run_id, "memorisation")}
     assert "train_loss_d" in run.data.metrics and "data_quarantined" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
     assert "samples/epoch_001.png" in artifacts and "samples/evaluation_grid.png" in artifacts
@@ -150,10 +158,21 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert "fairness/generated_shares.png" in {a.path for a in client.list_artifacts(run.info.run_id, "fairness")}
     version = client.get_model_version(MODEL, "1")
     assert float(version.tags["fairness.gender.tv"]) == pytest.approx(run.data.metrics["fairness_gender_tv"], abs=1e-4)
+    assert version.tags["gate_status"] == "awaiting_human_eval"
+    assert first["gate"] == {**first["gate"], "version": "1", "passed": True, "gate_status": "awaiting_human_eval"}
+    assert _alias_version(client, "candidate") is None
+
+    # Raters' answers come back: 4 of the 10 generated faces were taken for the real photo → fool rate 0.4 ≥ 0.3.
+    ratings = _ratings_fooled(client, version.run_id, fooled=4, dst=tmp_path)
+    imported = _run([str(BIN / "facegen"), "human-eval", "import", str(ratings), "--version", "1",
+                     "--tracking-uri", mlflow_server], zenml_env)  # fmt: skip
+    assert "fool rate" in imported.stdout.lower(), imported.stdout
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags["human_eval.fool_rate"] == "0.4000" and version.tags["human_eval.fool_n"] == "10"
     assert version.tags["gate_status"] == "passed"
-    assert first["gate"] == {**first["gate"], "version": "1", "passed": True}
+    assert client.get_run(version.run_id).data.metrics["human_eval.fool_rate"] == pytest.approx(0.4)
     assert _alias_version(client, "candidate") == "1"
-    assert _alias_version(client, "champion") is None  # the pipeline never approves
+    assert _alias_version(client, "champion") is None  # neither the pipeline nor the import approves
 
     # A person approves version 1.
     _run([str(BIN / "facegen"), "approve", "1", "--by", "e2e-test", "--tracking-uri", mlflow_server], zenml_env)
@@ -172,6 +191,29 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert "validation/drift/drift_report.json" in drift2  # the second run compares against the first
     key = client.download_artifacts(run2, "human_eval/answer_key.csv", str(tmp_path))
     assert "candidate_vs_champion" in Path(key).read_text()  # with a champion, the export compares against it
+
+
+def _ratings_fooled(client: MlflowClient, run_id: str, *, fooled: int, dst: Path) -> Path:
+    """The run's rater template filled in by one rater who picks the generated face as real in ``fooled`` of the
+    real_vs_generated pairs (the answer key says which side that is) and the real photo in the others."""
+    template = Path(client.download_artifacts(run_id, "human_eval/rater/ratings_template.csv", str(dst)))
+    key_path = Path(client.download_artifacts(run_id, "human_eval/answer_key.csv", str(dst)))
+    with key_path.open(newline="") as handle:
+        generated_side = {row["pair_id"]: row["generated_side"] for row in csv.DictReader(handle)}
+    with template.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns, rows = reader.fieldnames, list(reader)
+    for i, row in enumerate(row for row in rows if row["task"] == "real_vs_generated"):
+        side = generated_side[row["pair_id"]]
+        row["choice"] = side if i < fooled else {"left": "right", "right": "left"}[side]
+    for row in rows:
+        row["rater"] = "e2e-rater"
+    filled = dst / "ratings_e2e.csv"
+    with filled.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return filled
 
 
 def test_empty_source_fails_with_a_message_naming_it(zenml_env, tmp_path: Path):
