@@ -1,6 +1,6 @@
 """The `training` pipeline: ingest → quality_filter → tag_attributes → (validate_data, drift_report) →
-balance → build_dataset → (train_gan, real_features) → (evaluate, evaluate_fairness) → export_human_eval →
-deploy_gate. Only wiring lives here; every knob is in configs/*.yaml.
+balance → build_dataset → real_features → train_gan (FID at intervals when configured) → (evaluate,
+evaluate_fairness) → export_human_eval → deploy_gate. Only wiring lives here; every knob is in configs/*.yaml.
 
 Run: ``zenml pipeline run pipelines.training.training -c configs/local.yaml``
 """
@@ -34,9 +34,9 @@ def training(source: str = DEFAULT_SOURCE, resolution: int = 32, seed: int = 0) 
     # Balancing waits for the data checks, so a failing suite (on_failure: fail) stops the run before training.
     plan, balance_shares = balance(tagged, seed=seed, after=["validate_data", "drift_report"])
     dataset, weights = build_dataset(plan, resolution=resolution)
-    bundle, _checkpoint = train_gan(dataset, weights, seed=seed)
     # Cached per dataset (manifest content, resolution): a new generator only has its own faces' features extracted.
     real = real_features(dataset, seed=seed)
+    bundle, _checkpoint = train_gan(dataset, weights, real, balance_shares, seed=seed)
     metrics = evaluate(bundle, real, balance_shares, seed=seed)
     fairness = evaluate_fairness(bundle, dataset, balance_shares, seed=seed)
     human_eval = export_human_eval(bundle, dataset, seed=seed)

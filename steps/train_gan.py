@@ -1,4 +1,8 @@
-"""train_gan: adversarial training on the packed dataset; EMA generator bundle and full checkpoint out."""
+"""train_gan: adversarial training on the packed dataset; EMA generator bundle and full checkpoint out.
+
+With ``fid_every_steps`` set, the EMA generator's FID against the cached real features is logged during training
+(``train_fid``) and drawn against training minutes (``curves/fid.png``).
+"""
 
 import tempfile
 from pathlib import Path
@@ -8,16 +12,23 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
+from facegen.metrics.features import RealFeatures
+from facegen.metrics.inception_weights import ensure_inception_weights
+from facegen.metrics.samples import balance_targets
 from facegen.models.bundle import save_generator_bundle
 from facegen.train.config import TrainingConfig
+from facegen.train.fid_tracker import TrainingFID, plot_fid_curve
 from facegen.train.loop import train_gan as run_training
 from facegen.train.mlflow_monitor import MlflowTrainingMonitor, plot_loss_curves
+from steps.real_features import FEATURES_FILE
 
 
 @step
 def train_gan(
     packed_dataset: np.ndarray,
     sample_weights: np.ndarray,
+    real_features: Path,
+    balance_shares: dict,
     training: Optional[dict[str, Any]] = None,
     seed: int = 0,
 ) -> Tuple[Annotated[Path, "generator_bundle"], Annotated[Path, "training_checkpoint"]]:
@@ -27,9 +38,17 @@ def train_gan(
                        "train_images": len(packed_dataset), **_flat("train", config.to_dict())})
     work = Path(tempfile.mkdtemp(prefix="facegen-train-"))
     checkpoint = work / "checkpoint" / "last.pt"
+    fid_tracker = None
+    if config.fid_every_steps:
+        fid_tracker = TrainingFID(RealFeatures.load(real_features / FEATURES_FILE), ensure_inception_weights(),
+                                  num_samples=config.fid_num_samples, seed=seed + 5_000_011,
+                                  targets=balance_targets(balance_shares))  # fmt: skip
     result = run_training(packed_dataset, config, sample_weights=sample_weights, monitor=MlflowTrainingMonitor(),
-                          checkpoint_path=checkpoint)
+                          checkpoint_path=checkpoint, fid_fn=fid_tracker)
     mlflow.log_figure(plot_loss_curves(result.history), "curves/losses.png")
+    if fid_tracker is not None and fid_tracker.points:
+        mlflow.log_figure(plot_fid_curve(fid_tracker.points), "curves/fid.png")
+        mlflow.log_dict({"points": fid_tracker.points}, "curves/fid.json")
     mlflow.log_metrics({"train_seconds": result.seconds, "train_images_seen": float(result.images_seen)})
     bundle = save_generator_bundle(work / "generator", config.architecture, result.model_config, result.generator)
     log_metadata(metadata={"generator_steps": result.generator_steps, "images_seen": result.images_seen,

@@ -139,6 +139,8 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert run.data.metrics["latency_p50_ms"] <= run.data.metrics["latency_p95_ms"]
     assert run.data.tags["is_network"].startswith(("inception", "mobilenet"))
     assert "memorisation/closest_pairs.png" in {a.path for a in client.list_artifacts(run.info.run_id, "memorisation")}
+    assert math.isfinite(run.data.metrics["train_fid"])  # FID at intervals during training, drawn over minutes
+    assert "curves/fid.png" in {a.path for a in client.list_artifacts(run.info.run_id, "curves")}
     assert "train_loss_d" in run.data.metrics and "data_quarantined" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
     assert "samples/epoch_001.png" in artifacts and "samples/evaluation_grid.png" in artifacts

@@ -56,6 +56,18 @@ def _fid(generated: torch.Tensor, real: torch.Tensor) -> float:
     return float(fid_statistics_to_metric(*statistics, False)[KEY_METRIC_FID])
 
 
+def frechet_distance(generated_features: np.ndarray, real_features: np.ndarray) -> float:
+    """FID alone from N×D feature arrays (the cheap number to track while training; no KID or k-NN radii)."""
+    _check_features(generated_features, "generated_features", 2)
+    _check_features(real_features, "real_features", 2)
+    if generated_features.shape[1] != real_features.shape[1]:
+        raise ValueError(f"feature widths differ: {generated_features.shape[1]} vs {real_features.shape[1]}")
+    fid = _fid(torch.from_numpy(generated_features), torch.from_numpy(real_features))
+    if not math.isfinite(fid):
+        raise RuntimeError(f"non-finite FID for {len(generated_features)} vs {len(real_features)} samples")
+    return fid
+
+
 def fidelity_from_features(
     generated_features: np.ndarray,
     real_features: np.ndarray,

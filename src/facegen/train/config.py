@@ -50,6 +50,7 @@ class TrainingConfig:
     log_every_steps: int = 10  # loss logging interval, in generator steps
     monitor_every_steps: int = 50  # gradient norms, diversity (mode-collapse signal)
     fid_every_steps: int = 0  # FID at intervals through a caller-supplied function (0 = off)
+    fid_num_samples: int = 2000  # generated faces per FID during training (the train_gan step's tracker)
     checkpoint_every_steps: int = 0  # also checkpoint every N generator steps (0 = end of each epoch only)
     max_nan_rollbacks: int = 3  # non-finite losses: roll back to the last checkpoint this often, then fail
     seed: int = 0
@@ -60,6 +61,9 @@ class TrainingConfig:
                      "monitor_every_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.fid_every_steps < 0 or self.fid_every_steps % self.log_every_steps:
+            raise ValueError(f"fid_every_steps must be 0 or a multiple of log_every_steps ({self.log_every_steps}), "
+                             f"got {self.fid_every_steps}")  # fmt: skip
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.data_on_device not in ("auto", "always", "never"):
