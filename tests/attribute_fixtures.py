@@ -37,11 +37,13 @@ def train_tiny_attribute_bundle(utkface_zip: Path, members: list[str], out_dir: 
 
 def register_production_attribute_model(bundle: Path, tracking_uri: str) -> str:
     """Log and register ``bundle`` on ``tracking_uri`` and point ``production`` at it; returns the version."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("attributes")
+    # Not mlflow.set_experiment: it would leave a process-wide active experiment id that other servers lack.
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("attributes")
     with use_tracking_uri(tracking_uri):
-        mlflow.set_experiment("attributes")
-        with mlflow.start_run(run_name="tiny-attribute-model"):
+        with mlflow.start_run(experiment_id=experiment_id, run_name="tiny-attribute-model"):
             info = log_attribute_model(bundle)
-        client = MlflowClient(tracking_uri=tracking_uri)
         version = register_attribute_model(info.model_uri, tags={"note": "tiny test model"}, client=client)
         client.set_registered_model_alias(MODEL_NAME, PRODUCTION_ALIAS, version.version)
     return version.version
