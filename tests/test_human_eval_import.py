@@ -443,3 +443,22 @@ def test_awaiting_version_fails_on_poor_or_too_few_ratings(
     assert again.exit_code == 0 and "gate: unchanged (gate_status 'failed'" in again.output
     with pytest.raises(ValueError, match="gate_status is 'failed'"):
         require_human_eval(client, version, HumanEvalRequirement(min_fool_rate=0.1))
+
+
+def test_a_late_pass_does_not_take_candidate_from_a_newer_version(
+    mlflow_server: str, mlflow_tracking: MlflowClient, exported_version: ExportedVersion, tmp_path: Path
+) -> None:
+    client, exported = mlflow_tracking, exported_version
+    older = client.get_model_version(exported.name, exported.version)
+    require_human_eval(client, older, HumanEvalRequirement(min_fool_rate=0.3, min_ratings=10))
+    newer = register_generator(older.source, name=exported.name, metrics={"fid": 9.0}, tags={}, client=client)
+    apply_gate(client, newer, GateDecision(True, []))  # the next run passed before the raters answered
+
+    ann = fill_template(exported, tmp_path / "ann.csv", "ann", choices(exported.key, REAL_VS_GENERATED, 4, 6))
+    result = import_cli(mlflow_server, exported, str(ann))
+    assert result.exit_code == 0, result.output
+    assert "gate: human evaluation passed; all gates passed; candidate stays on newer version" in result.output
+    older = client.get_model_version(exported.name, exported.version)
+    assert older.tags["gate_status"] == "passed" and older.aliases == []
+    assert older.tags["gate_reasons"] == f"all gates passed; candidate stays on newer version {newer.version}"
+    assert client.get_model_version_by_alias(exported.name, "candidate").version == newer.version

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch_fidelity
+import torchvision
 from torch.utils.data import Dataset
 
 from facegen.attributes_model.network import imagenet_weights_path
@@ -119,3 +120,11 @@ def test_nan_classifier_of_converted_fid_weights_is_refused(faces, facegen_home:
 def test_bad_arguments_raise(faces, count: int, splits: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         inception_score(faces[:count], splits=splits)
+
+
+def test_a_weights_file_that_does_not_hash_to_its_name_is_refused(tmp_path: Path) -> None:
+    forged = tmp_path / "mobilenet_v2-b0353104.pth"  # torchvision's name, other contents
+    state = torchvision.models.mobilenet_v2().state_dict()
+    torch.save(state, forged)
+    with pytest.raises(ValueError, match="does not hash to the prefix"):
+        inception_score(np.zeros((4, 3, 32, 32), np.uint8), splits=2, network=ISNetwork(MOBILENET, forged, "forged"))

@@ -199,8 +199,10 @@ def human_eval_import(
     tags = outcome.version.tags or {}
     if outcome.decision is None:
         click.echo(f"gate: unchanged (gate_status {tags.get(GATE_STATUS_TAG)!r}, not awaiting human evaluation)")
-    elif outcome.decision.passed:
+    elif outcome.decision.passed and CANDIDATE_ALIAS in (outcome.version.aliases or []):
         click.echo(f"gate: human evaluation passed; {CANDIDATE_ALIAS} is now version {version}")
+    elif outcome.decision.passed:
+        click.echo(f"gate: human evaluation passed; {tags.get(GATE_REASONS_TAG)}")
     else:
         click.echo(f"gate: human evaluation failed: {tags.get(GATE_REASONS_TAG)}")
 

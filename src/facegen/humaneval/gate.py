@@ -18,6 +18,7 @@ from facegen.humaneval.scoring import HumanEvalResults, Rate
 from facegen.registry.model_registry import (
     CANDIDATE_ALIAS,
     GATE_FAILED,
+    GATE_PASSED,
     GATE_REASONS_TAG,
     GATE_STATUS_TAG,
     GateDecision,
@@ -138,12 +139,20 @@ def complete_human_eval_gate(
 ) -> GateDecision | None:
     """Decide an awaiting version against its recorded requirement and apply the decision (``candidate`` if passed).
 
-    Returns None, changing nothing, for a version that is not ``awaiting_human_eval``.
+    Returns None, changing nothing, for a version that is not ``awaiting_human_eval``. A passing version older
+    than the current ``candidate`` is marked passed but does not take the alias back from the newer one.
     """
     current = client.get_model_version(version.name, version.version)
     tags = current.tags or {}
     if tags.get(GATE_STATUS_TAG) != AWAITING_HUMAN_EVAL:
         return None
     decision = decide_human_eval(results, HumanEvalRequirement.from_tags(tags))
+    holder = (client.get_registered_model(current.name).aliases or {}).get(CANDIDATE_ALIAS)
+    if decision.passed and holder is not None and int(holder) > int(current.version):
+        # Raters were slower than the next run: a newer version already passed, candidate stays with it.
+        client.set_model_version_tag(current.name, current.version, GATE_STATUS_TAG, GATE_PASSED)
+        client.set_model_version_tag(current.name, current.version, GATE_REASONS_TAG,
+                                     f"all gates passed; {CANDIDATE_ALIAS} stays on newer version {holder}")  # fmt: skip
+        return decision
     apply_gate(client, current, decision)
     return decision

