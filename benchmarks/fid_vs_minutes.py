@@ -42,6 +42,22 @@ def _training_config(path: Path, overrides: list[str]) -> dict:
     return values
 
 
+def _real_features(images, weights: Path, device, cache: Path | None):
+    """The real side once: from ``cache`` when it holds these faces' features, else extracted (and cached)."""
+    from facegen.metrics.features import RealFeatures, RealFeaturesMismatch, dataset_hash, file_sha256
+
+    if cache is not None and cache.is_file():
+        try:
+            return RealFeatures.load(cache, dataset_hash=dataset_hash(images), resolution=int(images.shape[-1]),
+                                     weights_sha256=file_sha256(weights))  # fmt: skip
+        except RealFeaturesMismatch as mismatch:
+            print(f"real-feature cache {cache} not used: {mismatch}", flush=True)
+    real = RealFeatures.from_images(images, weights_path=weights, device=device, progress=True)
+    if cache is not None:
+        real.save(cache)
+    return real
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, required=True, help="pipeline config with steps.train_gan ... training")
@@ -53,7 +69,10 @@ def main() -> None:
     parser.add_argument("--fid-every-steps", type=int, default=1000)
     parser.add_argument("--fid-samples", type=int, default=10_000)
     parser.add_argument("--real", type=int, default=20_000, help="distinct training faces behind the real statistics")
+    parser.add_argument("--real-cache", type=Path, default=None,
+                        help="RealFeatures .npz: loaded when it matches (data, resolution, weights), else written")
     parser.add_argument("--device", default=None, help="cpu or cuda; overrides the config's device")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
@@ -64,13 +83,15 @@ def main() -> None:
     import torch
 
     from facegen.data.packing import pack_images
-    from facegen.metrics.features import RealFeatures, unique_images
+    from facegen.metrics.features import unique_images
     from facegen.metrics.inception_weights import ensure_inception_weights
     from facegen.models.sampling import generate_images
     from facegen.train.config import TrainingConfig
     from facegen.train.fid_tracker import TrainingFID, plot_fid_curve
     from facegen.train.loop import train_gan
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     values = _training_config(args.config, args.overrides)
     values.update(fid_every_steps=args.fid_every_steps, epochs=10_000, checkpoint_every_steps=0)
@@ -86,7 +107,7 @@ def main() -> None:
     weights = ensure_inception_weights()
     real_images = unique_images(packed)[: args.real]
     started = time.perf_counter()
-    real = RealFeatures.from_images(real_images, weights_path=weights, device=device, progress=True)
+    real = _real_features(real_images, weights, device, args.real_cache)
     print(json.dumps({"real_features": real.count, "seconds": round(time.perf_counter() - started, 1)}), flush=True)
 
     tracker = TrainingFID(real, weights, num_samples=args.fid_samples, seed=123)
