@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 from torch import nn
 
-from facegen.metrics.features import RealFeatures, inception_features
+from facegen.metrics.features import INCEPTION, POOL3, RealFeatures, load_extractor, run_extractor
 from facegen.metrics.fidelity import frechet_distance
 from facegen.metrics.samples import evaluation_faces
 
@@ -32,6 +32,7 @@ class TrainingFID:
     points: list[dict[str, float]] = field(default_factory=list)
     _started: float = field(default_factory=time.perf_counter)
     _eval_seconds: float = 0.0
+    _extractor: nn.Module | None = None  # loaded once, on the generator's device: no weight reads per evaluation
 
     def __post_init__(self) -> None:
         if self.num_samples < 2:
@@ -41,7 +42,10 @@ class TrainingFID:
         began = time.perf_counter()
         device = next(generator.parameters()).device
         images, _ = evaluation_faces(generator, self.num_samples, seed=self.seed, targets=self.targets, device=device)
-        features = inception_features(images, weights_path=self.weights_path, device=device)
+        if self._extractor is None:
+            self._extractor = load_extractor(INCEPTION, POOL3, device=device,
+                                             feature_extractor_weights_path=str(self.weights_path))  # fmt: skip
+        features = run_extractor(self._extractor, images).numpy()
         fid = frechet_distance(features, self.real.features)
         training_minutes = (began - self._started - self._eval_seconds) / 60.0
         self._eval_seconds += time.perf_counter() - began
