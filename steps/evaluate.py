@@ -42,8 +42,8 @@ def evaluate(
     """
     device = "cuda" if torch.cuda.is_available() else "cpu"
     generator = load_generator_bundle(generator_bundle, device=device)
-    generated, _ = evaluation_faces(generator, num_generated, seed=seed + 1_000_003,
-                                    targets=balance_targets(balance_shares), device=device)  # fmt: skip
+    generated = evaluation_faces(generator, num_generated, seed=seed + 1_000_003,
+                                 targets=balance_targets(balance_shares), device=device).faces  # fmt: skip
     weights = ensure_inception_weights()
     real = RealFeatures.load(real_features / FEATURES_FILE, resolution=int(generated.shape[-1]),
                              extractor=INCEPTION_POOL3, weights_sha256=file_sha256(weights))  # fmt: skip

@@ -42,6 +42,11 @@ def label_dims_for(conditioning: list[str] | None) -> dict[str, int]:
     return {name: len(values) for name, values in ATTRIBUTE_VALUES.items() if name in conditioning}
 
 
+def label_vocabulary(label_dims: Mapping[str, int]) -> dict[str, list[str]]:
+    """What a conditional model's label indices mean: attribute → its values in index order (recorded per version)."""
+    return {name: list(ATTRIBUTE_VALUES[name]) for name in label_dims}
+
+
 def encode_labels(label_dims: Mapping[str, int], attributes: Mapping[str, str | None]) -> torch.Tensor:
     """Attribute names → one label row (LongTensor K); attributes left out or None become ``UNKNOWN``.
 

@@ -72,22 +72,37 @@ def _require_styles(generator: nn.Module, what: str) -> None:
         raise ValueError(f"{what} needs a style-based generator (mapping + synthesis), got {type(generator).__name__}")
 
 
-@torch.no_grad()
-def generate_images(
-    generator: nn.Module,
-    n: int,
-    *,
-    seed: int,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    labels: LabelsLike | None = None,  # one row for all faces or n rows; required iff the generator is conditional
-    truncation_psi: float = 1.0,  # 1 = random sampling (the brief's default); < 1 trades variety for typicality
-) -> np.ndarray:
-    """``n`` faces as a uint8 array N×3×H×W, generated in eval mode from seeded latents."""
+def base_seeds(base: int, n: int) -> list[int]:
+    """The seeds of ``n`` faces drawn for one purpose (evaluation, an export): ``base, base + 1, …``.
+
+    A seed always means one face (:func:`faces_from_seeds`); a set of faces is a range of seeds.
+    """
     if n < 1:
         raise ValueError(f"n must be positive, got {n}")
-    latents = seeded_latents(n, generator.latent_dim, seed, device)
-    label_rows = _label_rows(generator, labels, n, device)
+    return list(range(int(base), int(base) + n))
+
+
+@torch.no_grad()
+def faces_from_seeds(
+    generator: nn.Module,
+    seeds: Sequence[int],
+    *,
+    labels: LabelsLike | None = None,  # one row for all faces or one per seed; required iff the generator is conditional
+    truncation_psi: float = 1.0,  # 1 = random sampling (the brief's default); < 1 trades variety for typicality
+    device: str | torch.device = "cpu",
+    batch_size: int = 256,
+) -> np.ndarray:
+    """THE seed→face function: one uint8 face (N×3×H×W) per seed, in eval mode.
+
+    Evaluation, fairness, the human-evaluation export, the registered pyfunc model and the service all draw faces
+    here, so (version, seed, labels, truncation) names the same pixels everywhere. Each seed's latent comes from
+    its own seeded stream, so a face never depends on the other seeds of the call; at batch size 1 on one device the
+    pixels are identical, across batch sizes they agree within float rounding (tests/test_sampling.py states it).
+    """
+    if len(seeds) < 1:
+        raise ValueError("need at least one seed")
+    latents = _seed_latents(generator, seeds, device)
+    label_rows = _label_rows(generator, labels, len(seeds), device)
     with _eval_mode(generator):
         chunks = [
             to_uint8(
@@ -97,7 +112,7 @@ def generate_images(
                     truncation_psi=truncation_psi,
                 )
             )
-            for start in range(0, n, batch_size)
+            for start in range(0, len(seeds), batch_size)
         ]
     return np.concatenate(chunks)
 

@@ -41,7 +41,7 @@ class TrainingFID:
     def __call__(self, generator: nn.Module) -> float:
         began = time.perf_counter()
         device = next(generator.parameters()).device
-        images, _ = evaluation_faces(generator, self.num_samples, seed=self.seed, targets=self.targets, device=device)
+        images = evaluation_faces(generator, self.num_samples, seed=self.seed, targets=self.targets, device=device).faces
         if self._extractor is None:
             self._extractor = load_extractor(INCEPTION, POOL3, device=device,
                                              feature_extractor_weights_path=str(self.weights_path))  # fmt: skip
