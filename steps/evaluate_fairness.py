@@ -1,4 +1,5 @@
-"""evaluate_fairness: demographics of generated faces (facegen-attributes) vs the balancing target; chart to MLflow."""
+"""evaluate_fairness: demographics of generated faces (facegen-attributes), corrected for the classifier's errors at
+the generator's resolution, vs the balancing target; charts and the by-attribute grid to MLflow."""
 
 from pathlib import Path
 from typing import Annotated
@@ -8,9 +9,13 @@ import numpy as np
 import torch
 from zenml import log_metadata, step
 
+from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.registry import load_attribute_classifier, resolve_version
+from facegen.attributes_model.scoring import confusion_at
+from facegen.metrics.attribute_grid import attribute_grid
 from facegen.metrics.fairness import fairness_metrics, fairness_report, plot_fairness
+from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP
 from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
 
@@ -20,33 +25,40 @@ def evaluate_fairness(
     generator_bundle: Path,
     packed_dataset: np.ndarray,
     balance_shares: dict,
-    num_generated: int = 2000,
+    num_generated: int = 10_000,
     num_real: int = 2000,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
     model_name: str = MODEL_NAME,
     alias: str = PRODUCTION_ALIAS,
     seed: int = 0,
 ) -> Annotated[dict, "fairness_report"]:
-    """Classifies ``num_generated`` generated and ``num_real`` training faces (as trained on, repeats included)
-    with ``model_name@alias``; fails with the command to train the classifier when none is registered.
-
-    A conditional generator is asked for labels drawn from the target; the report then has conditional accuracy.
+    """Classifies ``num_generated`` generated faces (a conditional generator is asked for labels stratified over the
+    target) and ``num_real`` training faces (as trained on, repeats included) with ``model_name@alias``; shares are
+    corrected with the classifier's held-out confusion at this resolution. Fails with the command to train the
+    classifier when none is registered, or to rescore it when it was never scored at this resolution.
     """
     classifier = load_attribute_classifier(model_name, alias)
+    version = resolve_version(model_name, alias).version
     device = "cuda" if torch.cuda.is_available() else "cpu"
     generator = load_generator_bundle(generator_bundle, device=device)
+    resolution = int(generator.resolution)
+    described = f"{model_name}@{alias} (version {version})"
+    confusions = {a: confusion_at(classifier.spec, resolution, a, model=described) for a in ATTRIBUTE_VALUES}
     targets = balance_targets(balance_shares)
-    generated, requested = evaluation_faces(generator, num_generated, seed=seed + 4_000_037, targets=targets,
-                                            device=device)  # fmt: skip
+    sample = evaluation_faces(generator, num_generated, seed=seed + 4_000_037, targets=targets, device=device)
     rng = np.random.default_rng(seed)
     real = packed_dataset[rng.choice(len(packed_dataset), size=min(num_real, len(packed_dataset)), replace=False)]
-    predicted = classifier.predict(generated).labels
-    reference = classifier.predict(real).labels
-    report = fairness_report(predicted, targets, reference=reference, requested=requested)
+    report = fairness_report(classifier.predict(sample.faces).labels, targets,
+                             reference=classifier.predict(real).labels, requested=sample.requested,
+                             confusions=confusions, bootstrap=bootstrap, seed=seed)  # fmt: skip
 
     mlflow.log_metrics(fairness_metrics(report))
     mlflow.log_params({"fairness_num_generated": num_generated, "fairness_num_real": len(real),
-                       "fairness_classifier": f"{model_name}@{alias} v{resolve_version(model_name, alias).version}"})
+                       "fairness_bootstrap": bootstrap, "fairness_resolution": resolution,
+                       "fairness_classifier": f"{model_name}@{alias} v{version}"})  # fmt: skip
     mlflow.log_figure(plot_fairness(report, balance_shares), "fairness/generated_shares.png")
     mlflow.log_dict(report, "fairness/fairness_report.json")
+    if set(ATTRIBUTE_VALUES) <= set(generator.label_dims):
+        mlflow.log_figure(attribute_grid(generator, seed=seed, device=device), "samples/by_attribute.png")
     log_metadata(metadata={"fairness": report})
     return report

@@ -22,7 +22,9 @@ from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.bundle import save_bundle
 from facegen.attributes_model.data import encode_labels, pack_faces, split_frame
 from facegen.attributes_model.metrics import flat_metrics, plot_confusions
+from facegen.attributes_model.inference import AttributeClassifier
 from facegen.attributes_model.registry import log_attribute_model, register_attribute_model, resolve_version
+from facegen.attributes_model.scoring import DEFAULT_SCORE_RESOLUTIONS, SCORED_AT, score_at_resolutions
 from facegen.attributes_model.training import AttributeTrainingConfig, train_attribute_model as fit
 from facegen.data.manifest import manifest_hash
 
@@ -39,11 +41,18 @@ def train_attribute_model(
     model_name: str = MODEL_NAME,
     alias: str = PRODUCTION_ALIAS,
     baseline: Optional[dict[str, float]] = None,
+    score_resolutions: Optional[list[int]] = None,
     force: bool = False,
 ) -> Annotated[dict, "attribute_model"]:
-    """``baseline``: e.g. ``{gender_accuracy: 0.9, age_bin_accuracy: 0.5}``; the alias moves only if all are beaten."""
+    """``baseline``: e.g. ``{gender_accuracy: 0.9, age_bin_accuracy: 0.5}``; the alias moves only if all are beaten.
+
+    ``score_resolutions`` (default 16, 32, 64): the held-out faces are also packed at each of these generator
+    resolutions and scored; the confusion matrices go into the bundle (fairness corrects generated faces with them).
+    """
     config = AttributeTrainingConfig.from_dict({**(training or {}), "seed": seed})
+    resolutions = [int(r) for r in (score_resolutions or DEFAULT_SCORE_RESOLUTIONS)]
     key_source = {"config": config.to_dict(), "holdout_fraction": holdout_fraction, "max_images": max_images,
+                  "score_resolutions": resolutions,
                   "data": manifest_hash(screened_manifest[screened_manifest["status"] == "kept"])}  # fmt: skip
     fit_key = hashlib.sha256(json.dumps(key_source, sort_keys=True, default=str).encode()).hexdigest()[:16]
     client = MlflowClient()
@@ -73,6 +82,12 @@ def train_attribute_model(
     mlflow.log_metrics({**metrics, "attr_train_seconds": result.seconds})
     mlflow.log_dict(result.report, "attributes/holdout_report.json")
     mlflow.log_figure(plot_confusions(result.report), "attributes/confusion_matrices.png")
+    scored = score_at_resolutions(AttributeClassifier(result.model, {"input_size": config.input_size}),
+                                  holdout["uri"].tolist(), encode_labels(holdout), resolutions)  # fmt: skip
+    for resolution, report in scored.items():
+        mlflow.log_metrics(flat_metrics(report, prefix=f"holdout_at{resolution}_"))
+        mlflow.log_figure(plot_confusions(report), f"attributes/confusion_matrices_at{resolution}px.png")
+    mlflow.log_dict(scored, "attributes/holdout_report_by_resolution.json")
     columns = [c for c in ("uri", "sha256", "gender", "age", "age_bin", "ethnicity") if c in holdout]
     mlflow.log_text(holdout[columns].to_csv(index=False), "attributes/holdout.csv")
 
@@ -81,7 +96,8 @@ def train_attribute_model(
     beats_baseline = bool(beaten) and all(beaten.values())
     work = Path(tempfile.mkdtemp(prefix="facegen-attributes-"))
     bundle = save_bundle(work / "bundle", result.model, input_size=config.input_size,
-                         extra={"training": config.to_dict(), "metrics": metrics, "fit_key": fit_key})  # fmt: skip
+                         extra={"training": config.to_dict(), "metrics": metrics, "fit_key": fit_key,
+                                SCORED_AT: scored})  # fmt: skip
     model_info = log_attribute_model(bundle)
     context = get_step_context()
     version = register_attribute_model(

@@ -12,10 +12,12 @@ import mlflow
 import numpy as np
 from zenml import log_metadata, step
 
+from facegen.data.label_encoding import labels_for_model, require_labels
 from facegen.metrics.features import RealFeatures
 from facegen.metrics.inception_weights import ensure_inception_weights
 from facegen.metrics.samples import balance_targets
 from facegen.models.bundle import save_generator_bundle
+from facegen.models.conditioning import label_dims_for
 from facegen.train.config import TrainingConfig
 from facegen.train.fid_tracker import TrainingFID, plot_fid_curve
 from facegen.train.loop import train_gan as run_training
@@ -26,14 +28,22 @@ from steps.real_features import FEATURES_FILE
 @step
 def train_gan(
     packed_dataset: np.ndarray,
+    labels: np.ndarray,
     sample_weights: np.ndarray,
     real_features: Path,
     balance_shares: dict,
     training: Optional[dict[str, Any]] = None,
     seed: int = 0,
 ) -> Tuple[Annotated[Path, "generator_bundle"], Annotated[Path, "training_checkpoint"]]:
-    """``training`` holds every TrainingConfig knob from the YAML; the pipeline's seed wins over any seed inside."""
+    """``training`` holds every TrainingConfig knob from the YAML; the pipeline's seed wins over any seed inside.
+
+    A conditional model (``training.model.conditioning``) trains on the dataset's labels (−1 trains "unspecified");
+    data without them fails here, before the first step, naming the missing labels and the fix.
+    """
     config = TrainingConfig.from_dict({**(training or {}), "seed": seed})
+    label_dims = label_dims_for(config.model.get("conditioning"))
+    if label_dims:
+        require_labels(labels, label_dims)
     mlflow.log_params({"architecture": config.architecture, "resolution": packed_dataset.shape[-1],
                        "train_images": len(packed_dataset), **_flat("train", config.to_dict())})
     work = Path(tempfile.mkdtemp(prefix="facegen-train-"))
@@ -43,7 +53,8 @@ def train_gan(
         fid_tracker = TrainingFID(RealFeatures.load(real_features / FEATURES_FILE), ensure_inception_weights(),
                                   num_samples=config.fid_num_samples, seed=seed + 5_000_011,
                                   targets=balance_targets(balance_shares))  # fmt: skip
-    result = run_training(packed_dataset, config, sample_weights=sample_weights, monitor=MlflowTrainingMonitor(),
+    result = run_training(packed_dataset, config, labels=labels_for_model(labels, label_dims) if label_dims else None,
+                          sample_weights=sample_weights, monitor=MlflowTrainingMonitor(),
                           checkpoint_path=checkpoint, fid_fn=fid_tracker)
     mlflow.log_figure(plot_loss_curves(result.history), "curves/losses.png")
     if fid_tracker is not None and fid_tracker.points:

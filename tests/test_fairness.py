@@ -20,7 +20,7 @@ from facegen.metrics.fairness import (
     group_shares,
     plot_fairness,
     representation_ratio,
-    sample_requested_labels,
+    stratified_requests,
     total_variation,
 )
 from facegen.metrics.latency import generation_latency
@@ -85,15 +85,20 @@ def test_report_gates_tags_and_metrics() -> None:
     assert len(figure.axes) == 2 and "TV 0.020" in figure.axes[0].get_title()
 
 
-def test_requested_labels_follow_the_target() -> None:
+def test_requested_labels_are_stratified_over_the_target() -> None:
+    """Every joint cell gets exactly its target share (largest remainder), so the marginals are exact too."""
     target = {"gender": {"female": 0.7, "male": 0.3}}
-    index, names = sample_requested_labels({"gender": 2, "age_bin": 9}, target, n=20_000, seed=1)
-    assert index.shape == (20_000, 2) and index.dtype == np.int64
-    assert np.mean(names["gender"] == "female") == pytest.approx(0.7, abs=0.01)
-    assert np.mean(names["age_bin"] == "0-2") == pytest.approx(1 / 9, abs=0.01)  # no target: uniform
+    index, names = stratified_requests({"gender": 2, "age_bin": 9}, target, n=9_000, seed=1)
+    assert index.shape == (9_000, 2) and index.dtype == np.int64
+    assert np.sum(names["gender"] == "female") == 6_300
+    assert all(np.sum(names["age_bin"] == b) == 1_000 for b in AGE_BINS)  # no target: uniform
+    assert np.sum((names["gender"] == "male") & (names["age_bin"] == "70+")) == round(9_000 * 0.3 / 9)
     assert (np.asarray(AGE_BINS, dtype=object)[index[:, 1]] == names["age_bin"]).all()
-    again, _ = sample_requested_labels({"gender": 2, "age_bin": 9}, target, n=20_000, seed=1)
+    again, _ = stratified_requests({"gender": 2, "age_bin": 9}, target, n=9_000, seed=1)
     assert np.array_equal(index, again)
+    assert not np.array_equal(index[:50], np.sort(index[:50], axis=0))  # shuffled, not in cell order
+    odd, odd_names = stratified_requests({"gender": 2}, {}, n=7, seed=0)
+    assert len(odd) == 7 and abs(np.sum(odd_names["gender"] == "female") - 3.5) == 0.5
 
 
 class _SlowGenerator(nn.Module):

@@ -9,7 +9,13 @@ generic edge/texture filters gain least from fine-tuning. With ``trainable_from 
 frozen at their ImageNet weights for the whole run: their outputs are computed once for every training face and its
 mirror image and kept in memory (float16), and both phases train only blocks K.. and the heads on those cached
 maps, several times faster (the small-shift augmentation is then not applied). ``trainable_from = 0`` fine-tunes
-every block on raw pixels with flip + shift augmentation. The loss is the sum of the heads' cross-entropies,
+every block on raw pixels with flip + shift augmentation.
+
+Resolution augmentation (``degrade_to``, e.g. ``[32]``): the generator's faces reach the classifier at the
+generator's resolution N, upsampled to the input size. A classifier trained only on sharp 64 px faces reads such
+faces poorly, and a poorly read attribute makes the fairness figures noise. So each training face is shown, per
+draw, either sharp or downsampled to one of the ``degrade_to`` sizes and back up (:func:`degrade`), exactly the path
+a generated N px face takes; with the cached stem, every variant's maps are cached. The loss is the sum of the heads' cross-entropies,
 optionally class-weighted by inverse square-root frequency, which lifts the rare classes' recall (balanced accuracy)
 at a small cost in plain accuracy.
 """
@@ -46,6 +52,7 @@ class AttributeTrainingConfig:
     label_smoothing: float = 0.05
     class_weighting: str = "inverse_sqrt"
     shift_pixels: int = 4
+    degrade_to: list[int] = field(default_factory=list)  # resolutions faces are also shown at (down, then back up)
     trainable_from: int = 7  # first MobileNetV2 block fine-tuned; lower blocks frozen and cached (0: none)
     max_steps: int | None = None  # cap on optimiser steps over both phases (tests, smoke runs)
     num_threads: int | None = 2
@@ -58,6 +65,8 @@ class AttributeTrainingConfig:
             raise ValueError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}")
         if self.input_size < 32 or self.batch_size < 1 or self.frozen_epochs < 0 or self.epochs < 0:
             raise ValueError(f"bad attribute training config: {self}")
+        if any(not 4 <= size < self.input_size for size in self.degrade_to):
+            raise ValueError(f"degrade_to sizes must lie in [4, input_size={self.input_size}), got {self.degrade_to}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> AttributeTrainingConfig:
@@ -89,6 +98,17 @@ def resolve_device(name: str) -> torch.device:
 
 def to_unit(batch_uint8: torch.Tensor) -> torch.Tensor:
     return batch_uint8.to(torch.float32) / 255.0
+
+
+def degrade(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 N×3×S×S faces as a ``size`` px image would reach the classifier: antialiased downsampling to ``size``,
+    rounding to uint8 (what a generator hands over), then bilinear upsampling back to S (what
+    :class:`~facegen.attributes_model.inference.AttributeClassifier` does with small inputs)."""
+    full = images.shape[-1]
+    small = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    small = small.round().clamp(0, 255)
+    up = F.interpolate(small, size=(full, full), mode="bilinear", antialias=True, align_corners=False)
+    return up.round().clamp(0, 255).to(torch.uint8)
 
 
 def _augment(batch: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -148,11 +168,15 @@ class _Top(torch.nn.Module):
 
 
 @torch.no_grad()
-def _stem_maps(model: AttributeNet, images: torch.Tensor, k: int, flip: bool, batch_size: int = 256) -> torch.Tensor:
+def _stem_maps(
+    model: AttributeNet, images: torch.Tensor, k: int, flip: bool, size: int | None = None, batch_size: int = 256
+) -> torch.Tensor:
+    """Outputs of the frozen blocks below ``k`` (float16), for the faces mirrored and/or degraded to ``size``."""
     stem = model.backbone[:k].eval()
     parts = []
     for start in range(0, len(images), batch_size):
-        batch = to_unit(images[start : start + batch_size])
+        chunk = images[start : start + batch_size]
+        batch = to_unit(chunk if size is None else degrade(chunk, size))
         if flip:
             batch = batch.flip(-1)
         parts.append(stem((batch - model.mean) / model.std).to(torch.float16))
@@ -188,16 +212,18 @@ def train_attribute_model(
                for name, classes in HEADS.items()}  # fmt: skip
     weights = {name: (w.to(device) if w is not None else None) for name, w in weights.items()}
 
-    if k > 0:  # frozen stem: its outputs for every face and its mirror image, once
+    sizes: list[int | None] = [None, *config.degrade_to]  # None: the sharp face at the input size
+    if k > 0:  # frozen stem: its outputs for every face, its mirror image and their degraded variants, once
         for parameter in model.backbone[:k].parameters():
             parameter.requires_grad_(False)
-        cached = torch.stack([_stem_maps(model, images, k, flip=False), _stem_maps(model, images, k, flip=True)], 1)
+        variants = [(flip, size) for size in sizes for flip in (False, True)]  # variant v = 2 · size index + flip
+        cached = torch.stack([_stem_maps(model, images, k, flip=flip, size=size) for flip, size in variants], 1)
         holdout_maps = _stem_maps(model, torch.from_numpy(np.ascontiguousarray(holdout_images)).to(device), k, False)
         top = _Top(model, k)
 
         def batch_logits(index: torch.Tensor) -> dict[str, torch.Tensor]:
-            flip = (torch.rand(len(index), generator=generator) < 0.5).long().to(device)
-            return top(cached[index, flip].to(torch.float32))
+            variant = torch.randint(0, len(variants), (len(index),), generator=generator).to(device)
+            return top(cached[index.to(device), variant].to(torch.float32))
 
         def evaluate() -> dict[str, Any]:
             model.eval()
@@ -212,7 +238,10 @@ def train_attribute_model(
     else:
 
         def batch_logits(index: torch.Tensor) -> dict[str, torch.Tensor]:
-            return model(_augment(to_unit(images[index]), config.shift_pixels, generator))
+            batch = images[index]
+            size = sizes[int(torch.randint(0, len(sizes), (1,), generator=generator))]
+            batch = batch if size is None else degrade(batch, size)
+            return model(_augment(to_unit(batch), config.shift_pixels, generator))
 
         def evaluate() -> dict[str, Any]:
             return evaluate_model(model, holdout_images, holdout_labels)

@@ -7,8 +7,11 @@ share ÷ target share (groups with a zero target left out), which is the plain m
 target is uniform and stays meaningful when it is not. For conditional generators it also reports how often the
 classifier sees the attribute value that was asked for.
 
-The classifier is imperfect (held-out age_bin accuracy ~0.57), so the same numbers are computed for the real
-training faces (``reference``): a generated distribution is judged next to what the classifier makes of real data.
+The classifier is imperfect (at 32 px it reads age bins right about half the time), so the shares it reports are
+corrected for its errors with its confusion matrix on held-out real faces at the generator's resolution
+(:mod:`facegen.metrics.fairness_correction`, bootstrap 95 % intervals); the gates read the corrected point estimates
+and the raw figures are kept beside them. The same numbers for the real training faces (``reference``) show how
+well the correction recovers a distribution whose labels are known.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from facegen.attributes import ATTRIBUTE_VALUES
+from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP, correct_attribute
 
 #: The gate defaults of the evaluation issue: TV ≤ 0.05 for gender, ≤ 0.10 for age_bin and ethnicity.
 DEFAULT_MAX_TV: dict[str, float] = {"gender": 0.05, "age_bin": 0.10, "ethnicity": 0.10}
@@ -59,14 +63,32 @@ def representation_ratio(shares: Mapping[str, float], target: Mapping[str, float
 
 
 def attribute_summary(
-    labels: Sequence[str] | np.ndarray, attribute: str, target: Mapping[str, float] | None
+    labels: Sequence[str] | np.ndarray,
+    attribute: str,
+    target: Mapping[str, float] | None,
+    *,
+    confusion: np.ndarray | None = None,
+    strata: np.ndarray | None = None,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Shares of one attribute's groups, and (with a target) TV distance and representation ratio to it."""
-    shares = group_shares(labels, ATTRIBUTE_VALUES[attribute])
+    """Shares of one attribute's groups as classified (``shares``); with a target, TV distance and representation
+    ratio to it. With the classifier's ``confusion`` at this resolution, ``tv`` / ``representation_ratio`` are those
+    of the error-corrected shares (``corrected``, with bootstrap intervals) and the raw ones are ``*_raw``;
+    without it they are the raw ones (and ``corrected`` is absent, so the summary says what it is)."""
+    groups = ATTRIBUTE_VALUES[attribute]
+    shares = group_shares(labels, groups)
     summary: dict[str, Any] = {"n": len(labels), "shares": shares, "target": dict(target) if target else None}
-    if target:
-        summary["tv"] = total_variation(shares, target)
-        summary["representation_ratio"] = representation_ratio(shares, target)
+    if not target:
+        return summary
+    summary["tv_raw"] = total_variation(shares, target)
+    summary["representation_ratio_raw"] = representation_ratio(shares, target)
+    if confusion is None:
+        summary["tv"], summary["representation_ratio"] = summary["tv_raw"], summary["representation_ratio_raw"]
+        return summary
+    corrected = correct_attribute(np.asarray(labels, dtype=object), groups, confusion, target, strata=strata,
+                                  bootstrap=bootstrap, seed=seed)  # fmt: skip
+    summary.update(corrected.to_dict())
     return summary
 
 
@@ -76,20 +98,37 @@ def fairness_report(
     *,
     reference: Mapping[str, np.ndarray] | None = None,
     requested: Mapping[str, np.ndarray] | None = None,
+    confusions: Mapping[str, np.ndarray] | None = None,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Per attribute: the generated faces' summary, the real faces' (``reference``) and conditional accuracy.
 
     ``predicted`` / ``reference`` map attribute → predicted group names per face; ``targets`` attribute → group
     shares (an attribute without a target gets shares only); ``requested`` attribute → the group asked of a
-    conditional generator per face (same order as ``predicted``).
+    conditional generator per face (same order as ``predicted``; the bootstrap then resamples within requested
+    cells); ``confusions`` attribute → the classifier's held-out confusion counts at the generator's resolution,
+    with which shares are corrected (:mod:`facegen.metrics.fairness_correction`) and which give the classifier's
+    own accuracy there (``classifier_accuracy``: the ceiling of ``conditional_accuracy``).
     """
+    confusions = confusions or {}
+    strata = None
+    if requested:
+        strata = np.unique(np.stack([np.asarray(v, dtype=str) for v in requested.values()], 1), axis=0,
+                           return_inverse=True)[1].ravel()  # fmt: skip
     report: dict[str, dict[str, Any]] = {}
     for attribute, labels in predicted.items():
         if attribute not in ATTRIBUTE_VALUES:
             raise ValueError(f"unknown attribute {attribute!r}; expected one of {list(ATTRIBUTE_VALUES)}")
-        entry = {"generated": attribute_summary(labels, attribute, targets.get(attribute))}
+        confusion = confusions.get(attribute)
+        common = {"confusion": confusion, "bootstrap": bootstrap, "seed": seed}
+        entry = {"generated": attribute_summary(labels, attribute, targets.get(attribute), strata=strata, **common)}
         if reference is not None and attribute in reference:
-            entry["real"] = attribute_summary(reference[attribute], attribute, targets.get(attribute))
+            entry["real"] = attribute_summary(reference[attribute], attribute, targets.get(attribute), **common)
+        if confusion is not None:
+            matrix = np.asarray(confusion)
+            entry["classifier_accuracy"] = float(np.trace(matrix) / matrix.sum())
+            entry["confusion"] = matrix.tolist()
         if requested is not None and attribute in requested:
             asked = np.asarray(requested[attribute], dtype=object)
             if len(asked) != len(labels):
@@ -115,14 +154,21 @@ def fairness_violations(report: Mapping[str, Mapping[str, Any]] | None, threshol
         if "tv" not in generated:
             reasons.append(f"{attribute}: fairness not measured against a target, cannot pass its TV gate")
             continue
+        what = "corrected " if "corrected" in generated else "uncorrected "
         if generated["tv"] > limit:
-            reasons.append(f"{attribute}: TV distance {generated['tv']:.3f} to the target is above {limit:.3f}")
+            reasons.append(f"{attribute}: {what}TV distance {generated['tv']:.3f}{_ci(generated, 'tv_ci')} to the "
+                           f"target is above {limit:.3f}")  # fmt: skip
         floor = thresholds.min_representation_ratio
         if floor is not None and generated["representation_ratio"] < floor:
             reasons.append(
-                f"{attribute}: representation ratio {generated['representation_ratio']:.3f} is below {floor:.3f}"
+                f"{attribute}: {what}representation ratio {generated['representation_ratio']:.3f}"
+                f"{_ci(generated, 'representation_ratio_ci')} is below {floor:.3f}"
             )
     return reasons
+
+
+def _ci(summary: Mapping[str, Any], key: str) -> str:
+    return f" (95% CI {summary[key][0]:.3f}–{summary[key][1]:.3f})" if key in summary else ""
 
 
 def fairness_tags(report: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -130,12 +176,20 @@ def fairness_tags(report: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     tags: dict[str, str] = {}
     for attribute, entry in report.items():
         generated = entry["generated"]
-        for key in ("tv", "representation_ratio"):
+        for key in ("tv", "representation_ratio", "tv_raw", "representation_ratio_raw"):
             if key in generated:
                 tags[f"fairness.{attribute}.{key}"] = f"{generated[key]:.4f}"
-        if "conditional_accuracy" in entry:
-            tags[f"fairness.{attribute}.conditional_accuracy"] = f"{entry['conditional_accuracy']:.4f}"
+        for key in ("tv_ci", "representation_ratio_ci"):
+            if key in generated:
+                tags[f"fairness.{attribute}.{key}"] = f"{generated[key][0]:.4f}–{generated[key][1]:.4f}"
+        for key in ("conditional_accuracy", "classifier_accuracy"):
+            if key in entry:
+                tags[f"fairness.{attribute}.{key}"] = f"{entry[key]:.4f}"
         tags[f"fairness.{attribute}.shares"] = ", ".join(f"{g} {s:.3f}" for g, s in generated["shares"].items())
+        if "corrected" in generated:
+            tags[f"fairness.{attribute}.corrected_shares"] = ", ".join(
+                f"{g} {s:.3f}" for g, s in generated["corrected"].items()
+            )
     return tags
 
 
@@ -144,11 +198,18 @@ def fairness_metrics(report: Mapping[str, Mapping[str, Any]]) -> dict[str, float
     metrics: dict[str, float] = {}
     for attribute, entry in report.items():
         for side in ("generated", "real"):
-            for key in ("tv", "representation_ratio"):
+            suffix = "_real" if side == "real" else ""
+            for key in ("tv", "representation_ratio", "tv_raw", "representation_ratio_raw"):
                 if key in entry.get(side, {}):
-                    metrics[f"fairness_{attribute}_{key}" + ("_real" if side == "real" else "")] = entry[side][key]
-        if "conditional_accuracy" in entry:
-            metrics[f"fairness_{attribute}_conditional_accuracy"] = entry["conditional_accuracy"]
+                    metrics[f"fairness_{attribute}_{key}{suffix}"] = entry[side][key]
+            for key in ("tv_ci", "representation_ratio_ci"):
+                if key in entry.get(side, {}):
+                    low, high = entry[side][key]
+                    metrics[f"fairness_{attribute}_{key}_low{suffix}"] = low
+                    metrics[f"fairness_{attribute}_{key}_high{suffix}"] = high
+        for key in ("conditional_accuracy", "classifier_accuracy", "perfect_pass_rate"):
+            if key in entry:
+                metrics[f"fairness_{attribute}_{key}"] = entry[key]
     return metrics
 
 
@@ -186,8 +247,9 @@ def stratified_requests(
 
 
 def plot_fairness(report: Mapping[str, Mapping[str, Any]], training: Mapping[str, Mapping[str, Any]] | None = None):
-    """One panel per attribute: training data before / after balancing (from the balance report's shares),
-    real faces and generated faces as the classifier sees them, and the target as a red tick."""
+    """One panel per attribute: training data after balancing (labels), generated faces as classified (raw) and
+    corrected for the classifier's errors with their 95 % intervals, real training faces corrected the same way
+    (how well the correction recovers known shares), and the target as a red tick."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,24 +259,38 @@ def plot_fairness(report: Mapping[str, Mapping[str, Any]], training: Mapping[str
     for axis, (attribute, entry) in zip(axes[:, 0], report.items()):
         groups = list(ATTRIBUTE_VALUES[attribute])
         balance = (training or {}).get(attribute, {})
-        series = []
+        generated = entry["generated"]
+        series: list[tuple[str, list[float], str, Any]] = []
         if balance:
-            series += [("training before", [balance[g]["before_share"] for g in groups], "#c8c8c8"),
-                       ("training after", [balance[g]["after_share"] for g in groups], "#8fb8de")]  # fmt: skip
-        if "real" in entry:
-            series.append(("real, classified", [entry["real"]["shares"][g] for g in groups], "#6a9f58"))
-        series.append(("generated, classified", [entry["generated"]["shares"][g] for g in groups], "#e07b39"))
+            series.append(("training after balancing (labels)", [balance[g]["after_share"] for g in groups],
+                           "#8fb8de", None))  # fmt: skip
+        if "corrected" in entry.get("real", {}):
+            series.append(("real training faces, corrected", [entry["real"]["corrected"][g] for g in groups],
+                           "#6a9f58", None))  # fmt: skip
+        series.append(("generated, as classified", [generated["shares"][g] for g in groups], "#f2b48a", None))
+        if "corrected" in generated:
+            values = [generated["corrected"][g] for g in groups]
+            errors = np.array([[v - generated["corrected_ci"][g][0], generated["corrected_ci"][g][1] - v]
+                               for g, v in zip(groups, values)]).T  # fmt: skip
+            series.append(("generated, corrected (95% CI)", values, "#c4501b", np.clip(errors, 0, None)))
         width = 0.8 / len(series)
         x = np.arange(len(groups))
-        for i, (label, values, colour) in enumerate(series):
-            axis.bar(x - 0.4 + width * (i + 0.5), values, width=width, label=label, color=colour)
-        target = entry["generated"]["target"]
+        for i, (label, values, colour, errors) in enumerate(series):
+            axis.bar(x - 0.4 + width * (i + 0.5), values, width=width, label=label, color=colour, yerr=errors,
+                     capsize=2 if errors is not None else 0)  # fmt: skip
+        target = generated["target"]
         if target:
             axis.scatter(x, [target.get(g, 0.0) for g in groups], marker="_", s=500, color="#d62728",
                          label="target", zorder=3)  # fmt: skip
-        generated = entry["generated"]
-        title = attribute if "tv" not in generated else (
-            f"{attribute}: TV {generated['tv']:.3f}, representation ratio {generated['representation_ratio']:.2f}")
+        title = attribute
+        if "tv" in generated:
+            kind = "corrected" if "corrected" in generated else "raw"
+            title = (f"{attribute}: {kind} TV {generated['tv']:.3f}, representation ratio "
+                     f"{generated['representation_ratio']:.2f}")  # fmt: skip
+            if "conditional_accuracy" in entry:
+                title += f"; classified as requested {entry['conditional_accuracy']:.2f}"
+            if "classifier_accuracy" in entry:
+                title += f" (classifier accuracy at this resolution {entry['classifier_accuracy']:.2f})"
         axis.set_title(title, fontsize=10)
         axis.set_xticks(x, groups, fontsize=8)
         axis.set_ylabel("share")

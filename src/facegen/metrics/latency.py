@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from facegen.models.sampling import generate_images
+from facegen.models.sampling import faces_from_seeds
 
 
 def device_name(device: torch.device) -> str:
@@ -42,8 +42,8 @@ def generation_latency(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         started = time.perf_counter()
-        image = generate_images(generator, 1, seed=seed + i, device=device, labels=labels)
-        elapsed = time.perf_counter() - started  # generate_images returns host memory: the device has finished
+        image = faces_from_seeds(generator, [seed + i], device=device, labels=labels)
+        elapsed = time.perf_counter() - started  # faces_from_seeds returns host memory: the device has finished
         if i >= warmup:
             timings.append(elapsed * 1000.0)
     p50, p95 = np.percentile(timings, [50, 95])

@@ -1,0 +1,65 @@
+"""The classifier's own accuracy at the generator's resolution: held-out real faces packed at N px (the path the
+generator's training faces take), read by the classifier as a generated N px face would be, per attribute.
+
+The confusion matrices kept here are what the fairness of generated faces is corrected with
+(:mod:`facegen.metrics.fairness_correction`), and their accuracies are the ceiling of a conditional generator's
+"classified as requested" rate. They travel in the bundle's spec (``scored_at``), so a registered version carries
+the figures it is judged by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facegen.attributes_model.data import pack_faces
+from facegen.attributes_model.metrics import evaluate_predictions
+from facegen.attributes_model.network import HEADS
+
+if TYPE_CHECKING:
+    from facegen.attributes_model.inference import AttributeClassifier
+
+#: Key of the per-resolution reports in the bundle spec.
+SCORED_AT = "scored_at"
+#: Generator resolutions the classifier is scored at unless configured otherwise (≥ its input size it reads faces
+#: downsampled to the input size, so the largest entry covers every larger generator).
+DEFAULT_SCORE_RESOLUTIONS: tuple[int, ...] = (16, 32, 64)
+
+
+def score_at_resolutions(
+    classifier: AttributeClassifier,
+    uris: Sequence[str],
+    labels: dict[str, np.ndarray],
+    resolutions: Sequence[int],
+    *,
+    workers: int = 2,
+) -> dict[str, dict[str, Any]]:
+    """``{str(N): {head: {accuracy, balanced_accuracy, n, classes, confusion}}}`` on the held-out faces ``uris``."""
+    if not uris:
+        raise ValueError("no held-out faces to score the classifier on")
+    reports = {}
+    for resolution in resolutions:
+        images = pack_faces(list(uris), int(resolution), workers=workers)
+        probabilities = classifier.predict(images).probabilities
+        reports[str(int(resolution))] = evaluate_predictions(labels, {h: probabilities[h].argmax(1) for h in HEADS})
+    return reports
+
+
+def confusion_at(spec: dict[str, Any], resolution: int, attribute: str, *, model: str) -> np.ndarray:
+    """Counts[true, predicted] of ``attribute`` on held-out real faces at ``resolution`` (above the classifier's input
+    size, at the input size: it reads larger faces downsampled); a clear error when the classifier was not scored
+    there (the fix is to add the resolution and retrain it)."""
+    scored = spec.get(SCORED_AT) or {}
+    resolution = min(int(resolution), int(spec["input_size"])) if str(int(resolution)) not in scored else resolution
+    if str(int(resolution)) not in scored:
+        have = sorted(int(r) for r in scored) or "none"
+        raise ValueError(
+            f"{model} was not scored on held-out faces at {resolution} px (scored at: {have}), so its errors there "
+            f"cannot be corrected: add {resolution} to train_attribute_model.parameters.score_resolutions in "
+            "configs/attributes.yaml and retrain it (`make attributes`)"
+        )
+    matrix = np.asarray(scored[str(int(resolution))][attribute]["confusion"], dtype=np.int64)
+    assert matrix.shape == (len(HEADS[attribute]),) * 2, f"{attribute} confusion has shape {matrix.shape}"
+    return matrix
