@@ -1,5 +1,6 @@
-"""Shared pieces of the service tests: two tiny real generators registered on the real MLflow server, settings,
-the exact face a (bundle, seed, truncation) must give, and a real uvicorn server on 127.0.0.1 in a thread.
+"""Shared pieces of the service tests: two tiny real generators registered on the real MLflow server (or any bundle
+as a champion), settings, the exact face a (bundle, seed, truncation, labels) must give, and a real uvicorn server
+on 127.0.0.1 in a thread.
 
 Import the fixtures into a test module (``from tests.serve_fixtures import tiny_generators``) to use them.
 """
@@ -67,6 +68,18 @@ def register_model(server_uri: str, tiny: TinyGenerators, *, champion: str | Non
         apply_gate(client, version, GateDecision(True, []))
     if champion is not None:
         approve_version(client, name, champion, approved_by="test")
+    return name
+
+
+def register_champion(server_uri: str, bundle: Path, *, prefix: str) -> str:
+    """``bundle`` logged as the pyfunc model a training run logs, registered as version 1 of a fresh model and made
+    its champion (no gate: the alias is set directly); returns the model's name."""
+    with use_tracking_uri(server_uri), mlflow.start_run():
+        model_uri = log_generator_model(bundle).model_uri
+    client = MlflowClient(tracking_uri=server_uri, registry_uri=server_uri)
+    name = f"facegen-{prefix}-{uuid.uuid4().hex[:8]}"
+    version = register_generator(model_uri, name=name, metrics={"fid": 1.0}, tags={}, client=client)
+    client.set_registered_model_alias(name, "champion", version.version)
     return name
 
 

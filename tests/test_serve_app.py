@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -31,8 +30,6 @@ from mlflow import MlflowClient
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
 from facegen.models.registry import build_generator
 from facegen.models.sampling import seeded_latents, to_uint8
-from facegen.registry.generator_model import BUNDLE_ARTIFACT, GeneratorPyfunc
-from facegen.registry.model_registry import register_generator
 from facegen.serve.app import create_app
 from facegen.serve.feedback import FeedbackStore
 from facegen.serve.feedback_export import export_feedback
@@ -46,6 +43,7 @@ from tests.serve_fixtures import (
     expected_face,
     free_port,
     move_champion,
+    register_champion,
     register_model,
     serve_settings,
 )
@@ -103,7 +101,7 @@ def test_faces_are_determined_by_version_seed_and_truncation(
         # The face is the one the registered pyfunc gives for the seed (psi = 1 is no truncation).
         with use_tracking_uri(mlflow_server):
             pyfunc = mlflow.pyfunc.load_model(f"models:/{shared_model}/1").predict(pd.DataFrame({"seed": [5]}))
-        assert np.abs(pyfunc[0].astype(int) - face.astype(int)).max() <= 1
+        assert np.array_equal(pyfunc[0], face)
 
         # No seed: the server picks one and says which, and that seed reproduces the face.
         random_face = client.get("/generate", params={"format": "png"})
@@ -139,26 +137,21 @@ def test_faces_are_determined_by_version_seed_and_truncation(
         assert (
             conflict.json()["detail"] == "model version 1 (dcgan) cannot condition on ['gender']: it is unconditional"
         )
+        one_conflict = client.get("/generate", params={"seed": 1, "gender": "female", "age_bin": "70+"})
+        assert one_conflict.status_code == 409
+        assert one_conflict.json()["detail"] == (
+            "model version 1 (dcgan) cannot condition on ['age_bin', 'gender']: it is unconditional"
+        )
         counted = client.post("/generate", json={"count": 3}).json()
         assert len(counted["images"]) == 3 and all(image["media_type"] == "image/jpeg" for image in counted["images"])
 
 
-def test_truncation_is_the_generators_own_and_psi_z_for_z_only_generators(tiny_generators) -> None:
+def test_truncation_is_the_generators_own(tiny_generators) -> None:
     generator = load_generator_bundle(tiny_generators.bundles[0])
     z = seeded_latents(1, generator.latent_dim, 3)
     with torch.inference_mode():
         by_hand = to_uint8(generator(0.25 * z))[0].transpose(1, 2, 0)  # DCGAN: psi · z toward the mean latent 0
     assert np.array_equal(render_faces(generator, [3], truncation=0.25)[0], by_hand)
-
-    class ZOnly(torch.nn.Module):  # a generator without labels / truncation_psi in its forward
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner, self.latent_dim, self.resolution = generator, generator.latent_dim, generator.resolution
-
-        def forward(self, z: torch.Tensor) -> torch.Tensor:
-            return self.inner(z)
-
-    assert np.array_equal(render_faces(ZOnly().eval(), [3], truncation=0.25)[0], by_hand)
     with pytest.raises(ValueError, match="psi"):
         render_faces(generator, [1], truncation=1.5)
 
@@ -178,6 +171,10 @@ def test_truncation_is_the_generators_own_and_psi_z_for_z_only_generators(tiny_g
         ({"seed": 2**60}, "query.seed", "less than or equal to"),
         ({"seed": "abc"}, "query.seed", "valid integer"),
         ({"format": "gif"}, "query.format", "'jpeg' or 'png'"),
+        ({"gender": "robot"}, "query.gender", "Input should be 'female' or 'male'"),
+        ({"age_bin": "70 "}, "query.age_bin", "Input should be '0-2', '3-9', '10-19', '20-29', '30-39', '40-49',"
+         " '50-59', '60-69' or '70+'"),  # an unencoded 70+ arrives as "70 "
+        ({"ethnicity": "white"}, "query.ethnicity", "Input should be 'White', 'Black', 'Asian', 'Indian' or 'Others'"),
     ],
 )
 def test_bad_query_parameters_get_422_with_a_clear_message(
@@ -243,16 +240,7 @@ def test_conditional_versions_honour_requested_attributes(mlflow_server: str, tm
     config = {"resolution": RESOLUTION, "width": 8, "conditioning": ["gender"]}
     torch.manual_seed(3)
     bundle = save_generator_bundle(tmp_path / "conditional", "dcgan", config, build_generator("dcgan", config))
-    registry = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
-    with use_tracking_uri(mlflow_server), mlflow.start_run():
-        # (The service reads only the bundle artifact; the pyfunc's own predict takes seeds only.)
-        info = mlflow.pyfunc.log_model(
-            name="conditional", python_model=GeneratorPyfunc(), artifacts={BUNDLE_ARTIFACT: str(bundle)},
-            pip_requirements=[],
-        )  # fmt: skip
-    name = f"facegen-conditional-{uuid.uuid4().hex[:8]}"
-    version = register_generator(info.model_uri, name=name, metrics={"fid": 1.0}, tags={}, client=registry)
-    registry.set_registered_model_alias(name, "champion", version.version)
+    name = register_champion(mlflow_server, bundle, prefix="conditional")
     female, male, unspecified = (0,), (1,), (-1,)  # label rows: index in GENDERS, −1 = any
 
     with client_for(serve_settings(mlflow_server, name, tmp_path)) as client:
@@ -267,9 +255,15 @@ def test_conditional_versions_honour_requested_attributes(mlflow_server: str, tm
         assert np.array_equal(male_face, expected_face(bundle, 4, labels=male)) and not np.array_equal(
             male_face, faces[0]
         )
-        # Without attributes a conditional version generates "any gender".
+        # GET takes the same attributes as query parameters; without any a conditional version draws "any gender".
+        one = client.get("/generate", params={"seed": 4, "format": "png", "gender": "female"})
+        assert one.headers["x-facegen-attributes"] == "gender=female"
+        assert np.array_equal(png_face(one), faces[0])
         anyone = client.get("/generate", params={"seed": 4, "format": "png"})
+        assert "x-facegen-attributes" not in anyone.headers
         assert np.array_equal(png_face(anyone), expected_face(bundle, 4, labels=unspecified))
+        refused_one = client.get("/generate", params={"seed": 4, "ethnicity": "Asian"})
+        assert refused_one.status_code == 409 and "it is conditioned on ['gender'] only" in refused_one.json()["detail"]
         refused = client.post("/generate", json={"seeds": [4], "attributes": {"age_bin": "20-29"}})
         assert refused.status_code == 409
         assert refused.json()["detail"] == (

@@ -14,6 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
+from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.serve.app import create_app
 from tests.serve_fixtures import register_model, serve_settings, uvicorn_in_thread
 from tests.serve_fixtures import tiny_generators as _tiny_generators_fixture
@@ -68,6 +69,9 @@ def test_openapi_documents_bounds_and_docs_are_served(service_url: str) -> None:
     parameters = {p["name"]: p["schema"] for p in spec["paths"]["/generate"]["get"]["parameters"]}
     assert parameters["size"]["enum"] == [16, 32, 64]
     assert parameters["truncation"]["minimum"] == 0 and parameters["truncation"]["maximum"] == 1
+    for attribute, values in ATTRIBUTE_VALUES.items():  # the vocabulary, so clients see every allowed value
+        assert parameters[attribute]["anyOf"][0]["enum"] == list(values)
+    assert "409" in spec["paths"]["/generate"]["get"]["responses"]
     batch = spec["components"]["schemas"]["GenerateBatchRequest"]["properties"]
     assert batch["seeds"]["anyOf"][0]["maxItems"] == 8 and batch["count"]["anyOf"][0]["maximum"] == 8
     assert set(spec["paths"]) == {"/generate", "/healthz", "/readyz", "/metrics", "/feedback", "/admin/reload"}

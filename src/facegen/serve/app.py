@@ -1,9 +1,10 @@
 """The face-generator service: FastAPI app over the champion generator (``facegen serve`` runs it with uvicorn).
 
 Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
-- ``GET /generate?seed=&truncation=&size=&format=`` one face as JPEG/PNG bytes;
-- ``POST /generate`` a bounded batch as JSON (base64 images), optional ``attributes`` for conditional models (409
-  when the served version is not conditioned on them);
+- ``GET /generate?seed=&truncation=&size=&format=&gender=&age_bin=&ethnicity=`` one face as JPEG/PNG bytes;
+- ``POST /generate`` a bounded batch as JSON (base64 images);
+- both take attributes (``gender``, ``age_bin``, ``ethnicity``) for conditional models: 409 when the served version
+  is not conditioned on them;
 - ``GET /healthz`` (process alive), ``GET /readyz`` (a model is loaded), ``GET /metrics`` (Prometheus);
 - ``POST /feedback`` a rating for (version, seed, truncation), stored durably;
 - ``POST /admin/reload`` re-resolve the alias now (``Authorization: Bearer $FACEGEN_ADMIN_TOKEN``).
@@ -64,16 +65,27 @@ Version = Annotated[
 ]
 
 
+# The vocabulary of facegen.attributes as types: a value outside it is a 422 that lists the allowed values.
+Gender = Literal[GENDERS]  # type: ignore[valid-type]
+AgeBin = Literal[AGE_BINS]  # type: ignore[valid-type]
+Ethnicity = Literal[ETHNICITIES]  # type: ignore[valid-type]
+
+
 class Attributes(BaseModel):
     """Attributes requested from a conditional generator (the vocabulary of facegen.attributes)."""
 
     model_config = ConfigDict(extra="forbid")
-    gender: Literal[GENDERS] | None = None  # type: ignore[valid-type]
-    age_bin: Literal[AGE_BINS] | None = None  # type: ignore[valid-type]
-    ethnicity: Literal[ETHNICITIES] | None = None  # type: ignore[valid-type]
+    gender: Gender | None = None
+    age_bin: AgeBin | None = None
+    ethnicity: Ethnicity | None = None
 
     def requested(self) -> dict[str, str]:
         return {key: value for key, value in self.model_dump().items() if value is not None}
+
+
+GenderQuery = Annotated[Gender | None, Query(description="Requested gender; any when omitted")]
+AgeBinQuery = Annotated[AgeBin | None, Query(description="Requested age bin (70+ URL-encoded: 70%2B); any if omitted")]
+EthnicityQuery = Annotated[Ethnicity | None, Query(description="Requested ethnicity; any when omitted")]
 
 
 class GeneratedFace(BaseModel):
@@ -141,6 +153,11 @@ class ErrorOut(BaseModel):
 #: Starlette answers a body that is not JSON at all (undecodable bytes) with 400 before validation runs.
 BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "The body is not parseable JSON"}
+}
+
+#: Well-formed attributes the served version is not conditioned on.
+ATTRIBUTE_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "Attributes requested from a version that cannot condition on them"}
 }
 
 
@@ -289,8 +306,13 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
                 HEADER_SEED: {"schema": {"type": "string"}, "description": "Seed of the face"},
                 HEADER_TRUNCATION: {"schema": {"type": "string"}, "description": "Truncation psi"},
                 HEADER_SIZE: {"schema": {"type": "string"}, "description": "Side in pixels"},
+                HEADER_ATTRIBUTES: {
+                    "schema": {"type": "string"},
+                    "description": "Requested attributes (gender=female,age_bin=20-29), only when any were requested",
+                },
             },
         },
+        **ATTRIBUTE_CONFLICT,
         503: {"model": ErrorOut, "description": "No model loaded yet"},
     }
 
@@ -306,9 +328,13 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
             AfterValidator(_size_checker(allowed_sizes)),
         ] = settings.default_size,
         format: Annotated[ImageFormatField, Query(description="Image encoding")] = "jpeg",
+        gender: GenderQuery = None,
+        age_bin: AgeBinQuery = None,
+        ethnicity: EthnicityQuery = None,
     ) -> Response:
         seed = secrets.randbelow(2**32) if seed is None else seed
-        model, faces = await render([seed], truncation, None)
+        attributes = Attributes(gender=gender, age_bin=age_bin, ethnicity=ethnicity).requested()
+        model, faces = await render([seed], truncation, attributes)
         data = await run_in_threadpool(
             encode_face, faces[0], size=size, fmt=format,
             jpeg_quality=settings.jpeg_quality, png_compress_level=settings.png_compress_level,
@@ -321,19 +347,14 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
             HEADER_SIZE: str(size),
             "Cache-Control": "no-store",  # the same URL gives another face once the champion moves
         }
+        if attributes:
+            headers[HEADER_ATTRIBUTES] = attributes_header(attributes)
         return Response(content=data, media_type=MEDIA_TYPES[format], headers=headers)
 
     @app.post(
         "/generate",
         response_model=GenerateBatchResponse,
-        responses={
-            **BODY_ERRORS,
-            409: {
-                "model": ErrorOut,
-                "description": "Attributes requested from a version that cannot condition on them",
-            },
-            503: {"model": ErrorOut, "description": "No model loaded yet"},
-        },
+        responses={**BODY_ERRORS, **ATTRIBUTE_CONFLICT, 503: {"model": ErrorOut, "description": "No model loaded yet"}},
         summary=f"A batch of up to {max_batch} faces",
     )
     async def generate_batch(request: GenerateBatchRequest, response: Response) -> GenerateBatchResponse:

@@ -1,13 +1,13 @@
 """Faces from (seed, truncation, attributes) on the served model, concurrent requests coalesced into few forward passes.
 
-A face is fully determined by (model version, seed, truncation psi, attributes):
-- the seed's latent is drawn from its own seeded stream (:func:`facegen.models.sampling.seeded_latents`, one row per
-  seed), so a face never depends on the other faces of its batch; the generator runs in eval mode (batch norm uses
-  running statistics, StyleGAN its constant noise);
-- truncation is the generator's own ``truncation_psi`` (``G(z, labels, truncation_psi=psi)``): DCGAN scales z toward
-  the mean latent 0 of N(0, I) (``psi · z``), StyleGAN pulls W toward its tracked mean ``w_avg``. ``psi = 1`` is the
-  untruncated face (what ``GeneratorPyfunc.predict`` gives for the seed), ``psi = 0`` the version's "average" face.
-  A generator whose ``forward`` takes only ``z`` gets ``psi · z`` here (the same trick on z);
+A face is fully determined by (model version, seed, truncation psi, attributes), because every face is drawn by
+:func:`facegen.models.sampling.faces_from_seeds`, the one seed→face function that evaluation, the registered pyfunc
+model and the feedback export use too:
+- a seed is one face: its latent comes from its own seeded stream, so a face never depends on the other faces of its
+  batch; the generator runs in eval mode (batch norm uses running statistics, StyleGAN its constant noise);
+- truncation is the generator's own ``truncation_psi``: DCGAN scales z toward the mean latent 0 of N(0, I)
+  (``psi · z``), StyleGAN pulls W toward its tracked mean ``w_avg``. ``psi = 1`` is the untruncated face, ``psi = 0``
+  the version's "average" face;
 - attributes (conditional generators) become one label row (−1 = unspecified), see
   :mod:`facegen.models.conditioning`. A conditional generator asked for no attributes gets "all unspecified".
 
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
-import inspect
 import logging
 import queue
 import threading
@@ -34,7 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from facegen.models.sampling import seeded_latents, to_uint8
+from facegen.models.conditioning import encode_labels
+from facegen.models.sampling import faces_from_seeds
 from facegen.serve.model_holder import LoadedModel, ModelHolder
 
 logger = logging.getLogger("facegen.serve.inference")
@@ -54,29 +53,21 @@ class AttributesNotSupported(ValueError):
     """Attributes were requested that the generator is not conditioned on (e.g. any, from an unconditional one)."""
 
 
-@functools.cache
-def _takes_truncation(generator_type: type) -> bool:
-    return "truncation_psi" in inspect.signature(generator_type.forward).parameters
-
-
 def label_row_for(generator: nn.Module, attributes: dict[str, str] | None) -> LabelRow | None:
     """The label row a generator needs for ``attributes``: None for unconditional generators (which refuse any)."""
-    label_dims = dict(getattr(generator, "label_dims", {}) or {})
+    label_dims = dict(generator.label_dims)
     extra = sorted(set(attributes or {}) - set(label_dims))
     if extra:
         why = f"it is conditioned on {list(label_dims)} only" if label_dims else "it is unconditional"
         raise AttributesNotSupported(f"cannot condition on {extra}: {why}")
     if not label_dims:
         return None
-    from facegen.models.conditioning import encode_labels
-
     try:
         return tuple(int(value) for value in encode_labels(label_dims, attributes or {}).tolist())
     except ValueError as error:
         raise AttributesNotSupported(str(error)) from error
 
 
-@torch.inference_mode()
 def render_faces(
     generator: nn.Module,
     seeds: Sequence[int],
@@ -86,28 +77,16 @@ def render_faces(
     device: str | torch.device = "cpu",
     batch_size: int = 64,
 ) -> np.ndarray:
-    """Faces for ``seeds`` at one ``truncation`` and one label row, as uint8 N×H×W×3 (channels last), eval mode."""
+    """:func:`faces_from_seeds` for one ``truncation`` and one label row, as uint8 N×H×W×3 (channels last).
+
+    psi is checked here because it arrives from requests and feedback rows; image encoders want channels last.
+    """
     if not 0.0 <= float(truncation) <= 1.0:
         raise ValueError(f"truncation psi must lie in [0, 1], got {truncation}")
-    resolution = int(generator.resolution)
-    if not seeds:
-        return np.zeros((0, resolution, resolution, 3), dtype=np.uint8)
-    if generator.training:
-        raise ValueError("render_faces needs a generator in eval mode (the service's generators always are)")
-    latents = torch.cat([seeded_latents(1, int(generator.latent_dim), int(seed)) for seed in seeds]).to(device)
-    label_batch = None if labels is None else torch.tensor([labels], dtype=torch.long, device=device)
-    chunks = []
-    for start in range(0, len(latents), batch_size):
-        z = latents[start : start + batch_size]
-        rows = None if label_batch is None else label_batch.expand(len(z), -1)
-        if _takes_truncation(type(generator)):
-            images = generator(z, rows, truncation_psi=float(truncation))
-        elif rows is None:
-            images = generator(z * float(truncation))  # a z-only generator: the truncation trick on z
-        else:
-            raise ValueError(f"{type(generator).__name__} takes no labels")
-        chunks.append(to_uint8(images))
-    return np.ascontiguousarray(np.concatenate(chunks).transpose(0, 2, 3, 1))
+    faces = faces_from_seeds(
+        generator, seeds, labels=labels, truncation_psi=float(truncation), device=device, batch_size=batch_size
+    )
+    return np.ascontiguousarray(faces.transpose(0, 2, 3, 1))
 
 
 @dataclass
