@@ -42,7 +42,7 @@ def main() -> None:
     from facegen.metrics.inception_weights import ensure_inception_weights
     from facegen.metrics.memorisation import memorisation_report
     from facegen.models.registry import build_generator
-    from facegen.models.sampling import generate_images
+    from facegen.models.sampling import base_seeds, faces_from_seeds
 
     device = resolve_device(args.device)
     on_gpu = device.type == "cuda"
@@ -57,7 +57,7 @@ def main() -> None:
                          resolution=args.resolution, progress=False)
     real = unique_images(packed)  # both paths score the same set (UTKFace holds a few pixel-identical files)
     generator = build_generator("dcgan", {"resolution": args.resolution}).to(device)
-    generated = generate_images(generator, n_generated, seed=0, device=device)
+    generated = faces_from_seeds(generator, base_seeds(0, n_generated), device=device)
     options = dict(weights_path=weights, batch_size=args.batch, device=device)
 
     def timed(fn):

@@ -85,7 +85,7 @@ def main() -> None:
     from facegen.data.packing import pack_images
     from facegen.metrics.features import unique_images
     from facegen.metrics.inception_weights import ensure_inception_weights
-    from facegen.models.sampling import generate_images
+    from facegen.models.sampling import base_seeds, faces_from_seeds
     from facegen.train.config import TrainingConfig
     from facegen.train.fid_tracker import TrainingFID, plot_fid_curve
     from facegen.train.loop import train_gan
@@ -115,7 +115,7 @@ def main() -> None:
 
     def fid_fn(generator: torch.nn.Module) -> float:
         fid = tracker(generator)
-        faces = generate_images(generator, 64, seed=7, device=device)  # the same 64 latents at every point
+        faces = faces_from_seeds(generator, base_seeds(7, 64), device=device)  # the same 64 faces at every point
         latest_grid["faces"] = make_grid(torch.from_numpy(faces), nrow=8, padding=1).permute(1, 2, 0).numpy()
         point = tracker.points[-1]
         Image.fromarray(latest_grid["faces"]).save(args.out / f"samples_{point['training_minutes']:05.1f}min.png")
