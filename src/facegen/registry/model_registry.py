@@ -3,23 +3,49 @@
 Names (see DESIGN.md): registered model ``facegen-generator``; alias ``candidate`` (passed the automatic gates, set
 by :func:`apply_gate`) and alias ``champion`` (approved and served, moved only by :func:`approve_version`, i.e. by a
 person through ``facegen approve`` or the MLflow UI). Version tags: ``gate_status`` (passed / failed),
-``gate_reasons``, ``approved_by``, ``approved_at`` and, for every metric given at registration, ``metric.<name>``.
+``gate_reasons``, ``approved_by``, ``approved_at``, for every metric given at registration ``metric.<name>``, and
+what the metrics were measured under (:func:`evaluation_tags`): ``eval_protocol`` (JSON), ``eval_protocol_id``,
+``label_vocabulary``; the generated faces' features are the run artifact ``evaluation/generated_features.npy``.
+A champion re-scored under a newer protocol gets ``rescored.<protocol id>.*`` tags (:func:`compare_with_champion`);
+the candidate gets ``champion_comparison``.
 
 Everything goes through the ``MlflowClient`` passed in, so the caller decides which server it talks to.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 
+import mlflow
+import numpy as np
+import torch
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.entities.model_registry.model_version_status import ModelVersionStatus
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from torch import nn
+
+from facegen.metrics.comparison import (
+    ChampionComparison,
+    ComparisonRule,
+    EvaluationProtocol,
+    NotComparable,
+    bootstrap_difference,
+    protocol_features,
+)
+from facegen.metrics.features import RealFeatures
+from facegen.metrics.fidelity import fidelity_from_features
+
+logger = logging.getLogger(__name__)
 
 MODEL_NAME = "facegen-generator"
 CANDIDATE_ALIAS = "candidate"
@@ -31,6 +57,16 @@ APPROVED_BY_TAG = "approved_by"
 APPROVED_AT_TAG = "approved_at"
 APPROVAL_FORCED_REASON_TAG = "approval_forced_reason"
 METRIC_TAG_PREFIX = "metric."
+EVAL_PROTOCOL_TAG = "eval_protocol"
+EVAL_PROTOCOL_ID_TAG = "eval_protocol_id"
+LABEL_VOCABULARY_TAG = "label_vocabulary"
+CHAMPION_COMPARISON_TAG = "champion_comparison"
+#: ``rescored.<protocol id>.<field>``: a version scored again under another protocol than its own.
+RESCORED_TAG_PREFIX = "rescored."
+#: Run artifact holding the features of a version's generated faces under its own protocol (float32 N×D .npy).
+GENERATED_FEATURES_ARTIFACT = "evaluation/generated_features.npy"
+#: Figures recorded for a re-scored version, as under its own protocol's ``metric.*`` tags.
+RESCORED_METRICS = ("fid", "kid_mean", "kid_std")
 
 GATE_PASSED = "passed"
 GATE_FAILED = "failed"
@@ -49,7 +85,7 @@ class GateThresholds:
 
     max_fid: float
     max_kid: float | None = None  # bound on kid_mean; None: KID not gated
-    require_beats_champion: bool = True  # FID strictly below the champion's, when there is one
+    require_beats_champion: bool = True  # significantly better under one protocol (ComparisonRule), when one exists
 
 
 @dataclass(frozen=True)
@@ -73,11 +109,13 @@ def _metric(metrics: dict[str, float], name: str, whose: str) -> float:
 def decide_gate(
     metrics: dict[str, float],
     thresholds: GateThresholds,
-    champion_metrics: dict[str, float] | None,
+    comparison: ChampionComparison | None,
 ) -> GateDecision:
-    """Pass iff fid ≤ max_fid, kid_mean ≤ max_kid (when set) and, if required and a champion exists, fid < its fid.
+    """Pass iff fid ≤ max_fid, kid_mean ≤ max_kid (when set) and, if required and a champion exists, the comparison
+    with it (:func:`compare_with_champion`) found the candidate significantly better.
 
-    Raises ``ValueError`` when a metric a rule needs is missing or NaN (the candidate's, or the champion's fid).
+    A champion that could not be compared fails the rule ("not comparable: …"): no comparison, no ``candidate``.
+    Raises ``ValueError`` when a candidate metric a rule needs is missing or NaN.
     """
     reasons: list[str] = []
     fid = _metric(metrics, "fid", "candidate")
@@ -87,10 +125,8 @@ def decide_gate(
         kid = _metric(metrics, "kid_mean", "candidate")
         if kid > thresholds.max_kid:
             reasons.append(f"kid_mean {kid:.4g} is above the limit {thresholds.max_kid:.4g}")
-    if thresholds.require_beats_champion and champion_metrics is not None:
-        champion_fid = _metric(champion_metrics, "fid", "champion")
-        if not fid < champion_fid:
-            reasons.append(f"fid {fid:.4g} does not beat the champion's fid {champion_fid:.4g}")
+    if thresholds.require_beats_champion and comparison is not None and not comparison.better:
+        reasons.append(comparison.summary())
     return GateDecision(passed=not reasons, reasons=reasons)
 
 
@@ -180,6 +216,142 @@ def version_metrics(client: MlflowClient, version: ModelVersion) -> dict[str, fl
         for key, value in (version.tags or {}).items()
         if key.startswith(METRIC_TAG_PREFIX)
     }
+
+
+def evaluation_tags(protocol: EvaluationProtocol, label_vocabulary: Mapping[str, list[str]]) -> dict[str, str]:
+    """What a version's metrics were measured under and what its label indices mean, as version tags."""
+    return {EVAL_PROTOCOL_TAG: protocol.to_json(), EVAL_PROTOCOL_ID_TAG: protocol.id,
+            LABEL_VOCABULARY_TAG: json.dumps(dict(label_vocabulary), sort_keys=True)}  # fmt: skip
+
+
+def log_generated_features(
+    client: MlflowClient, run_id: str, features: np.ndarray, artifact_path: str = GENERATED_FEATURES_ARTIFACT
+) -> str:
+    """Store generated-face features as a run artifact (``.npy``, no pickle) and return its ``runs:/`` URI.
+
+    A later gate compares against a version through these, without drawing its faces again.
+    """
+    path = PurePosixPath(artifact_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / path.name
+        np.save(local, np.asarray(features, dtype=np.float32), allow_pickle=False)
+        client.log_artifact(run_id, str(local), str(path.parent))
+    return f"runs:/{run_id}/{artifact_path}"
+
+
+def _read_features(client: MlflowClient, uri: str) -> np.ndarray:
+    run_id, path = uri.removeprefix("runs:/").split("/", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        return np.load(client.download_artifacts(run_id, path, tmp), allow_pickle=False)
+
+
+def stored_features(client: MlflowClient, version: ModelVersion, protocol: EvaluationProtocol) -> np.ndarray | None:
+    """The version's generated-face features under ``protocol`` when recorded (its own evaluation or a re-score).
+
+    None when there are none, or when they cannot be read any more (the caller re-scores; a warning says why).
+    """
+    tags = version.tags or {}
+    if tags.get(EVAL_PROTOCOL_ID_TAG) == protocol.id and version.run_id:
+        uri = f"runs:/{version.run_id}/{GENERATED_FEATURES_ARTIFACT}"
+    else:
+        uri = tags.get(f"{RESCORED_TAG_PREFIX}{protocol.id}.features")
+    if uri is None:
+        return None
+    try:
+        features = _read_features(client, uri)
+    except (MlflowException, OSError) as error:
+        logger.warning("%s v%s: features under protocol %s unreadable at %s (%s); re-scoring",
+                       version.name, version.version, protocol.id, uri, error)  # fmt: skip
+        return None
+    if features.ndim != 2 or len(features) != protocol.num_generated:
+        raise ValueError(f"{uri} holds features of shape {features.shape}, protocol {protocol.id} scores "
+                         f"{protocol.num_generated} faces")  # fmt: skip
+    return features
+
+
+def load_registered_generator(
+    client: MlflowClient, version: ModelVersion, device: str | torch.device = "cpu"
+) -> nn.Module:
+    """A version's generator rebuilt from its registered model files, through the pyfunc the service loads."""
+    uri = client.get_model_version_download_uri(version.name, version.version)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=client.tracking_uri)
+        generator = mlflow.pyfunc.load_model(local).unwrap_python_model().generator
+    return generator.to(device).eval()
+
+
+def rescore_version(
+    client: MlflowClient,
+    version: ModelVersion,
+    protocol: EvaluationProtocol,
+    real: RealFeatures,
+    *,
+    weights_path: Path,
+    record_run_id: str,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Score a registered version under ``protocol`` from its model, and record it so later gates need not.
+
+    Its features go to ``record_run_id`` (the comparing run, which certainly exists); the version gets
+    ``rescored.<id>.eval_protocol``, ``.features`` (their URI) and the figures of :data:`RESCORED_METRICS`.
+    Raises :class:`NotComparable` when its model does not load or cannot draw the protocol's faces.
+    """
+    try:
+        generator = load_registered_generator(client, version, device)
+    except Exception as error:  # whatever keeps the model from loading, it cannot be scored: fail closed
+        raise NotComparable(f"does not load from the registry ({type(error).__name__}: {error})") from error
+    _, features = protocol_features(generator, protocol, weights_path=weights_path, device=device)
+    figures = fidelity_from_features(features, real.features, kid_subset_size=protocol.kid_subset_size,
+                                     kid_subsets=protocol.kid_subsets, device=device)  # fmt: skip
+    artifact = f"evaluation/rescored/{version.name}-v{version.version}-{protocol.id}/generated_features.npy"
+    prefix = f"{RESCORED_TAG_PREFIX}{protocol.id}."
+    tags = {f"{prefix}eval_protocol": protocol.to_json(),
+            f"{prefix}features": log_generated_features(client, record_run_id, features, artifact),
+            **{f"{prefix}{name}": repr(figures[name]) for name in RESCORED_METRICS}}  # fmt: skip
+    for key, value in tags.items():
+        client.set_model_version_tag(version.name, version.version, key, value)
+    return features
+
+
+def compare_with_champion(
+    client: MlflowClient,
+    champion: ModelVersion,
+    candidate_features: np.ndarray,
+    protocol: EvaluationProtocol,
+    real: RealFeatures,
+    rule: ComparisonRule,
+    *,
+    weights_path: Path,
+    record_run_id: str,
+    device: str | torch.device = "cpu",
+) -> ChampionComparison:
+    """The candidate against ``champion`` under the candidate's protocol, by ``rule``.
+
+    The champion's features are the stored ones when it was scored under this protocol before (its own evaluation
+    or an earlier re-score), else it is re-scored from its registered model (:func:`rescore_version`); when that is
+    impossible the comparison says "not comparable" and why.
+    """
+    protocol.check_real(real)
+    if len(candidate_features) != protocol.num_generated:
+        raise ValueError(f"{len(candidate_features)} candidate features, protocol {protocol.id} scores "
+                         f"{protocol.num_generated} faces")  # fmt: skip
+    champion_protocol = (champion.tags or {}).get(EVAL_PROTOCOL_ID_TAG)
+    features = stored_features(client, champion, protocol)
+    rescored = features is None
+    if rescored:
+        try:
+            features = rescore_version(client, champion, protocol, real, weights_path=weights_path,
+                                       record_run_id=record_run_id, device=device)  # fmt: skip
+        except NotComparable as why:
+            return ChampionComparison(champion.version, protocol.id, champion_protocol, False, not_comparable=str(why))
+    difference = bootstrap_difference(rule, candidate_features, features, real.features)
+    return ChampionComparison(champion.version, protocol.id, champion_protocol, rescored, difference)
+
+
+def record_comparison(client: MlflowClient, version: ModelVersion, comparison: ChampionComparison) -> None:
+    """The comparison on the candidate version (``champion_comparison``, JSON), whatever the gate decides."""
+    client.set_model_version_tag(version.name, version.version, CHAMPION_COMPARISON_TAG,
+                                 json.dumps(comparison.record(), sort_keys=True))  # fmt: skip
 
 
 def apply_gate(client: MlflowClient, version: ModelVersion, decision: GateDecision) -> None:
