@@ -1,11 +1,12 @@
-"""UTKFace file-name labels: well-formed names map onto the shared vocabulary; anything else never crashes."""
+"""Labels from UTKFace file names and from the attributes a generated face was requested with: well-formed input maps
+onto the shared vocabulary; anything else never crashes and says why it gave no labels."""
 
 from __future__ import annotations
 
 import pytest
 
 from facegen.attributes import AGE_BINS, ETHNICITIES, GENDERS
-from facegen.data.labels import parse_utkface_name
+from facegen.data.labels import parse_requested_attributes, parse_utkface_name
 
 NO_LABELS = {"age": None, "gender": None, "ethnicity": None, "age_bin": None}
 
@@ -58,3 +59,28 @@ def test_malformed_utkface_names_get_no_labels_and_a_reason(name: str, why: str)
 @pytest.mark.parametrize("name", ["00001.png", "000001.jpg", "img_0001.jpeg", "face.webp", "69999.png", ""])
 def test_names_from_other_data_sets_are_unlabelled_not_errors(name: str) -> None:
     assert parse_utkface_name(name) == {**NO_LABELS, "label_error": None}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "labels"),
+    [
+        ('{"age_bin": "70+", "ethnicity": "Asian", "gender": "female"}',
+         {"gender": "female", "age_bin": "70+", "ethnicity": "Asian"}),
+        ('{"gender": "male"}', {"gender": "male", "age_bin": None, "ethnicity": None}),
+        ("{}", {"gender": None, "age_bin": None, "ethnicity": None}),
+    ],
+)  # fmt: skip
+def test_requested_attributes_are_labels_without_an_age(attributes: str, labels: dict) -> None:
+    assert parse_requested_attributes(attributes) == {**labels, "age": None, "label_error": None}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "why"),
+    [("", "not JSON"), ("[1]", "not a JSON object"), ('{"age": "30"}', "unknown attribute(s) ['age']"),
+     ('{"age_bin": "30-35"}', "requested age_bin '30-35' is not one of")],
+)  # fmt: skip
+def test_requested_attributes_outside_the_vocabulary_give_no_labels_and_a_reason(attributes: str, why: str) -> None:
+    labels = parse_requested_attributes(attributes)
+
+    assert {key: labels[key] for key in NO_LABELS} == NO_LABELS
+    assert why in labels["label_error"]

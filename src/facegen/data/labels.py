@@ -1,14 +1,20 @@
-"""Demographic labels encoded in UTKFace file names, mapped onto the shared vocabulary in :mod:`facegen.attributes`.
+"""Demographic labels of an image, mapped onto the shared vocabulary in :mod:`facegen.attributes`: from UTKFace file
+names, or from the attributes a generated face was requested with (a ``facegen feedback-export`` folder).
 
 UTKFace names read ``[age]_[gender]_[race]_[date&time].jpg.chip.jpg`` (gender 0 = male, 1 = female; race
 0 White, 1 Black, 2 Asian, 3 Indian, 4 Others). A name that looks like UTKFace but breaks that pattern gets
 *no* labels and a ``label_error`` saying why: once a field is missing or shifted, no single field can be
 trusted, and the handful of such names is not worth guessing over. Names from other data sets
 (``00001.png``) carry no labels and are not errors.
+
+A feedback face's labels are the attributes it was generated with (``{"gender": "female"}``): exact bins, no age in
+years (``age`` stays None; only ``age_bin`` is used downstream). Attributes outside the vocabulary give no labels and a
+``label_error``, like a malformed file name: the face itself may still be good, its labels are not trusted.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -65,3 +71,25 @@ def parse_utkface_name(name: str) -> dict[str, Any]:
         "age_bin": age_to_bin(age),
         "label_error": None,
     }
+
+
+def parse_requested_attributes(attributes_json: str) -> dict[str, Any]:
+    """Labels from the ``attributes`` JSON a generated face was requested with (``{}``: an unconditional face).
+
+    Returns the same keys as :func:`parse_utkface_name`; ``age`` is always None (a request names a bin, not an age).
+    Unknown attributes, values outside the vocabulary or malformed JSON give no labels and a ``label_error``.
+    """
+    try:
+        attributes = json.loads(attributes_json)
+    except (TypeError, json.JSONDecodeError) as error:
+        return _no_labels(f"requested attributes {attributes_json!r} are not JSON: {error}")
+    if not isinstance(attributes, dict):
+        return _no_labels(f"requested attributes {attributes_json!r} are not a JSON object")
+    unknown = sorted(set(attributes) - set(ATTRIBUTE_VALUES))
+    if unknown:
+        return _no_labels(f"requested attributes name unknown attribute(s) {unknown}; known: {list(ATTRIBUTE_VALUES)}")
+    for name, value in attributes.items():
+        if value not in ATTRIBUTE_VALUES[name]:
+            return _no_labels(f"requested {name} {value!r} is not one of {list(ATTRIBUTE_VALUES[name])}")
+    return {"age": None, "gender": attributes.get("gender"), "ethnicity": attributes.get("ethnicity"),
+            "age_bin": attributes.get("age_bin"), "label_error": None}  # fmt: skip

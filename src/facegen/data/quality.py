@@ -18,7 +18,12 @@ then over the set: byte-identical copies of an earlier row are ``duplicate_sha25
 and kept images whose perceptual hashes lie within ``near_duplicate_distance`` bits of each other, and whose 64×64
 grey thumbnails correlate at least ``near_duplicate_min_correlation``, are grouped (see
 :mod:`facegen.data.near_duplicates`); each group keeps one representative (most pixels, then sharpest, then
-first in manifest order) and the others become ``near_duplicate``. Rows quarantined at ingest (``unsafe_path``) keep their reason.
+first in manifest order) and the others become ``near_duplicate``. Rows quarantined at ingest (``unsafe_path``,
+``feedback_unlisted``, ``feedback_missing``) keep their reason.
+
+Generated faces (``origin == "feedback"``, from ``facegen feedback-export``) arrive at the generator's resolution, so
+they are judged on size and sharpness by :class:`FeedbackThresholds` (``feedback``) instead of ``min_side`` and
+``blur_threshold``; every other check, and the duplicate checks across both origins, apply to them unchanged.
 
 Decoding survives anything Pillow opens: EXIF orientation is applied; CMYK, palette, 16-bit and 32-bit integer
 images are converted to 8-bit RGB with their full range preserved; transparency (LA, RGBA, PA, palette with a
@@ -41,11 +46,14 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from facegen.data.faces import FaceCheck, FaceDetector
+from facegen.data.manifest import FEEDBACK_ORIGIN, SOURCE_ORIGIN
 from facegen.data.near_duplicates import group_near_duplicates, phash_hex, thumbnail, thumbnail_correlation
 from facegen.data.sources import read_entry
 
 QUARANTINE_REASONS: tuple[str, ...] = (
     "unsafe_path",
+    "feedback_unlisted",  # set at ingest: an image in a feedback folder that its feedback.csv does not list
+    "feedback_missing",  # set at ingest: a face feedback.csv lists whose file is not in the folder
     "decompression_bomb",
     "undecodable",
     "too_small",
@@ -75,11 +83,33 @@ class DecompressionBomb(Exception):
 
 
 @dataclass(frozen=True)
+class FeedbackThresholds:
+    """Size and sharpness thresholds for generated faces, calibrated at the generator's resolution (docs/data.md).
+
+    The photo thresholds do not transfer: every 32 px face is below ``min_side`` 64, and the variance of the Laplacian
+    grows as an image shrinks (real UTKFace faces packed to 32 px score ~70x their native 200 px score), so 7.0 would
+    pass anything. The default ``blur_threshold`` rejects the same share of real faces packed to 32 px (1.6 %) as 7.0
+    does at their native size; measured for other sizes: 16 px 1430, 64 px 105. ``min_side`` should be the training
+    resolution, so packing never enlarges a generated face.
+    """
+
+    min_side: int = 32
+    blur_threshold: float = 690.0
+
+    def __post_init__(self) -> None:
+        if self.min_side < 1:
+            raise ValueError(f"feedback.min_side must be >= 1, got {self.min_side}")
+        if self.blur_threshold < 0:
+            raise ValueError(f"feedback.blur_threshold must be >= 0, got {self.blur_threshold}")
+
+
+@dataclass(frozen=True)
 class QualityConfig:
     """Every threshold of the quality filter (see the module doc for what each one quarantines)."""
 
     min_side: int = 64
     blur_threshold: float = 7.0
+    feedback: FeedbackThresholds = FeedbackThresholds()  # min_side / blur_threshold of origin=feedback rows
     grayscale: str = "keep"  # keep | drop
     max_pixels: int = 40_000_000
     near_duplicate_distance: int | None = 6  # Hamming bits of the 64-bit pHash; None disables the check
@@ -104,7 +134,14 @@ class QualityConfig:
         face = values.pop("face_check", None)
         if isinstance(face, dict):
             face = FaceCheck(**face) if face.pop("enabled", True) else None
-        return cls(face_check=face, **values)
+        feedback = FeedbackThresholds(**(values.pop("feedback", None) or {}))
+        return cls(face_check=face, feedback=feedback, **values)
+
+    def size_and_blur(self, origin: str) -> tuple[int, float]:
+        """``(min_side, blur_threshold)`` for a row of this ``origin``: generated faces have their own."""
+        if origin == FEEDBACK_ORIGIN:
+            return self.feedback.min_side, self.feedback.blur_threshold
+        return self.min_side, self.blur_threshold
 
 
 # ------------------------------------------------------------------------------------------------- decoding
@@ -183,7 +220,7 @@ def _outcome(status: str, reason: str | None = None, detail: str | None = None, 
             "face_score": math.nan, "phash": None, "decoded_pixels": 0, **facts}  # fmt: skip
 
 
-def _assess(uri: str, config: QualityConfig, detector: FaceDetector | None) -> dict[str, Any]:
+def _assess(uri: str, origin: str, config: QualityConfig, detector: FaceDetector | None) -> dict[str, Any]:
     # Reading is outside the try: a storage failure (after the source's retries) fails the run naming the URI,
     # rather than passing off an outage as bad images.
     data = read_entry(uri)
@@ -201,12 +238,14 @@ def _assess(uri: str, config: QualityConfig, detector: FaceDetector | None) -> d
         "phash": phash_hex(gray),
         "decoded_pixels": image.width * image.height,
     }
-    if min(image.size) < config.min_side:
-        return _outcome("quarantined", "too_small", f"{image.width}x{image.height} < {config.min_side}", **facts)
+    min_side, blur_threshold = config.size_and_blur(origin)
+    of = f" ({origin} threshold)" if origin == FEEDBACK_ORIGIN else ""
+    if min(image.size) < min_side:
+        return _outcome("quarantined", "too_small", f"{image.width}x{image.height} < {min_side}{of}", **facts)
     if facts["grayscale"] and config.grayscale == "drop":
         return _outcome("quarantined", "grayscale", "no colour (grayscale: drop)", **facts)
-    if not facts["blur_score"] >= config.blur_threshold:  # NaN counts as blurry
-        detail = f"blur score {facts['blur_score']:.1f} < {config.blur_threshold}"
+    if not facts["blur_score"] >= blur_threshold:  # NaN counts as blurry
+        detail = f"blur score {facts['blur_score']:.1f} < {blur_threshold}{of}"
         return _outcome("quarantined", "blurry", detail, **facts)
     if detector is not None:
         facts["face_score"] = detector.face_score(gray)
@@ -216,10 +255,10 @@ def _assess(uri: str, config: QualityConfig, detector: FaceDetector | None) -> d
     return _outcome("kept", **facts)
 
 
-def _assess_many(uris: list[str], *, config: QualityConfig) -> list[dict[str, Any]]:
+def _assess_many(rows: list[tuple[str, str]], *, config: QualityConfig) -> list[dict[str, Any]]:
     # One detector per chunk: OpenCV cascades are not safe to share between threads.
     detector = FaceDetector(config.face_check) if config.face_check is not None else None
-    return [_assess(uri, config, detector) for uri in uris]
+    return [_assess(uri, origin, config, detector) for uri, origin in rows]
 
 
 def assess_quality(
@@ -255,6 +294,7 @@ def assess_quality(
     }
     pixels = np.zeros(n, dtype=np.int64)
     uris = manifest["uri"].tolist()
+    origins = manifest["origin"].tolist() if "origin" in manifest else [SOURCE_ORIGIN] * n
     first_by_sha: dict[str, int] = {}
     to_decode: list[int] = []
     duplicate_of: dict[int, int] = {}
@@ -270,11 +310,12 @@ def assess_quality(
     # Chunks keep per-task overhead (futures, GIL hand-offs) small next to ~3 ms of work per face.
     chunks = [to_decode[start : start + _CHUNK] for start in range(0, len(to_decode), _CHUNK)]
     assess_chunk = partial(_assess_many, config=config)
+    work = [[(uris[p], origins[p]) for p in chunk] for chunk in chunks]
     with (
         ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
         tqdm(total=len(to_decode), desc="quality", disable=not progress) as bar,
     ):
-        for chunk, outcomes in zip(chunks, pool.map(assess_chunk, [[uris[p] for p in chunk] for chunk in chunks])):
+        for chunk, outcomes in zip(chunks, pool.map(assess_chunk, work)):
             for position, outcome in zip(chunk, outcomes):
                 pixels[position] = outcome.pop("decoded_pixels")
                 for column, value in outcome.items():
@@ -335,4 +376,14 @@ def quarantine_summary(assessed: pd.DataFrame) -> dict[str, int]:
     counts = assessed.loc[assessed["status"].eq("quarantined"), "reason"].value_counts()
     summary = {reason: int(counts.get(reason, 0)) for reason in QUARANTINE_REASONS}
     summary.update({str(reason): int(n) for reason, n in counts.items() if reason not in summary})
+    return summary
+
+
+def origin_summary(assessed: pd.DataFrame) -> dict[str, int]:
+    """Ingested and kept rows per origin (photos and feedback faces, zeros included): ``ingested_feedback``, …"""
+    summary: dict[str, int] = {}
+    for origin in (SOURCE_ORIGIN, FEEDBACK_ORIGIN):
+        rows = assessed["origin"].eq(origin)
+        summary[f"ingested_{origin}"] = int(rows.sum())
+        summary[f"kept_{origin}"] = int((rows & assessed["status"].eq("kept")).sum())
     return summary
