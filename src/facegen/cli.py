@@ -118,12 +118,11 @@ def serve(config_path: str | None, host: str, port: int, tracking_uri: str | Non
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help="Serve settings YAML.")
 @click.option("--db", "feedback_db", type=click.Path(dir_okay=False), default=None, help="Feedback SQLite file.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: config, else as for approve].")
-@click.option("--size", type=int, default=None, help="Side of the written PNGs [default: the generator's own].")
 def feedback_export(
-    out_dir: str, min_rating: float | None, config_path: str | None, feedback_db: str | None,
-    tracking_uri: str | None, size: int | None,
-) -> None:  # fmt: skip
-    """Write faces rated MIN_RATING or better (mean per face) as PNGs plus feedback.csv into OUT."""
+    out_dir: str, min_rating: float | None, config_path: str | None, feedback_db: str | None, tracking_uri: str | None
+) -> None:
+    """Write faces rated MIN_RATING or better (mean per face) as PNGs at the generator's resolution plus feedback.csv
+    into OUT: ingest's feedback_source (see docs/data.md, "Feedback faces")."""
     from facegen.serve.feedback_export import export_feedback
     from facegen.serve.settings import load_settings
 
@@ -135,7 +134,7 @@ def feedback_export(
     try:
         result = export_feedback(
             settings.resolved_feedback_db(), out_dir, min_rating=threshold,
-            tracking_uri=settings.resolved_tracking_uri(), model_name=settings.model_name, size=size,
+            tracking_uri=settings.resolved_tracking_uri(), model_name=settings.model_name,
         )  # fmt: skip
     except FileNotFoundError as error:
         raise click.ClickException(str(error)) from error
@@ -144,6 +143,9 @@ def feedback_export(
     )
     for version, why in result.skipped.items():
         click.echo(f"skipped version {version}: {why}", err=True)
+    if result.unlisted:
+        click.echo(f"{len(result.unlisted)} other image(s) in {result.out_dir} are not from this export (not in "
+                   f"{result.csv_path.name}): ingest quarantines them as feedback_unlisted", err=True)  # fmt: skip
 
 
 @main.group("human-eval", short_help="Import raters' answers on an exported set; finish the human-eval gate.")

@@ -4,13 +4,17 @@
 is at or above ``min_rating`` (a face rated 5 by one person and 1 by another does not qualify), re-generates it from
 the registry (the face is fully determined by version, seed, truncation and attributes, see
 :mod:`facegen.serve.inference`) and writes into ``out_dir``:
-- one lossless PNG per face at the generator's own resolution (or ``size``), named ``feedback_v{version}_s{seed}.png``;
+- one lossless PNG per face at the generator's own resolution, named ``feedback_v{version}_s{seed}.png``;
   a truncated face gets ``_t{psi}`` (4 decimals) and a conditional one ``_a{8 hex digits of its attributes' hash}``
   before ``.png``, so two variants of a seed never collide;
 - ``feedback.csv``: ``file, origin, model_name, model_version, seed, truncation, attributes, mean_rating, n_ratings,
   last_rated_at`` — ``origin`` is ``feedback`` on every row so the ingest step can count these images apart from
   real photos; ``attributes`` is JSON (``{}`` for unconditional faces).
-A folder like this is a plain image source for ``ingest``; using it in training is off unless a config names it.
+A folder like this is ``ingest``'s ``feedback_source`` (:func:`facegen.data.manifest.build_feedback_manifest`): the
+``attributes`` become the faces' labels, and ``quality_filter`` judges them with size and blur thresholds calibrated
+at the generator's resolution. Faces are never resized: an enlarged face only adds interpolated pixels, and the blur
+check would then measure the interpolation (at 256 px every face fails it, at 64 px every face passes; see
+docs/data.md "Feedback faces"). Using the folder in training is off unless a config names it.
 Versions that no longer load (deleted from the registry, broken) are skipped and reported, never guessed.
 """
 
@@ -24,6 +28,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facegen.data.manifest import FEEDBACK_CSV, FEEDBACK_ORIGIN
+from facegen.data.sources import is_image_name
 from facegen.registry.model_registry import MODEL_NAME
 from facegen.serve.feedback import FeedbackStore, RatedFace
 from facegen.serve.imaging import encode_face
@@ -32,12 +38,10 @@ from facegen.serve.model_holder import load_registered_generator
 
 logger = logging.getLogger("facegen.serve.feedback_export")
 
-CSV_NAME = "feedback.csv"
 CSV_COLUMNS = (
     "file", "origin", "model_name", "model_version", "seed", "truncation", "attributes", "mean_rating", "n_ratings",
     "last_rated_at",
 )  # fmt: skip
-ORIGIN = "feedback"
 
 
 def face_file_name(version: str, seed: int, truncation: float, attributes: dict[str, str] | None = None) -> str:
@@ -53,10 +57,13 @@ class ExportResult:
     out_dir: Path
     written: list[Path] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # version -> why its faces were not exported
+    # Images already in out_dir that this export did not write: feedback.csv does not list them, so ingest
+    # quarantines them as feedback_unlisted (e.g. faces from an earlier export whose rating has since dropped).
+    unlisted: list[Path] = field(default_factory=list)
 
     @property
     def csv_path(self) -> Path:
-        return self.out_dir / CSV_NAME
+        return self.out_dir / FEEDBACK_CSV
 
 
 def export_feedback(
@@ -66,7 +73,6 @@ def export_feedback(
     min_rating: float,
     tracking_uri: str,
     model_name: str = MODEL_NAME,
-    size: int | None = None,
     device: str = "cpu",
 ) -> ExportResult:
     """Re-generate the faces rated ``min_rating`` or better (mean per face) into ``out_dir``; see the module doc."""
@@ -106,22 +112,24 @@ def export_feedback(
                 name = face_file_name(version, face.seed, face.truncation, face.attributes)
                 path = out_dir / name
                 temp = path.with_name(f".{name}.tmp")
-                temp.write_bytes(encode_face(image, size=size or model.resolution, fmt="png", png_compress_level=6))
+                temp.write_bytes(encode_face(image, size=model.resolution, fmt="png", png_compress_level=6))
                 os.replace(temp, path)
                 result.written.append(path)
                 rows.append(
                     {
-                        "file": name, "origin": ORIGIN, "model_name": model_name, "model_version": version,
+                        "file": name, "origin": FEEDBACK_ORIGIN, "model_name": model_name, "model_version": version,
                         "seed": face.seed, "truncation": face.truncation,
                         "attributes": json.dumps(face.attributes, sort_keys=True),
                         "mean_rating": round(face.mean_rating, 4), "n_ratings": face.n_ratings,
                         "last_rated_at": face.last_rated_at,
                     }
                 )  # fmt: skip
-    temp_csv = out_dir / f".{CSV_NAME}.tmp"
+    temp_csv = out_dir / f".{FEEDBACK_CSV}.tmp"
     with temp_csv.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     os.replace(temp_csv, result.csv_path)
+    written = set(result.written)
+    result.unlisted = sorted(p for p in out_dir.iterdir() if is_image_name(p.name) and p not in written)
     return result
