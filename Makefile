@@ -49,6 +49,7 @@ setup: $(VENV)/.installed $(STATE)/weights/pt_inception-2015-12-05-fid.pth $(STA
 # The run classifies its generated faces with facegen-attributes (fairness gates): trained first if not registered.
 train: setup attribute-model
 	ZENML_ACTIVE_STACK_ID=$$(tail -n 1 $(STATE)/.stack) $(BIN)/zenml pipeline run pipelines.training.training -c $(CONFIG)
+	@$(BIN)/facegen outcome
 
 # The attribute classifier (facegen-attributes): its own pipeline, retrained only when data or settings change.
 attributes: setup

@@ -12,10 +12,11 @@ from zenml import log_metadata, step
 from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.registry import load_attribute_classifier, resolve_version
-from facegen.attributes_model.scoring import confusion_at
+from facegen.attributes_model.scoring import held_out_at
 from facegen.metrics.attribute_grid import attribute_grid
 from facegen.metrics.fairness import fairness_metrics, fairness_report, plot_fairness
-from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP
+from facegen.metrics.fairness import DEFAULT_MAX_TV, DEFAULT_MIN_REPRESENTATION_RATIO
+from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP, perfect_generator_pass_rate
 from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
 
@@ -43,15 +44,20 @@ def evaluate_fairness(
     generator = load_generator_bundle(generator_bundle, device=device)
     resolution = int(generator.resolution)
     described = f"{model_name}@{alias} (version {version})"
-    confusions = {a: confusion_at(classifier.spec, resolution, a, model=described) for a in ATTRIBUTE_VALUES}
+    held_out = {a: held_out_at(classifier.spec, resolution, a, model=described) for a in ATTRIBUTE_VALUES}
     targets = balance_targets(balance_shares)
     sample = evaluation_faces(generator, num_generated, seed=seed + 4_000_037, targets=targets, device=device)
     rng = np.random.default_rng(seed)
     real = packed_dataset[rng.choice(len(packed_dataset), size=min(num_real, len(packed_dataset)), replace=False)]
-    report = fairness_report(classifier.predict(sample.faces).labels, targets,
-                             reference=classifier.predict(real).labels, requested=sample.requested,
-                             confusions=confusions, bootstrap=bootstrap, seed=seed)  # fmt: skip
+    report = fairness_report(classifier.predict(sample.faces).probabilities, targets,
+                             reference=classifier.predict(real).probabilities, requested=sample.requested,
+                             held_out=held_out, bootstrap=bootstrap, seed=seed)  # fmt: skip
 
+    for attribute, entry in report.items():  # could a perfect generator pass the default gates with this many faces?
+        if attribute in DEFAULT_MAX_TV and targets.get(attribute):
+            entry["perfect_pass_rate"] = perfect_generator_pass_rate(
+                held_out[attribute], ATTRIBUTE_VALUES[attribute], targets[attribute], num_generated,
+                max_tv=DEFAULT_MAX_TV[attribute], min_ratio=DEFAULT_MIN_REPRESENTATION_RATIO, draws=100, seed=seed)
     mlflow.log_metrics(fairness_metrics(report))
     mlflow.log_params({"fairness_num_generated": num_generated, "fairness_num_real": len(real),
                        "fairness_bootstrap": bootstrap, "fairness_resolution": resolution,

@@ -10,8 +10,8 @@ from zenml import log_metadata, step
 from zenml.logger import get_logger
 
 from facegen.humaneval.export import export_pairwise_set
+from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
-from facegen.models.sampling import generate_images
 from facegen.registry.champion import champion_generator_images
 
 logger = get_logger(__name__)
@@ -21,14 +21,29 @@ logger = get_logger(__name__)
 def export_human_eval(
     generator_bundle: Path,
     packed_dataset: np.ndarray,
+    balance_shares: dict,
     n_pairs: int = 50,
     model_name: str = "facegen-generator",
     seed: int = 0,
 ) -> Annotated[Path, "human_eval_set"]:
-    """Stored as a ZenML artifact and as MLflow run artifacts under ``human_eval/`` (raters get ``rater/``)."""
-    generated = generate_images(load_generator_bundle(generator_bundle), 2 * n_pairs, seed=seed + 2_000_003)
-    champion: Optional[np.ndarray] = champion_generator_images(model_name, n=n_pairs, seed=seed + 3_000_017)
+    """Stored as a ZenML artifact and as MLflow run artifacts under ``human_eval/`` (raters get ``rater/``).
+
+    The candidate's faces are drawn as every evaluation draws them (seed range, stratified labels), so raters see
+    the demographic mix the model is gated on.
+    """
+    generator = load_generator_bundle(generator_bundle)
+    sample = evaluation_faces(generator, 2 * n_pairs, seed=seed + 2_000_003, targets=balance_targets(balance_shares))
+    generated = sample.faces
+    # The champion is asked for the same demographic requests (its own seeds), so a pair compares like with like.
+    asked = {name: list(values[:n_pairs]) for name, values in (sample.requested or {}).items()}
     note = None
+    try:
+        champion: Optional[np.ndarray] = champion_generator_images(model_name, n=n_pairs, seed=seed + 3_000_017,
+                                                                   attributes=asked or None)  # fmt: skip
+    except ValueError as error:  # a champion conditioned on other attributes (or none): its unconditioned faces
+        note = f"champion cannot take the candidate's requests ({error}): its faces are unconditioned"
+        logger.warning(note)
+        champion = champion_generator_images(model_name, n=n_pairs, seed=seed + 3_000_017)
     if champion is not None and champion.shape[2:] != generated.shape[2:]:
         note = f"champion generates {champion.shape[-1]}px, candidate {generated.shape[-1]}px: pair skipped"
         logger.warning("candidate_vs_champion not exported: %s", note)

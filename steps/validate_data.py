@@ -9,6 +9,7 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.logger import get_logger
 
+from facegen.data.quality import FeedbackThresholds
 from facegen.validation.expectations import ManifestExpectations, validate_manifest
 
 logger = get_logger(__name__)
@@ -23,18 +24,22 @@ def validate_data(
     min_face_score: Optional[float] = None,
     min_per_group: int = 1,
     group_attributes: Optional[list[str]] = None,
+    feedback: Optional[dict] = None,
     on_failure: str = "warn",
 ) -> Annotated[Path, "validation_report"]:
     """``on_failure``: ``fail`` stops the run on any unmet expectation, ``warn`` logs it and goes on.
 
     ``group_attributes`` (default gender, age_bin, ethnicity): whose groups must each keep ``min_per_group`` faces.
+    ``feedback`` (``{min_side, blur_threshold}``, default the quality filter's 32 px limits): what kept generated
+    feedback faces are held to instead of ``min_side`` / ``min_blur_score``.
     """
     if on_failure not in ("fail", "warn"):
         raise ValueError(f"on_failure must be 'fail' or 'warn', got {on_failure!r}")
     groups = tuple(group_attributes or ("gender", "age_bin", "ethnicity"))
     settings = ManifestExpectations(min_side=min_side, max_side=max_side, min_blur_score=min_blur_score,
                                     min_face_score=min_face_score, min_per_group=min_per_group,
-                                    group_attributes=groups)  # fmt: skip
+                                    group_attributes=groups,
+                                    feedback=FeedbackThresholds(**(feedback or {})))  # fmt: skip
     out = Path(tempfile.mkdtemp(prefix="facegen-validation-"))
     outcome = validate_manifest(tagged_manifest, out, settings)
     mlflow.log_artifacts(str(out), artifact_path="validation")

@@ -6,6 +6,7 @@ not good predictions. Real quality figures come from `make attributes` (docs/ben
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import mlflow
@@ -16,15 +17,23 @@ from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.bundle import save_bundle
 from facegen.attributes_model.data import encode_labels, pack_faces
 from facegen.attributes_model.registry import log_attribute_model, register_attribute_model
+from facegen.attributes_model.inference import AttributeClassifier
+from facegen.attributes_model.scoring import SCORED_AT, score_at_resolutions
 from facegen.attributes_model.training import AttributeTrainingConfig, train_attribute_model
 from facegen.data.labels import parse_utkface_name
 from tests.mlflow_server import use_tracking_uri
 
 SIZE = 32
+#: Generator resolutions the tiny model is scored at (the pipeline tests train 16 px generators).
+SCORED_RESOLUTIONS = (16, 32)
+#: Every this-many-th face of the whole zip is scored: spread over all ages (the sorted first members are not),
+#: so every group has held-out faces and the fairness correction has a full confusion matrix.
+SCORING_STRIDE = 50
 
 
 def train_tiny_attribute_bundle(utkface_zip: Path, members: list[str], out_dir: Path) -> Path:
-    """Four optimiser steps on 128 real faces (96 train, 32 held out); returns the bundle directory."""
+    """Four optimiser steps on 128 real faces (96 train, 32 held out), scored at 16 and 32 px on ~460 other faces
+    spread over the zip; returns the bundle directory."""
     uris = [f"zip://{Path(utkface_zip).resolve()}!/{m}" for m in members[:128]]
     frame = pd.DataFrame([parse_utkface_name(u) for u in uris])
     labels, images = encode_labels(frame), pack_faces(uris, SIZE)
@@ -32,7 +41,13 @@ def train_tiny_attribute_bundle(utkface_zip: Path, members: list[str], out_dir: 
                                      max_steps=4, num_threads=2)  # fmt: skip
     result = train_attribute_model(images[:96], {k: v[:96] for k, v in labels.items()}, images[96:],
                                    {k: v[96:] for k, v in labels.items()}, config)  # fmt: skip
-    return save_bundle(out_dir, result.model, input_size=SIZE, extra={"note": "tiny test model"})
+    with zipfile.ZipFile(utkface_zip) as archive:
+        spread = sorted(n for n in archive.namelist() if n.endswith(".jpg") and n.count("_") == 3)[::SCORING_STRIDE]
+    scored_uris = [f"zip://{Path(utkface_zip).resolve()}!/{m}" for m in spread if m not in set(members[:128])]
+    scored_labels = encode_labels(pd.DataFrame([parse_utkface_name(u) for u in scored_uris]))
+    scored = score_at_resolutions(AttributeClassifier(result.model, {"input_size": SIZE}), scored_uris,
+                                  scored_labels, SCORED_RESOLUTIONS)  # fmt: skip
+    return save_bundle(out_dir, result.model, input_size=SIZE, extra={"note": "tiny test model", SCORED_AT: scored})
 
 
 def register_production_attribute_model(bundle: Path, tracking_uri: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from facegen.attributes import AGE_BINS, ETHNICITIES
+from facegen.attributes import AGE_BINS, ETHNICITIES, GENDERS
 from facegen.metrics.fairness import (
     FairnessThresholds,
     fairness_metrics,
@@ -44,6 +44,11 @@ def test_shares_tv_and_ratio_on_known_labels() -> None:
     assert group_shares(["Black"] * 3, ETHNICITIES)["White"] == 0.0
 
 
+def one_hot(names: list[str], groups: tuple[str, ...]) -> np.ndarray:
+    """A classifier that is certain of each face's group: probabilities 1 on the named group."""
+    return np.eye(len(groups))[[groups.index(n) for n in names]]
+
+
 def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="not in the vocabulary"):
         group_shares(["female", "robot"], ("female", "male"))
@@ -52,13 +57,14 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="summing to 1"):
         total_variation({"female": 0.5, "male": 0.2}, UNIFORM_GENDER)
     with pytest.raises(ValueError, match="requested labels"):
-        fairness_report({"gender": np.array(["male"] * 4)}, {}, requested={"gender": np.array(["male"])})
+        fairness_report({"gender": one_hot(["male"] * 4, GENDERS)}, {}, requested={"gender": np.array(["male"])})
+    with pytest.raises(ValueError, match="probabilities"):
+        fairness_report({"gender": np.array(["male"] * 4)}, {})
 
 
 def test_report_gates_tags_and_metrics() -> None:
-    predicted = {"gender": np.array(["female"] * 48 + ["male"] * 52, dtype=object),
-                 "age_bin": np.array(["20-29"] * 100, dtype=object)}  # fmt: skip
-    real = {"gender": np.array(["female"] * 50 + ["male"] * 50, dtype=object)}
+    predicted = {"gender": one_hot(["female"] * 48 + ["male"] * 52, GENDERS), "age_bin": one_hot(["20-29"] * 100, AGE_BINS)}
+    real = {"gender": one_hot(["female"] * 50 + ["male"] * 50, GENDERS)}
     targets = {"gender": UNIFORM_GENDER, "age_bin": {b: 1 / len(AGE_BINS) for b in AGE_BINS}}
     requested = {"gender": np.array(["female"] * 50 + ["male"] * 50, dtype=object)}
     report = fairness_report(predicted, targets, reference=real, requested=requested)

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 import torch
 from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion, ModelVersionTag
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
+from facegen.metrics.comparison import ChampionComparison, MetricDifference
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
 from facegen.models.registry import build_generator
 from facegen.models.sampling import faces_from_seeds
@@ -31,7 +32,6 @@ from facegen.registry.model_registry import (
     champion_version,
     decide_gate,
     register_generator,
-    version_metrics,
 )
 from tests.mlflow_server import use_tracking_uri
 from tests.test_seed_to_face import MAX_BATCH_DELTA
@@ -187,23 +187,35 @@ def test_champion_faces_follow_per_seed_attributes(
 # --- gate rules (pure) --------------------------------------------------------------------------------------
 
 
+def _comparison(estimate: float, low: float, high: float) -> ChampionComparison:
+    """The champion comparison the gate reads: KID(candidate) − KID(champion) with its bootstrap interval."""
+    difference = MetricDifference("kid", estimate, low, high, confidence=0.95, replicates=1000)
+    return ChampionComparison("1", "p1", "p1", rescored=False, difference=difference)
+
+
+BETTER = _comparison(-0.02, -0.03, -0.01)  # the whole interval below 0
+UNDECIDED = _comparison(-0.001, -0.01, 0.008)  # lower, but within resampling noise
+
+
 def test_gate_passes_within_thresholds_and_beating_champion() -> None:
     thresholds = GateThresholds(max_fid=50.0, max_kid=0.05)
     assert decide_gate({"fid": 40.0, "kid_mean": 0.04}, thresholds, None) == GateDecision(True, [])
-    assert decide_gate({"fid": 40.0, "kid_mean": 0.04}, thresholds, {"fid": 45.0}).passed
+    assert decide_gate({"fid": 40.0, "kid_mean": 0.04}, thresholds, BETTER).passed
     assert decide_gate({"fid": 50.0, "kid_mean": 0.05}, thresholds, None).passed  # limits are inclusive
 
 
 def test_gate_failures_each_give_a_reason() -> None:
     thresholds = GateThresholds(max_fid=50.0, max_kid=0.05)
-    decision = decide_gate({"fid": 60.0, "kid_mean": 0.07}, thresholds, {"fid": 55.0})
+    decision = decide_gate({"fid": 60.0, "kid_mean": 0.07}, thresholds, UNDECIDED)
     assert not decision.passed and len(decision.reasons) == 3
     assert "fid 60" in decision.reasons[0] and "50" in decision.reasons[0]
     assert "kid_mean 0.07" in decision.reasons[1]
-    assert "champion" in decision.reasons[2] and "55" in decision.reasons[2]
-    # Equal to the champion does not beat it; without the requirement the champion does not matter.
-    assert not decide_gate({"fid": 45.0}, GateThresholds(max_fid=50.0), {"fid": 45.0}).passed
-    assert decide_gate({"fid": 45.0}, GateThresholds(max_fid=50.0, require_beats_champion=False), {"fid": 1.0}).passed
+    assert "not significantly better than champion v1" in decision.reasons[2]
+    not_comparable = ChampionComparison("1", "p2", "p1", rescored=False, not_comparable="generates 64 px")
+    reasons = decide_gate({"fid": 45.0}, GateThresholds(max_fid=50.0), not_comparable).reasons
+    assert reasons == ["not comparable: champion v1 generates 64 px"]
+    # Without the requirement the champion does not matter.
+    assert decide_gate({"fid": 45.0}, GateThresholds(max_fid=50.0, require_beats_champion=False), UNDECIDED).passed
 
 
 def test_gate_kid_is_optional_when_not_gated() -> None:
@@ -211,24 +223,16 @@ def test_gate_kid_is_optional_when_not_gated() -> None:
 
 
 @pytest.mark.parametrize(
-    ("metrics", "thresholds", "champion", "match"),
+    ("metrics", "thresholds", "match"),
     [
-        ({"kid_mean": 0.01}, GateThresholds(max_fid=50.0), None, "candidate metric 'fid' is missing"),
-        ({"fid": 10.0}, GateThresholds(max_fid=50.0, max_kid=0.05), None, "'kid_mean' is missing"),
-        ({"fid": 10.0}, GateThresholds(max_fid=50.0), {"kid_mean": 0.01}, "champion metric 'fid' is missing"),
-        ({"fid": math.nan}, GateThresholds(max_fid=50.0), None, "NaN"),
+        ({"kid_mean": 0.01}, GateThresholds(max_fid=50.0), "candidate metric 'fid' is missing"),
+        ({"fid": 10.0}, GateThresholds(max_fid=50.0, max_kid=0.05), "'kid_mean' is missing"),
+        ({"fid": math.nan}, GateThresholds(max_fid=50.0), "NaN"),
     ],
 )
-def test_gate_never_passes_on_missing_metrics(metrics, thresholds, champion, match) -> None:
+def test_gate_never_passes_on_missing_metrics(metrics, thresholds, match) -> None:
     with pytest.raises(ValueError, match=match):
-        decide_gate(metrics, thresholds, champion)
-
-
-def test_version_metrics_fall_back_to_tags_without_a_run() -> None:
-    tag_values = {"metric.fid": "12.5", "metric.kid_mean": "0.01", "x": "y"}
-    tags = [ModelVersionTag(key, value) for key, value in tag_values.items()]
-    version = ModelVersion("m", "4", 0, run_id=None, tags=tags)
-    assert version_metrics(MlflowClient(tracking_uri="http://127.0.0.1:9"), version) == {"fid": 12.5, "kid_mean": 0.01}
+        decide_gate(metrics, thresholds, None)
 
 
 # --- aliases and approval against the server ------------------------------------------------------------------
@@ -251,8 +255,7 @@ def test_gate_and_approval_flow(mlflow_tracking: MlflowClient, logged_generator:
 
     # v1 passes the gates (no champion yet): candidate, not champion.
     v1 = register(client, logged_generator, name)
-    assert version_metrics(client, v1) == RUN_METRICS
-    apply_gate(client, v1, decide_gate(version_metrics(client, v1), thresholds, None))
+    apply_gate(client, v1, decide_gate(RUN_METRICS, thresholds, None))
     assert aliases(client, name) == {"candidate": "1"}
     assert client.get_model_version(name, "1").tags["gate_status"] == "passed"
     assert champion_version(client, name) is None
@@ -268,12 +271,11 @@ def test_gate_and_approval_flow(mlflow_tracking: MlflowClient, logged_generator:
 
     # v2 is worse than the champion: failed, reasons recorded, neither alias moves.
     v2 = register(client, logged_generator, name, metrics={"fid": 40.0, "kid_mean": 0.01})
-    champion_metrics = version_metrics(client, champion_version(client, name))
-    decision = decide_gate({"fid": 40.0, "kid_mean": 0.01}, thresholds, champion_metrics)
+    decision = decide_gate({"fid": 40.0, "kid_mean": 0.01}, thresholds, UNDECIDED)
     assert not decision.passed
     apply_gate(client, v2, decision)
     tags = client.get_model_version(name, "2").tags
-    assert tags["gate_status"] == "failed" and "does not beat the champion" in tags["gate_reasons"]
+    assert tags["gate_status"] == "failed" and "not significantly better than champion" in tags["gate_reasons"]
     assert aliases(client, name) == {"candidate": "1", "champion": "1"}
 
     # Approving the failed version is refused, also when forced without a reason.

@@ -155,8 +155,17 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert {"data/balance/balance_shares.png", "data/balance/balance_shares.csv"} <= balance
     assert run.data.metrics["validation_success"] == 1.0 and "quarantined_no_face" in run.data.metrics
 
-    # fairness of generated faces: measured against the balancing target, charted, tagged on the version
+    # the default's conditional model trained from the pipeline on the file-name labels, by config alone
+    assert "age_bin" in run.data.params["train.model.conditioning"]
+    assert "samples/by_attribute.png" in artifacts  # one row per ethnicity × gender, an age sweep
+    # fairness of generated faces: corrected for the classifier's errors (raw kept beside), with intervals
     assert 0.0 <= run.data.metrics["fairness_gender_tv"] <= 1.0
+    for attribute in ("gender", "age_bin", "ethnicity"):
+        metrics = run.data.metrics
+        assert 0.0 <= metrics[f"fairness_{attribute}_tv_raw"] <= 1.0
+        assert metrics[f"fairness_{attribute}_tv_ci_low"] <= metrics[f"fairness_{attribute}_tv_ci_high"]
+        assert 0.0 <= metrics[f"fairness_{attribute}_conditional_accuracy"] <= 1.0
+        assert 0.0 <= metrics[f"fairness_{attribute}_classifier_accuracy"] <= 1.0
     assert "fairness/generated_shares.png" in {a.path for a in client.list_artifacts(run.info.run_id, "fairness")}
     version = client.get_model_version(MODEL, "1")
     assert float(version.tags["fairness.gender.tv"]) == pytest.approx(run.data.metrics["fairness_gender_tv"], abs=1e-4)

@@ -211,3 +211,20 @@ def human_eval_import(
 
 if __name__ == "__main__":
     main()
+
+
+@main.command(short_help="Print what the latest training run decided (make train ends with it).")
+@click.option("--run-name", default=None, help="A run of the `training` experiment [default: the newest one].")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI / local].")
+def outcome(run_name: str | None, tracking_uri: str | None) -> None:
+    """Key metrics, the gate's result and reasons, the registered version and aliases, pictures, next command."""
+    from mlflow import MlflowClient
+
+    from facegen.registry.run_outcome import format_outcome, latest_outcome
+    from facegen.registry.tracking import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    try:
+        click.echo(format_outcome(latest_outcome(MlflowClient(tracking_uri=uri, registry_uri=uri), run_name=run_name)))
+    except LookupError as error:
+        raise click.ClickException(str(error)) from error

@@ -1,10 +1,11 @@
 """The classifier's own accuracy at the generator's resolution: held-out real faces packed at N px (the path the
 generator's training faces take), read by the classifier as a generated N px face would be, per attribute.
 
-The confusion matrices kept here are what the fairness of generated faces is corrected with
-(:mod:`facegen.metrics.fairness_correction`), and their accuracies are the ceiling of a conditional generator's
-"classified as requested" rate. They travel in the bundle's spec (``scored_at``), so a registered version carries
-the figures it is judged by.
+Kept per resolution and attribute: accuracy, balanced accuracy, the confusion matrix and every held-out face's true
+group and predicted probabilities (``held_out``) — what the fairness of generated faces is corrected with
+(:mod:`facegen.metrics.fairness_correction`). The accuracies are the ceiling of a conditional generator's
+"classified as requested" rate. All of it travels in the bundle's spec (``scored_at``), so a registered version
+carries the figures it is judged by.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import numpy as np
 
 from facegen.attributes_model.data import pack_faces
 from facegen.attributes_model.metrics import evaluate_predictions
+from facegen.attributes_model.data import MISSING
 from facegen.attributes_model.network import HEADS
+from facegen.metrics.fairness_correction import HeldOut
 
 if TYPE_CHECKING:
     from facegen.attributes_model.inference import AttributeClassifier
@@ -43,23 +46,28 @@ def score_at_resolutions(
     for resolution in resolutions:
         images = pack_faces(list(uris), int(resolution), workers=workers)
         probabilities = classifier.predict(images).probabilities
-        reports[str(int(resolution))] = evaluate_predictions(labels, {h: probabilities[h].argmax(1) for h in HEADS})
+        report = evaluate_predictions(labels, {h: probabilities[h].argmax(1) for h in HEADS})
+        for head in HEADS:
+            known = labels[head] != MISSING
+            report[head]["held_out"] = {"truth": labels[head][known].tolist(),
+                                        "probabilities": np.round(probabilities[head][known], 5).ravel().tolist()}
+        reports[str(int(resolution))] = report
     return reports
 
 
-def confusion_at(spec: dict[str, Any], resolution: int, attribute: str, *, model: str) -> np.ndarray:
-    """Counts[true, predicted] of ``attribute`` on held-out real faces at ``resolution`` (above the classifier's input
-    size, at the input size: it reads larger faces downsampled); a clear error when the classifier was not scored
-    there (the fix is to add the resolution and retrain it)."""
+def held_out_at(spec: dict[str, Any], resolution: int, attribute: str, *, model: str) -> HeldOut:
+    """The classifier's readings of held-out real faces of ``attribute`` at ``resolution`` (above its input size, at
+    the input size: it reads larger faces downsampled); a clear error when it was not scored there (the fix is to
+    add the resolution and retrain it)."""
     scored = spec.get(SCORED_AT) or {}
-    resolution = min(int(resolution), int(spec["input_size"])) if str(int(resolution)) not in scored else resolution
-    if str(int(resolution)) not in scored:
+    key = str(int(resolution)) if str(int(resolution)) in scored else str(min(int(resolution), int(spec["input_size"])))
+    if key not in scored or "held_out" not in scored[key][attribute]:
         have = sorted(int(r) for r in scored) or "none"
         raise ValueError(
             f"{model} was not scored on held-out faces at {resolution} px (scored at: {have}), so its errors there "
             f"cannot be corrected: add {resolution} to train_attribute_model.parameters.score_resolutions in "
             "configs/attributes.yaml and retrain it (`make attributes`)"
         )
-    matrix = np.asarray(scored[str(int(resolution))][attribute]["confusion"], dtype=np.int64)
-    assert matrix.shape == (len(HEADS[attribute]),) * 2, f"{attribute} confusion has shape {matrix.shape}"
-    return matrix
+    held_out = HeldOut.from_record(scored[key][attribute]["held_out"])
+    assert held_out.probabilities.shape[1] == len(HEADS[attribute]), f"{attribute}: {held_out.probabilities.shape}"
+    return held_out

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from facegen.attributes import ATTRIBUTE_VALUES
-from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP, correct_attribute
+from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP, HeldOut, correct_attribute
 
 #: The gate defaults of the evaluation issue: TV ≤ 0.05 for gender, ≤ 0.10 for age_bin and ethnicity.
 DEFAULT_MAX_TV: dict[str, float] = {"gender": 0.05, "age_bin": 0.10, "ethnicity": 0.10}
@@ -63,77 +63,82 @@ def representation_ratio(shares: Mapping[str, float], target: Mapping[str, float
 
 
 def attribute_summary(
-    labels: Sequence[str] | np.ndarray,
+    probabilities: np.ndarray,
     attribute: str,
     target: Mapping[str, float] | None,
     *,
-    confusion: np.ndarray | None = None,
+    held_out: HeldOut | None = None,
     strata: np.ndarray | None = None,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Shares of one attribute's groups as classified (``shares``); with a target, TV distance and representation
-    ratio to it. With the classifier's ``confusion`` at this resolution, ``tv`` / ``representation_ratio`` are those
-    of the error-corrected shares (``corrected``, with bootstrap intervals) and the raw ones are ``*_raw``;
-    without it they are the raw ones (and ``corrected`` is absent, so the summary says what it is)."""
+    """One attribute from the classifier's probabilities (faces × groups): shares as classified (argmax,
+    ``shares``) and, with a target, TV distance and representation ratio to it. With the classifier's ``held_out``
+    readings at this resolution, ``tv`` / ``representation_ratio`` are those of the error-corrected shares
+    (``corrected``, with bootstrap intervals) and the as-classified ones are ``*_raw``; without it they are the
+    as-classified ones (and ``corrected`` is absent, so the summary says what it is)."""
     groups = ATTRIBUTE_VALUES[attribute]
-    shares = group_shares(labels, groups)
-    summary: dict[str, Any] = {"n": len(labels), "shares": shares, "target": dict(target) if target else None}
+    probabilities = np.asarray(probabilities)
+    if probabilities.dtype.kind not in "fiu" or probabilities.ndim != 2 or probabilities.shape[1] != len(groups):
+        raise ValueError(f"{attribute}: expected faces × {len(groups)} probabilities, got {probabilities.shape}")
+    shares = group_shares(np.asarray(groups, dtype=object)[probabilities.argmax(1)], groups)
+    summary: dict[str, Any] = {"n": len(probabilities), "shares": shares, "target": dict(target) if target else None}
     if not target:
         return summary
     summary["tv_raw"] = total_variation(shares, target)
     summary["representation_ratio_raw"] = representation_ratio(shares, target)
-    if confusion is None:
+    if held_out is None:
         summary["tv"], summary["representation_ratio"] = summary["tv_raw"], summary["representation_ratio_raw"]
         return summary
-    corrected = correct_attribute(np.asarray(labels, dtype=object), groups, confusion, target, strata=strata,
-                                  bootstrap=bootstrap, seed=seed)  # fmt: skip
+    corrected = correct_attribute(probabilities, groups, held_out, target, strata=strata, bootstrap=bootstrap,
+                                  seed=seed)  # fmt: skip
     summary.update(corrected.to_dict())
     return summary
 
 
 def fairness_report(
-    predicted: Mapping[str, np.ndarray],
+    probabilities: Mapping[str, np.ndarray],
     targets: Mapping[str, Mapping[str, float]],
     *,
     reference: Mapping[str, np.ndarray] | None = None,
     requested: Mapping[str, np.ndarray] | None = None,
-    confusions: Mapping[str, np.ndarray] | None = None,
+    held_out: Mapping[str, HeldOut] | None = None,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Per attribute: the generated faces' summary, the real faces' (``reference``) and conditional accuracy.
 
-    ``predicted`` / ``reference`` map attribute → predicted group names per face; ``targets`` attribute → group
-    shares (an attribute without a target gets shares only); ``requested`` attribute → the group asked of a
-    conditional generator per face (same order as ``predicted``; the bootstrap then resamples within requested
-    cells); ``confusions`` attribute → the classifier's held-out confusion counts at the generator's resolution,
-    with which shares are corrected (:mod:`facegen.metrics.fairness_correction`) and which give the classifier's
-    own accuracy there (``classifier_accuracy``: the ceiling of ``conditional_accuracy``).
+    ``probabilities`` / ``reference`` map attribute → the classifier's probabilities per face (faces × groups);
+    ``targets`` attribute → group shares (an attribute without a target gets shares only); ``requested`` attribute
+    → the group asked of a conditional generator per face (the bootstrap then resamples within requested cells);
+    ``held_out`` attribute → the classifier's readings of held-out real faces at the generator's resolution, with
+    which shares are corrected (:mod:`facegen.metrics.fairness_correction`) and which give the classifier's own
+    accuracy there (``classifier_accuracy``: the ceiling of ``conditional_accuracy``).
     """
-    confusions = confusions or {}
+    held_out = held_out or {}
     strata = None
     if requested:
         strata = np.unique(np.stack([np.asarray(v, dtype=str) for v in requested.values()], 1), axis=0,
                            return_inverse=True)[1].ravel()  # fmt: skip
     report: dict[str, dict[str, Any]] = {}
-    for attribute, labels in predicted.items():
+    for attribute, values in probabilities.items():
         if attribute not in ATTRIBUTE_VALUES:
             raise ValueError(f"unknown attribute {attribute!r}; expected one of {list(ATTRIBUTE_VALUES)}")
-        confusion = confusions.get(attribute)
-        common = {"confusion": confusion, "bootstrap": bootstrap, "seed": seed}
-        entry = {"generated": attribute_summary(labels, attribute, targets.get(attribute), strata=strata, **common)}
+        readings = held_out.get(attribute)
+        common = {"held_out": readings, "bootstrap": bootstrap, "seed": seed}
+        entry = {"generated": attribute_summary(values, attribute, targets.get(attribute), strata=strata, **common)}
         if reference is not None and attribute in reference:
             entry["real"] = attribute_summary(reference[attribute], attribute, targets.get(attribute), **common)
-        if confusion is not None:
-            matrix = np.asarray(confusion)
+        if readings is not None:
+            matrix = readings.confusion
             entry["classifier_accuracy"] = float(np.trace(matrix) / matrix.sum())
             entry["confusion"] = matrix.tolist()
         if requested is not None and attribute in requested:
             asked = np.asarray(requested[attribute], dtype=object)
-            if len(asked) != len(labels):
-                raise ValueError(f"{attribute}: {len(asked)} requested labels for {len(labels)} faces")
-            entry["conditional_accuracy"] = float(np.mean(asked == np.asarray(labels, dtype=object)))
+            if len(asked) != len(values):
+                raise ValueError(f"{attribute}: {len(asked)} requested labels for {len(values)} faces")
+            classified = np.asarray(ATTRIBUTE_VALUES[attribute], dtype=object)[np.asarray(values).argmax(1)]
+            entry["conditional_accuracy"] = float(np.mean(asked == classified))
         report[attribute] = entry
     return report
 

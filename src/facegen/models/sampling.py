@@ -97,7 +97,8 @@ def faces_from_seeds(
     Evaluation, fairness, the human-evaluation export, the registered pyfunc model and the service all draw faces
     here, so (version, seed, labels, truncation) names the same pixels everywhere. Each seed's latent comes from
     its own seeded stream, so a face never depends on the other seeds of the call; at batch size 1 on one device the
-    pixels are identical, across batch sizes they agree within float rounding (tests/test_sampling.py states it).
+    pixels are identical, across batch sizes they agree within float rounding (tests/test_seed_to_face.py states
+    the bound).
     """
     if len(seeds) < 1:
         raise ValueError("need at least one seed")

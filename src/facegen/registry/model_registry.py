@@ -203,21 +203,6 @@ def champion_version(client: MlflowClient, name: str = MODEL_NAME) -> ModelVersi
         raise
 
 
-def version_metrics(client: MlflowClient, version: ModelVersion) -> dict[str, float]:
-    """Latest metrics of the version's source run; its ``metric.*`` tags when it has no run (or the run is gone)."""
-    if version.run_id:
-        try:
-            return dict(client.get_run(version.run_id).data.metrics)
-        except MlflowException as error:
-            if not _is_error(error, RESOURCE_DOES_NOT_EXIST):
-                raise
-    return {
-        key.removeprefix(METRIC_TAG_PREFIX): float(value)
-        for key, value in (version.tags or {}).items()
-        if key.startswith(METRIC_TAG_PREFIX)
-    }
-
-
 def evaluation_tags(protocol: EvaluationProtocol, label_vocabulary: Mapping[str, list[str]]) -> dict[str, str]:
     """What a version's metrics were measured under and what its label indices mean, as version tags."""
     return {EVAL_PROTOCOL_TAG: protocol.to_json(), EVAL_PROTOCOL_ID_TAG: protocol.id,

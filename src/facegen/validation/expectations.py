@@ -27,7 +27,8 @@ from typing import Any
 import pandas as pd
 
 from facegen.attributes import ATTRIBUTE_VALUES
-from facegen.data.quality import QUARANTINE_REASONS
+from facegen.data.manifest import FEEDBACK_ORIGIN
+from facegen.data.quality import QUARANTINE_REASONS, FeedbackThresholds
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ManifestExpectations:
     min_face_score: float | None = None  # None: not checked (face check off)
     min_per_group: int = 1
     group_attributes: tuple[str, ...] = ("gender", "age_bin", "ethnicity")
+    feedback: FeedbackThresholds = field(default_factory=FeedbackThresholds)  # generated faces' own size and blur
 
 
 @dataclass
@@ -72,7 +74,17 @@ def group_counts(kept: pd.DataFrame, attributes: tuple[str, ...]) -> pd.DataFram
     return pd.DataFrame(rows, columns=["attribute", "group", "count"])
 
 
-def _suites(gx: Any, manifest: pd.DataFrame, kept: pd.DataFrame, settings: ManifestExpectations):
+def _size_and_sharpness(E: Any, min_side: int, max_side: int, min_blur: float) -> list:
+    return [
+        E.ExpectColumnValuesToBeBetween(column="width", min_value=min_side, max_value=max_side),
+        E.ExpectColumnValuesToBeBetween(column="height", min_value=min_side, max_value=max_side),
+        E.ExpectColumnValuesToBeBetween(column="blur_score", min_value=min_blur),
+    ]
+
+
+def _suites(gx: Any, manifest: pd.DataFrame, kept: pd.DataFrame, settings: ManifestExpectations, feedback: bool):
+    """Suites per batch. Kept photos and kept generated feedback faces are checked against their own size and blur
+    limits (the quality filter's), so a feedback face at the generator's 32 px is not held to the photos' 64 px."""
     E = gx.expectations
     whole = [
         E.ExpectTableRowCountToBeBetween(min_value=1),
@@ -90,9 +102,6 @@ def _suites(gx: Any, manifest: pd.DataFrame, kept: pd.DataFrame, settings: Manif
         E.ExpectColumnValuesToNotBeNull(column="sha256"),
         E.ExpectColumnValuesToMatchRegex(column="sha256", regex=r"^[0-9a-f]{64}$"),
         E.ExpectColumnValuesToBeUnique(column="sha256"),
-        E.ExpectColumnValuesToBeBetween(column="width", min_value=settings.min_side, max_value=settings.max_side),
-        E.ExpectColumnValuesToBeBetween(column="height", min_value=settings.min_side, max_value=settings.max_side),
-        E.ExpectColumnValuesToBeBetween(column="blur_score", min_value=settings.min_blur_score),
     ]
     if settings.min_face_score is not None and "face_score" in kept:
         kept_suite.append(E.ExpectColumnValuesToBeBetween(column="face_score", min_value=settings.min_face_score))
@@ -103,7 +112,12 @@ def _suites(gx: Any, manifest: pd.DataFrame, kept: pd.DataFrame, settings: Manif
     groups = [
         E.ExpectColumnValuesToBeBetween(column="count", min_value=settings.min_per_group),
     ]
-    return {"manifest": whole, "kept": kept_suite, "groups": groups}
+    suites = {"manifest": whole, "kept": kept_suite, "groups": groups,
+              "kept_photos": _size_and_sharpness(E, settings.min_side, settings.max_side, settings.min_blur_score)}
+    if feedback:
+        limits = settings.feedback
+        suites["kept_feedback"] = _size_and_sharpness(E, limits.min_side, settings.max_side, limits.blur_threshold)
+    return suites
 
 
 def _jsonable(value: Any) -> Any:
@@ -130,7 +144,9 @@ def validate_manifest(
     docs_dir.mkdir(parents=True, exist_ok=True)
     frame = manifest.reset_index(drop=True)
     kept = frame[frame["status"].eq("kept")].reset_index(drop=True)
-    batches = {"manifest": frame, "kept": kept, "groups": group_counts(kept, settings.group_attributes)}
+    is_feedback = kept["origin"].eq(FEEDBACK_ORIGIN) if "origin" in kept else pd.Series(False, index=kept.index)
+    batches = {"manifest": frame, "kept": kept, "groups": group_counts(kept, settings.group_attributes),
+               "kept_photos": kept[~is_feedback], "kept_feedback": kept[is_feedback]}  # fmt: skip
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     with warnings.catch_warnings():
@@ -143,7 +159,7 @@ def validate_manifest(
         source = context.data_sources.add_pandas("facegen")
         results: list[dict[str, Any]] = []
         success = True
-        for name, expectations in _suites(gx, frame, kept, settings).items():
+        for name, expectations in _suites(gx, frame, kept, settings, feedback=bool(is_feedback.any())).items():
             batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
             suite = context.suites.add(gx.ExpectationSuite(name=f"facegen_{name}"))
             for expectation in expectations:
