@@ -194,6 +194,19 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     second = _inspect_last_run(zenml_env)
     assert second["gate"]["version"] == "2" and second["gate"]["passed"] is False
     assert any("fid" in reason for reason in second["gate"]["reasons"])
+    # Same data, seed and protocol: the champion is compared on stored features, not re-scored; the identical
+    # retrained model is not significantly better (the bootstrap rule), and the gate says so.
+    comparison = second["gate"]["champion_comparison"]
+    v1_tags = client.get_model_version(MODEL, "1").tags
+    assert comparison["rescored"] is False and comparison["champion_version"] == "1"
+    assert comparison["protocol_id"] == comparison["champion_protocol_id"] == v1_tags["eval_protocol_id"]
+    assert comparison["difference"]["metric"] == "kid" and comparison["better"] is False
+    assert any("not significantly better than champion v1" in r for r in second["gate"]["reasons"])
+    v2_tags = client.get_model_version(MODEL, "2").tags
+    assert json.loads(v2_tags["label_vocabulary"])["age_bin"][-1] == "70+"
+    assert {"eval_protocol_id", "champion_comparison"} <= set(v2_tags)
+    outcome = _run([str(BIN / "facegen"), "outcome", "--tracking-uri", mlflow_server], zenml_env).stdout
+    assert "gate: FAILED" in outcome and "facegen-generator version 2" in outcome and "not significantly" in outcome
     assert client.get_model_version(MODEL, "2").tags["gate_status"] == "failed"
     assert _alias_version(client, "candidate") == "1"
     assert _alias_version(client, "champion") == "1"
