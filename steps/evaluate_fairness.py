@@ -25,6 +25,7 @@ from facegen.models.bundle import load_generator_bundle
 def evaluate_fairness(
     generator_bundle: Path,
     packed_dataset: np.ndarray,
+    sample_weights: np.ndarray,
     balance_shares: dict,
     num_generated: int = 10_000,
     num_real: int = 2000,
@@ -34,7 +35,7 @@ def evaluate_fairness(
     seed: int = 0,
 ) -> Annotated[dict, "fairness_report"]:
     """Classifies ``num_generated`` generated faces (a conditional generator is asked for labels stratified over the
-    target) and ``num_real`` training faces (as trained on, repeats included) with ``model_name@alias``; shares are
+    target) and ``num_real`` training faces (drawn as the trainer draws them: repeats and sampling weights included) with ``model_name@alias``; shares are
     corrected with the classifier's held-out confusion at this resolution. Fails with the command to train the
     classifier when none is registered, or to rescore it when it was never scored at this resolution.
     """
@@ -48,7 +49,8 @@ def evaluate_fairness(
     targets = balance_targets(balance_shares)
     sample = evaluation_faces(generator, num_generated, seed=seed + 4_000_037, targets=targets, device=device)
     rng = np.random.default_rng(seed)
-    real = packed_dataset[rng.choice(len(packed_dataset), size=min(num_real, len(packed_dataset)), replace=False)]
+    weights = np.asarray(sample_weights, dtype=np.float64)
+    real = packed_dataset[rng.choice(len(packed_dataset), size=num_real, p=weights / weights.sum())]
     report = fairness_report(classifier.predict(sample.faces).probabilities, targets,
                              reference=classifier.predict(real).probabilities, requested=sample.requested,
                              held_out=held_out, bootstrap=bootstrap, seed=seed)  # fmt: skip
