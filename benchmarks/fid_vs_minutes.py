@@ -78,9 +78,9 @@ def main() -> None:
 
     import numpy as np
     import pandas as pd
+    import torch
     from PIL import Image
     from torchvision.utils import make_grid
-    import torch
 
     from facegen.data.packing import pack_images
     from facegen.metrics.features import unique_images

@@ -15,13 +15,13 @@ from mlflow import MlflowClient
 from zenml import get_step_context, log_metadata, step
 
 from facegen.humaneval.gate import HumanEvalRequirement, require_human_eval
+from facegen.metrics.comparison import ComparisonRule, EvaluationProtocol
 from facegen.metrics.fairness import (
     DEFAULT_MIN_REPRESENTATION_RATIO,
     FairnessThresholds,
     fairness_tags,
     fairness_violations,
 )
-from facegen.metrics.comparison import ComparisonRule, EvaluationProtocol
 from facegen.metrics.features import RealFeatures
 from facegen.metrics.inception_weights import ensure_inception_weights
 from facegen.models.bundle import load_generator_bundle

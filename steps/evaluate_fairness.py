@@ -14,8 +14,13 @@ from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.registry import load_attribute_classifier, resolve_version
 from facegen.attributes_model.scoring import held_out_at
 from facegen.metrics.attribute_grid import attribute_grid
-from facegen.metrics.fairness import fairness_metrics, fairness_report, plot_fairness
-from facegen.metrics.fairness import DEFAULT_MAX_TV, DEFAULT_MIN_REPRESENTATION_RATIO
+from facegen.metrics.fairness import (
+    DEFAULT_MAX_TV,
+    DEFAULT_MIN_REPRESENTATION_RATIO,
+    fairness_metrics,
+    fairness_report,
+    plot_fairness,
+)
 from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP, perfect_generator_pass_rate
 from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
@@ -35,9 +40,10 @@ def evaluate_fairness(
     seed: int = 0,
 ) -> Annotated[dict, "fairness_report"]:
     """Classifies ``num_generated`` generated faces (a conditional generator is asked for labels stratified over the
-    target) and ``num_real`` training faces (drawn as the trainer draws them: repeats and sampling weights included) with ``model_name@alias``; shares are
-    corrected with the classifier's held-out confusion at this resolution. Fails with the command to train the
-    classifier when none is registered, or to rescore it when it was never scored at this resolution.
+    target) and ``num_real`` training faces (drawn as the trainer draws them, by sampling weight) with
+    ``model_name@alias``; shares are corrected with its readings of held-out real faces at this resolution. Fails
+    with the command to train the classifier when none is registered, or to retrain it when it was never scored
+    at this resolution.
     """
     classifier = load_attribute_classifier(model_name, alias)
     version = resolve_version(model_name, alias).version

@@ -21,11 +21,12 @@ from zenml.logger import get_logger
 from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.bundle import save_bundle
 from facegen.attributes_model.data import encode_labels, pack_faces, split_frame
-from facegen.attributes_model.metrics import flat_metrics, plot_confusions
 from facegen.attributes_model.inference import AttributeClassifier
+from facegen.attributes_model.metrics import flat_metrics, plot_confusions
 from facegen.attributes_model.registry import log_attribute_model, register_attribute_model, resolve_version
 from facegen.attributes_model.scoring import DEFAULT_SCORE_RESOLUTIONS, SCORED_AT, score_at_resolutions
-from facegen.attributes_model.training import AttributeTrainingConfig, train_attribute_model as fit
+from facegen.attributes_model.training import AttributeTrainingConfig
+from facegen.attributes_model.training import train_attribute_model as fit
 from facegen.data.manifest import manifest_hash
 
 logger = get_logger(__name__)

@@ -16,8 +16,8 @@ from mlflow import MlflowClient
 from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.bundle import save_bundle
 from facegen.attributes_model.data import encode_labels, pack_faces
-from facegen.attributes_model.registry import log_attribute_model, register_attribute_model
 from facegen.attributes_model.inference import AttributeClassifier
+from facegen.attributes_model.registry import log_attribute_model, register_attribute_model
 from facegen.attributes_model.scoring import SCORED_AT, score_at_resolutions
 from facegen.attributes_model.training import AttributeTrainingConfig, train_attribute_model
 from facegen.data.labels import parse_utkface_name

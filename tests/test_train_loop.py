@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
+from facegen.models.losses import GanLoss, discriminator_loss, generator_loss, register_loss
 from facegen.models.sampling import base_seeds, faces_from_seeds
-from facegen.models.losses import GanLoss, generator_loss, discriminator_loss, register_loss
 from facegen.train.checkpoint import load_checkpoint
 from facegen.train.config import TrainingConfig
 from facegen.train.ema import GeneratorEMA

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facegen.attributes_model.data import pack_faces
+from facegen.attributes_model.data import MISSING, pack_faces
 from facegen.attributes_model.metrics import evaluate_predictions
-from facegen.attributes_model.data import MISSING
 from facegen.attributes_model.network import HEADS
 from facegen.metrics.fairness_correction import HeldOut
 

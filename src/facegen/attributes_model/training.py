@@ -15,8 +15,9 @@ Resolution augmentation (``degrade_to``, e.g. ``[32]``): the generator's faces r
 generator's resolution N, upsampled to the input size. A classifier trained only on sharp 64 px faces reads such
 faces poorly, and a poorly read attribute makes the fairness figures noise. So each training face is shown, per
 draw, either sharp or downsampled to one of the ``degrade_to`` sizes and back up (:func:`degrade`), exactly the path
-a generated N px face takes; with the cached stem, every variant's maps are cached. The loss is the sum of the heads' cross-entropies,
-optionally class-weighted by inverse square-root frequency, which lifts the rare classes' recall (balanced accuracy)
+a generated N px face takes; with the cached stem, every variant's maps are cached.
+
+The loss is the sum of the heads' cross-entropies, optionally class-weighted by inverse square-root frequency, which lifts the rare classes' recall (balanced accuracy)
 at a small cost in plain accuracy.
 """
 
