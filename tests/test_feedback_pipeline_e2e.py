@@ -99,8 +99,8 @@ def _config(tmp_path: Path, photos: Path, feedback: Path) -> Path:
     config["parameters"]["source"] = str(photos)
     steps["ingest"]["parameters"].update(max_images=None, feedback_source=str(feedback))
     steps["quality_filter"]["parameters"]["feedback"] = FEEDBACK_THRESHOLDS
-    # validate_data has one size limit for every kept row; the kept feedback faces are 16 px.
-    steps["validate_data"]["parameters"]["min_side"] = RESOLUTION
+    # validate_data holds kept feedback faces to the same generated-face limits (not the photos' 64 px).
+    steps["validate_data"]["parameters"]["feedback"] = FEEDBACK_THRESHOLDS
     steps["train_gan"]["parameters"]["training"]["fid_every_steps"] = 0  # not what this test is about; saves minutes
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
