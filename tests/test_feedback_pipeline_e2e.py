@@ -44,6 +44,7 @@ WELL_RATED = {0: {"gender": "female", "age_bin": "20-29", "ethnicity": "White"},
               5: {"gender": "female", "age_bin": "20-29", "ethnicity": "White"}}  # fmt: skip
 N_PHOTOS = 24
 #: Thresholds for 16 px generated faces (docs/data.md "Feedback faces": real faces packed to 16 px).
+REGISTERED_NAME = "feedback-e2e-generator"
 FEEDBACK_THRESHOLDS = {"min_side": RESOLUTION, "blur_threshold": 1430.0}
 
 
@@ -102,6 +103,10 @@ def _config(tmp_path: Path, photos: Path, feedback: Path) -> Path:
     # validate_data holds kept feedback faces to the same generated-face limits (not the photos' 64 px).
     steps["validate_data"]["parameters"]["feedback"] = FEEDBACK_THRESHOLDS
     steps["train_gan"]["parameters"]["training"]["fid_every_steps"] = 0  # not what this test is about; saves minutes
+    # The MLflow server is shared by the session: register under its own name, so the training e2e's version
+    # numbers stay its own.
+    for step_name in ("export_human_eval", "deploy_gate"):
+        steps[step_name]["parameters"]["model_name"] = REGISTERED_NAME
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
