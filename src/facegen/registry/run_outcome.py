@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -38,7 +39,7 @@ def latest_outcome(client: MlflowClient, *, experiment: str = "training", run_na
     query = f"attributes.run_name = '{run_name}'" if run_name else ""
     for run in client.search_runs([found.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=20):
         try:
-            gate = json.loads(open(client.download_artifacts(run.info.run_id, "deploy_gate.json")).read())
+            gate = json.loads(Path(client.download_artifacts(run.info.run_id, "deploy_gate.json")).read_text())
         except Exception:  # noqa: BLE001 - a run that stopped before the gate has no decision to report
             continue
         version = client.get_model_version(gate["model_name"], str(gate["version"]))
