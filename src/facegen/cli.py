@@ -218,6 +218,7 @@ if __name__ == "__main__":
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI / local].")
 def outcome(run_name: str | None, tracking_uri: str | None) -> None:
     """Key metrics, the gate's result and reasons, the registered version and aliases, pictures, next command."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the summary is the whole output
     from mlflow import MlflowClient
 
     from facegen.registry.run_outcome import format_outcome, latest_outcome
