@@ -14,14 +14,8 @@ from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.registry import load_attribute_classifier, resolve_version
 from facegen.attributes_model.scoring import held_out_at
 from facegen.metrics.attribute_grid import attribute_grid
-from facegen.metrics.fairness import (
-    DEFAULT_MAX_TV,
-    DEFAULT_MIN_REPRESENTATION_RATIO,
-    fairness_metrics,
-    fairness_report,
-    plot_fairness,
-)
-from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP, perfect_generator_pass_rate
+from facegen.metrics.fairness import fairness_metrics, fairness_report, plot_fairness
+from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP
 from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
 
@@ -61,11 +55,6 @@ def evaluate_fairness(
                              reference=classifier.predict(real).probabilities, requested=sample.requested,
                              held_out=held_out, bootstrap=bootstrap, seed=seed)  # fmt: skip
 
-    for attribute, entry in report.items():  # could a perfect generator pass the default gates with this many faces?
-        if attribute in DEFAULT_MAX_TV and targets.get(attribute):
-            entry["perfect_pass_rate"] = perfect_generator_pass_rate(
-                held_out[attribute], ATTRIBUTE_VALUES[attribute], targets[attribute], num_generated,
-                max_tv=DEFAULT_MAX_TV[attribute], min_ratio=DEFAULT_MIN_REPRESENTATION_RATIO, draws=100, seed=seed)
     mlflow.log_metrics(fairness_metrics(report))
     mlflow.log_params({"fairness_num_generated": num_generated, "fairness_num_real": len(real),
                        "fairness_bootstrap": bootstrap, "fairness_resolution": resolution,

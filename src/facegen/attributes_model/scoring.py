@@ -38,7 +38,8 @@ def score_at_resolutions(
     *,
     workers: int = 2,
 ) -> dict[str, dict[str, Any]]:
-    """``{str(N): {head: {accuracy, balanced_accuracy, n, classes, confusion}}}`` on the held-out faces ``uris``."""
+    """``{str(N): {head: {accuracy, balanced_accuracy, n, classes, confusion, held_out}}}`` on the held-out faces
+    ``uris``; ``held_out`` holds each labelled face's true group index and predicted probabilities."""
     if not uris:
         raise ValueError("no held-out faces to score the classifier on")
     reports = {}

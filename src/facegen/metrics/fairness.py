@@ -22,7 +22,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from facegen.attributes import ATTRIBUTE_VALUES
-from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP, HeldOut, correct_attribute
+from facegen.metrics.fairness_correction import (
+    DEFAULT_BOOTSTRAP,
+    HeldOut,
+    correct_attribute,
+    perfect_generator_pass_rate,
+)
 
 #: The gate defaults of the evaluation issue: TV ≤ 0.05 for gender, ≤ 0.10 for age_bin and ethnicity.
 DEFAULT_MAX_TV: dict[str, float] = {"gender": 0.05, "age_bin": 0.10, "ethnicity": 0.10}
@@ -60,6 +65,14 @@ def representation_ratio(shares: Mapping[str, float], target: Mapping[str, float
     if not relative:
         raise ValueError(f"the target gives no group a positive share: {dict(target)}")
     return float(min(relative) / max(relative)) if max(relative) > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class FairnessThresholds:
+    """Gate limits; an attribute listed in ``max_tv`` must have been measured against a target to pass."""
+
+    max_tv: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_TV))
+    min_representation_ratio: float | None = DEFAULT_MIN_REPRESENTATION_RATIO
 
 
 def attribute_summary(
@@ -103,6 +116,7 @@ def fairness_report(
     reference: Mapping[str, np.ndarray] | None = None,
     requested: Mapping[str, np.ndarray] | None = None,
     held_out: Mapping[str, HeldOut] | None = None,
+    gates: FairnessThresholds | None = None,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
@@ -113,9 +127,12 @@ def fairness_report(
     → the group asked of a conditional generator per face (the bootstrap then resamples within requested cells);
     ``held_out`` attribute → the classifier's readings of held-out real faces at the generator's resolution, with
     which shares are corrected (:mod:`facegen.metrics.fairness_correction`) and which give the classifier's own
-    accuracy there (``classifier_accuracy``: the ceiling of ``conditional_accuracy``).
+    accuracy there (``classifier_accuracy``: the ceiling of ``conditional_accuracy``). For each attribute ``gates``
+    (default: the default thresholds) limits, ``perfect_pass_rate``: how often a generator that draws exactly what
+    it is asked would pass them with this many faces (the gate's power, so a failure can be read against it).
     """
     held_out = held_out or {}
+    gates = gates or FairnessThresholds()
     strata = None
     if requested:
         strata = np.unique(np.stack([np.asarray(v, dtype=str) for v in requested.values()], 1), axis=0,
@@ -133,6 +150,11 @@ def fairness_report(
             matrix = readings.confusion
             entry["classifier_accuracy"] = float(np.trace(matrix) / matrix.sum())
             entry["confusion"] = matrix.tolist()
+            if attribute in gates.max_tv and targets.get(attribute):
+                entry["perfect_pass_rate"] = perfect_generator_pass_rate(
+                    readings, ATTRIBUTE_VALUES[attribute], targets[attribute], len(values),
+                    max_tv=gates.max_tv[attribute], min_ratio=gates.min_representation_ratio, draws=100, seed=seed,
+                )  # fmt: skip
         if requested is not None and attribute in requested:
             asked = np.asarray(requested[attribute], dtype=object)
             if len(asked) != len(values):
@@ -141,14 +163,6 @@ def fairness_report(
             entry["conditional_accuracy"] = float(np.mean(asked == classified))
         report[attribute] = entry
     return report
-
-
-@dataclass(frozen=True)
-class FairnessThresholds:
-    """Gate limits; an attribute listed in ``max_tv`` must have been measured against a target to pass."""
-
-    max_tv: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_TV))
-    min_representation_ratio: float | None = DEFAULT_MIN_REPRESENTATION_RATIO
 
 
 def fairness_violations(report: Mapping[str, Mapping[str, Any]] | None, thresholds: FairnessThresholds) -> list[str]:
