@@ -37,7 +37,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from facegen.data.packing import pack_images
-    from facegen.metrics.features import RealFeatures, inception_features, resolve_device, unique_images
+    from facegen.devices import resolve_device
+    from facegen.metrics.features import RealFeatures, inception_features, unique_images
     from facegen.metrics.fidelity import compute_fidelity, fidelity_from_features
     from facegen.metrics.inception_weights import ensure_inception_weights
     from facegen.metrics.memorisation import memorisation_report

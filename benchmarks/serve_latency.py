@@ -102,7 +102,12 @@ def register_two_versions(uri: str, root: Path, model_config: dict) -> list[Path
     from facegen.models.bundle import save_generator_bundle
     from facegen.models.registry import build_generator
     from facegen.registry.generator_model import log_generator_model
-    from facegen.registry.model_registry import GateDecision, apply_gate, approve_version, register_generator
+    from facegen.registry.model_registry import (
+        GateDecision,
+        apply_gate,
+        approve_version,
+        register_generator,
+    )
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -322,8 +327,10 @@ def main() -> None:
 
     import torch
 
+    from facegen.devices import resolve_device
+
     model_config = {"resolution": args.resolution, "width": args.width, "latent_dim": 100, "norm": "batch"}
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device())
     summary: dict = {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "cpu": cpu_model(), "cores": os.cpu_count(), "device": device,

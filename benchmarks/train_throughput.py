@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
 from facegen.data.packing import pack_images
+from facegen.devices import resolve_device
 from facegen.models.losses import discriminator_loss, generator_loss
 from facegen.models.registry import build_discriminator, build_generator
 from facegen.train.config import TrainingConfig
@@ -118,7 +119,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference loop")
     args = parser.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device()
     with tempfile.TemporaryDirectory() as tmp:
         files = extract_faces(args.images, Path(tmp))
         packed = pack_images(pd.DataFrame({"uri": [str(f) for f in files]}), resolution=args.resolution,

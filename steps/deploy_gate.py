@@ -10,10 +10,10 @@ from typing import Annotated, Optional
 
 import mlflow
 import numpy as np
-import torch
 from mlflow import MlflowClient
 from zenml import get_step_context, log_metadata, step
 
+from facegen.devices import resolve_device
 from facegen.humaneval.gate import HumanEvalRequirement, require_human_eval
 from facegen.metrics.comparison import ComparisonRule, EvaluationProtocol
 from facegen.metrics.fairness import (
@@ -86,7 +86,7 @@ def deploy_gate(
         comparison = compare_with_champion(
             client, champion, generated_features, protocol, RealFeatures.load(real_features / FEATURES_FILE), rule,
             weights_path=ensure_inception_weights(), record_run_id=run_id,
-            device="cuda" if torch.cuda.is_available() else "cpu",
+            device=resolve_device(),
         )  # fmt: skip
     decision = decide_gate(metrics, GateThresholds(max_fid, max_kid, require_beats_champion), comparison)
     fairness_gates = FairnessThresholds(**({} if max_tv is None else {"max_tv": max_tv}),

@@ -14,6 +14,7 @@ import torch
 from torchvision.utils import make_grid
 from zenml import log_metadata, step
 
+from facegen.devices import resolve_device
 from facegen.metrics.comparison import EvaluationProtocol, protocol_features
 from facegen.metrics.features import INCEPTION_POOL3, RealFeatures, file_sha256
 from facegen.metrics.fidelity import fidelity_from_features
@@ -50,7 +51,7 @@ def evaluate(
     training faces' own nearest-neighbour distances counts as a near copy. Also returns the generated faces'
     Inception features and the protocol they were measured under (as a dict of EvaluationProtocol's fields).
     """
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device()
     generator = load_generator_bundle(generator_bundle, device=device)
     weights = ensure_inception_weights()
     real = RealFeatures.load(real_features / FEATURES_FILE, resolution=generator.resolution,

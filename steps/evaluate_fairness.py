@@ -6,13 +6,13 @@ from typing import Annotated
 
 import mlflow
 import numpy as np
-import torch
 from zenml import log_metadata, step
 
 from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.registry import load_attribute_classifier, resolve_version
 from facegen.attributes_model.scoring import held_out_at
+from facegen.devices import resolve_device
 from facegen.metrics.attribute_grid import attribute_grid
 from facegen.metrics.fairness import fairness_metrics, fairness_report, plot_fairness
 from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP
@@ -41,7 +41,7 @@ def evaluate_fairness(
     """
     classifier = load_attribute_classifier(model_name, alias)
     version = resolve_version(model_name, alias).version
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device()
     generator = load_generator_bundle(generator_bundle, device=device)
     resolution = int(generator.resolution)
     described = f"{model_name}@{alias} (version {version})"

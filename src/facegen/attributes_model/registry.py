@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 
 from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.inference import AttributeClassifier
+from facegen.devices import resolve_device
 
 BUNDLE_ARTIFACT = "attribute_bundle"
 TRAIN_COMMAND = "zenml pipeline run pipelines.attributes.attributes -c configs/attributes.yaml"
@@ -32,7 +33,7 @@ class AttributePyfunc(mlflow.pyfunc.PythonModel):
     """pyfunc: DataFrame with a ``uri`` column (files / entry URIs) → predictions per row."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = resolve_device()
         self.classifier = AttributeClassifier.from_bundle(context.artifacts[BUNDLE_ARTIFACT], device=device)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:

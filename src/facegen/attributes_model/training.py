@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from facegen.attributes_model.data import MISSING
 from facegen.attributes_model.metrics import evaluate_predictions
 from facegen.attributes_model.network import HEADS, AttributeNet
+from facegen.devices import resolve_device
 
 CLASS_WEIGHTINGS = ("none", "inverse_sqrt")
 
@@ -89,12 +90,6 @@ class AttributeTrainingResult:
     report: dict[str, Any]  # held-out evaluation after the last epoch
     steps: int
     seconds: float
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def to_unit(batch_uint8: torch.Tensor) -> torch.Tensor:

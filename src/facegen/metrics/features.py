@@ -21,6 +21,8 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.utils import create_feature_extractor
 from tqdm.auto import tqdm
 
+from facegen.devices import resolve_device
+
 #: torch-fidelity's registry name of the TF-compatible InceptionV3, and the layer FID/KID/PRC use.
 INCEPTION = "inception-v3-compat"
 POOL3 = "2048"
@@ -37,16 +39,6 @@ def check_images(images: np.ndarray, name: str, *, min_count: int = 1) -> None:
         raise ValueError(f"{name} must have shape N×3×H×W, got {images.shape}")
     if images.shape[0] < min_count:
         raise ValueError(f"{name} needs at least {min_count} images, got {images.shape[0]}")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` → cuda when available, else cpu; anything but cpu/cuda[:N] is refused."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    parsed = torch.device(device)
-    if parsed.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
-    return parsed
 
 
 def load_extractor(

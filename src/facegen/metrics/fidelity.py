@@ -17,8 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
-from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+from torch_fidelity.metric_fid import (
+    KEY_METRIC_FID,
+    fid_features_to_statistics,
+    fid_statistics_to_metric,
+)
+from torch_fidelity.metric_kid import (
+    KEY_METRIC_KID_MEAN,
+    KEY_METRIC_KID_STD,
+    kid_features_to_metric,
+)
 from torch_fidelity.metric_prc import (
     KEY_METRIC_F_SCORE,
     KEY_METRIC_PRECISION,
@@ -26,7 +34,8 @@ from torch_fidelity.metric_prc import (
     prc_features_to_metric,
 )
 
-from facegen.metrics.features import check_images, inception_features, resolve_device
+from facegen.devices import resolve_device
+from facegen.metrics.features import check_images, inception_features
 
 _DEFAULT_KID_SUBSET_SIZE = 1000
 _DEFAULT_PRC_NEIGHBORHOOD = 3

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from facegen.metrics.features import check_images, resolve_device
+from facegen.devices import resolve_device
+from facegen.metrics.features import check_images
 
 DEFAULT_QUANTILE = 0.01
 #: Queries per ``torch.cdist`` call: 1024 × 20k reference rows is an 80 MB float32 block.

@@ -32,6 +32,7 @@ from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, Schema
 
 from facegen.attributes import ATTRIBUTE_VALUES
+from facegen.devices import resolve_device
 from facegen.models.bundle import load_generator_bundle
 from facegen.models.conditioning import encode_labels
 from facegen.models.sampling import faces_from_seeds
@@ -155,7 +156,7 @@ class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
     """pyfunc around a generator bundle: DataFrame of seeds (+ truncation, attributes) in, uint8 N×H×W×3 out."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = resolve_device()
         self.generator = load_generator_bundle(Path(context.artifacts[BUNDLE_ARTIFACT]), device=self.device)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:

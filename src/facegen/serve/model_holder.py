@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from facegen.devices import resolve_device
 from facegen.models.bundle import load_generator_bundle, read_bundle_spec
 from facegen.registry.generator_model import BUNDLE_ARTIFACT
 
@@ -60,13 +61,6 @@ class LoadedModel:
     def conditional_attributes(self) -> tuple[str, ...]:
         """Attributes a conditional generator is conditioned on (its ``label_dims``); empty for unconditional ones."""
         return tuple(getattr(self.generator, "label_dims", {}) or {})
-
-
-def resolve_device(spec: str = "auto") -> torch.device:
-    """``auto`` → the first CUDA device when there is one, else the CPU; anything else as given."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
 
 
 def mlflow_client(tracking_uri: str):

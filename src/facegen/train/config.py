@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from facegen.devices import resolve_device
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -83,6 +85,4 @@ class TrainingConfig:
         return asdict(self)
 
     def resolve_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
