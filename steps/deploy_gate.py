@@ -22,7 +22,7 @@ from facegen.metrics.fairness import (
     fairness_tags,
     fairness_violations,
 )
-from facegen.metrics.features import RealFeatures
+from facegen.metrics.features import REAL_FEATURES_FILE, RealFeatures
 from facegen.metrics.inception_weights import ensure_inception_weights
 from facegen.models.bundle import load_generator_bundle
 from facegen.models.conditioning import label_vocabulary
@@ -39,7 +39,6 @@ from facegen.registry.model_registry import (
     record_comparison,
     register_generator,
 )
-from steps.real_features import FEATURES_FILE
 
 #: Evaluation numbers copied onto the version as ``metric.<name>`` tags: quality, memorisation and speed side by side.
 VERSION_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "is_mean", "near_copy_share",
@@ -84,7 +83,7 @@ def deploy_gate(
     comparison = None
     if champion is not None and require_beats_champion:
         comparison = compare_with_champion(
-            client, champion, generated_features, protocol, RealFeatures.load(real_features / FEATURES_FILE), rule,
+            client, champion, generated_features, protocol, RealFeatures.load(real_features / REAL_FEATURES_FILE), rule,
             weights_path=ensure_inception_weights(), record_run_id=run_id,
             device=resolve_device(),
         )  # fmt: skip

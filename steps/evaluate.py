@@ -16,7 +16,13 @@ from zenml import log_metadata, step
 
 from facegen.devices import resolve_device
 from facegen.metrics.comparison import EvaluationProtocol, protocol_features
-from facegen.metrics.features import INCEPTION_POOL3, RealFeatures, file_sha256
+from facegen.metrics.features import (
+    INCEPTION_POOL3,
+    REAL_FEATURES_FILE,
+    REAL_IMAGES_FILE,
+    RealFeatures,
+    file_sha256,
+)
 from facegen.metrics.fidelity import fidelity_from_features
 from facegen.metrics.inception_score import inception_score
 from facegen.metrics.inception_weights import ensure_inception_weights
@@ -26,7 +32,6 @@ from facegen.metrics.samples import balance_targets
 from facegen.models.bundle import load_generator_bundle
 from facegen.models.conditioning import UNKNOWN
 from facegen.registry.model_registry import EVAL_PROTOCOL_ID_TAG
-from steps.real_features import FEATURES_FILE, IMAGES_FILE
 
 
 @step
@@ -54,7 +59,7 @@ def evaluate(
     device = resolve_device()
     generator = load_generator_bundle(generator_bundle, device=device)
     weights = ensure_inception_weights()
-    real = RealFeatures.load(real_features / FEATURES_FILE, resolution=generator.resolution,
+    real = RealFeatures.load(real_features / REAL_FEATURES_FILE, resolution=generator.resolution,
                              extractor=INCEPTION_POOL3, weights_sha256=file_sha256(weights))  # fmt: skip
     protocol = EvaluationProtocol.for_generator(generator, real, num_generated=num_generated, seed=seed + 1_000_003,
                                                 targets=balance_targets(balance_shares),
@@ -80,7 +85,7 @@ def evaluate(
                        "eval_real_dataset_hash": real.dataset_hash[:16], "eval_resolution": real.resolution})
     grid = make_grid(torch.from_numpy(generated[:64]), nrow=8, padding=1).permute(1, 2, 0).numpy()
     mlflow.log_image(grid, artifact_file="samples/evaluation_grid.png")
-    real_images = np.load(real_features / IMAGES_FILE)
+    real_images = np.load(real_features / REAL_IMAGES_FILE)
     mlflow.log_image(closest_pairs_grid(generated, real_images, memorisation, k=16),
                      artifact_file="memorisation/closest_pairs.png")
     result = {**numbers, "num_generated": float(len(generated)), "num_real": float(real.count),

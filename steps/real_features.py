@@ -11,11 +11,13 @@ from typing import Annotated, Optional
 import numpy as np
 from zenml import log_metadata, step
 
-from facegen.metrics.features import RealFeatures, unique_images
+from facegen.metrics.features import (
+    REAL_FEATURES_FILE,
+    REAL_IMAGES_FILE,
+    RealFeatures,
+    unique_images,
+)
 from facegen.metrics.inception_weights import ensure_inception_weights
-
-FEATURES_FILE = "real_features.npz"
-IMAGES_FILE = "real_images.npy"  # the faces behind the features, same order (memorisation shows closest pairs)
 
 
 @step(enable_artifact_visualization=False)
@@ -28,7 +30,7 @@ def real_features(
         images = images[np.sort(np.random.default_rng(seed).choice(len(images), size=max_real, replace=False))]
     record = RealFeatures.from_images(images, weights_path=ensure_inception_weights(), progress=True)
     out = Path(tempfile.mkdtemp(prefix="facegen-real-features-"))
-    record.save(out / FEATURES_FILE)
-    np.save(out / IMAGES_FILE, images)
+    record.save(out / REAL_FEATURES_FILE)
+    np.save(out / REAL_IMAGES_FILE, images)
     log_metadata(metadata={**record.identity, "training_images": len(packed_dataset)})
     return out

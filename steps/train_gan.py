@@ -13,7 +13,7 @@ import numpy as np
 from zenml import log_metadata, step
 
 from facegen.data.label_encoding import labels_for_model, require_labels
-from facegen.metrics.features import RealFeatures
+from facegen.metrics.features import REAL_FEATURES_FILE, RealFeatures
 from facegen.metrics.inception_weights import ensure_inception_weights
 from facegen.metrics.samples import balance_targets
 from facegen.models.bundle import save_generator_bundle
@@ -22,7 +22,6 @@ from facegen.train.config import TrainingConfig
 from facegen.train.fid_tracker import TrainingFID, plot_fid_curve
 from facegen.train.loop import train_gan as run_training
 from facegen.train.mlflow_monitor import MlflowTrainingMonitor, plot_loss_curves
-from steps.real_features import FEATURES_FILE
 
 
 @step
@@ -50,7 +49,7 @@ def train_gan(
     checkpoint = work / "checkpoint" / "last.pt"
     fid_tracker = None
     if config.fid_every_steps:
-        fid_tracker = TrainingFID(RealFeatures.load(real_features / FEATURES_FILE), ensure_inception_weights(),
+        fid_tracker = TrainingFID(RealFeatures.load(real_features / REAL_FEATURES_FILE), ensure_inception_weights(),
                                   num_samples=config.fid_num_samples, seed=seed + 5_000_011,
                                   targets=balance_targets(balance_shares))  # fmt: skip
     result = run_training(packed_dataset, config, labels=labels_for_model(labels, label_dims) if label_dims else None,

@@ -124,6 +124,11 @@ class RealFeaturesMismatch(ValueError):
 _IDENTITY = ("dataset_hash", "resolution", "extractor", "weights_sha256")
 
 
+#: File names inside the real-reference folder the ``real_features`` step writes (and evaluate/train/gate read).
+REAL_FEATURES_FILE = "real_features.npz"
+REAL_IMAGES_FILE = "real_images.npy"  # the faces behind the features, same order (memorisation shows closest pairs)
+
+
 @dataclass(frozen=True)
 class RealFeatures:
     """Pool3 features of the unique real images and what they were computed from."""

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facegen.paths import facegen_home
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 #: The local store's directory below ``facegen_home()``.
 LOCAL_STORE_DIR = "mlflow"
@@ -33,6 +37,18 @@ def default_tracking_uri() -> str:
     if uri:
         return uri
     return f"sqlite:///{local_store_dir() / 'mlflow.db'}"
+
+
+def mlflow_client(tracking_uri: str | None = None) -> MlflowClient:
+    """THE way facegen builds an MLflow client: bound to one URI for tracking and registry alike.
+
+    ``tracking_uri`` None → :func:`default_tracking_uri`. Never the process-global URI that ``mlflow.set_tracking_uri``
+    (or a ZenML step's tracker) may have changed behind the caller's back, and never a registry elsewhere.
+    """
+    from mlflow import MlflowClient
+
+    uri = tracking_uri or default_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def local_artifact_root() -> str:

@@ -29,6 +29,7 @@ from torch import nn
 from facegen.devices import resolve_device
 from facegen.models.bundle import load_generator_bundle, read_bundle_spec
 from facegen.registry.generator_model import BUNDLE_ARTIFACT
+from facegen.registry.tracking import mlflow_client
 
 logger = logging.getLogger("facegen.serve.model")
 
@@ -61,13 +62,6 @@ class LoadedModel:
     def conditional_attributes(self) -> tuple[str, ...]:
         """Attributes a conditional generator is conditioned on (its ``label_dims``); empty for unconditional ones."""
         return tuple(getattr(self.generator, "label_dims", {}) or {})
-
-
-def mlflow_client(tracking_uri: str):
-    """A client bound to ``tracking_uri`` for both tracking and registry (never the process-global URI)."""
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def bundle_dir_of(model_dir: Path) -> Path:
