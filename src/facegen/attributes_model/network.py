@@ -17,7 +17,7 @@ from torch import nn
 from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.paths import installed_package_file
 
-#: Heads in output order, each with its classes (the shared vocabulary, see DESIGN.md).
+#: Heads in output order, each with its classes (the shared vocabulary of facegen.attributes).
 HEADS: dict[str, tuple[str, ...]] = {name: ATTRIBUTE_VALUES[name] for name in ("gender", "age_bin", "ethnicity")}
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

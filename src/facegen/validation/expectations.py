@@ -6,7 +6,7 @@ Three batches, one checkpoint:
 - ``manifest`` (every row): uri unique and present, status in {kept, quarantined}, reason from the known codes,
   column types;
 - ``kept`` (kept rows): sha256 well-formed and unique, width / height / blur score / face score within their
-  ranges, attribute values from the shared vocabulary (DESIGN.md names);
+  ranges, attribute values from the shared vocabulary (:mod:`facegen.attributes`);
 - ``groups`` (one row per attribute value among kept rows): at least ``min_per_group`` images per group.
 
 GE's data docs (HTML) are written under ``out_dir/data_docs``; they load Bootstrap, jQuery and Vega from CDNs, so
