@@ -109,3 +109,22 @@ def test_dcgan_truncation_scales_z_toward_zero():
     assert torch.equal(generator(z, truncation_psi=1.0), generator(z))
     per_sample = generator(z, truncation_psi=torch.tensor([0.0, 0.5, 1.0, 1.0]))
     assert torch.allclose(per_sample, generator(z * torch.tensor([0.0, 0.5, 1.0, 1.0])[:, None]))
+
+
+# One call signature for every registered generator: what sampling, training and serving call.
+
+SMALL_BY_ARCHITECTURE = {
+    "dcgan": SMALL,
+    "stylegan": {"resolution": 16, "latent_dim": 16, "w_dim": 16, "mapping_layers": 2, "channel_max": 16},
+}
+
+
+@pytest.mark.parametrize("conditioning", [None, ALL_ATTRIBUTES], ids=["unconditional", "conditional"])
+@pytest.mark.parametrize("architecture", architectures())
+def test_every_generator_is_called_with_latents_labels_and_psi(architecture: str, conditioning: list[str] | None):
+    config = {**SMALL_BY_ARCHITECTURE[architecture], **({"conditioning": conditioning} if conditioning else {})}
+    generator = build_generator(architecture, config).eval()
+    assert generator.conditional is bool(conditioning) and list(generator.label_dims) == (conditioning or [])
+    labels = torch.full((2, len(conditioning)), -1) if conditioning else None  # −1: every attribute unspecified
+    images = generator(torch.zeros(2, generator.latent_dim), labels, truncation_psi=0.5)
+    assert images.shape == (2, 3, generator.resolution, generator.resolution)
