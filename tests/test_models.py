@@ -57,6 +57,14 @@ def test_bad_configs_are_refused():
     assert "dcgan" in architectures()
 
 
+def test_a_model_key_no_network_accepts_is_an_error_naming_it():
+    with pytest.raises(ValueError, match=r"unknown dcgan model key\(s\) \['widht'\]; allowed: .*'width'"):
+        build_generator("dcgan", {"resolution": 16, "widht": 8})
+    with pytest.raises(ValueError, match=r"\['w_dim'\]"):  # a StyleGAN knob in a DCGAN config
+        build_discriminator("dcgan", {"resolution": 16, "w_dim": 64})
+    build_discriminator("dcgan", {"resolution": 16, "width": 8, "latent_dim": 100})  # G's keys are fine for D
+
+
 # Conditional DCGAN: label embeddings appended to z, projection discriminator, z-space truncation.
 
 ALL_ATTRIBUTES = ["gender", "age_bin", "ethnicity"]

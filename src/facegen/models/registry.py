@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from facegen.config_keys import reject_unknown
 from facegen.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from facegen.models.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
@@ -50,20 +51,28 @@ def _get(name: str) -> Architecture:
         raise ValueError(f"unknown architecture {name!r}; registered: {architectures()}") from None
 
 
-def _kwargs_for(cls: type[nn.Module], config: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``config`` that ``cls.__init__`` accepts, so G and D can share one model config."""
-    accepted = inspect.signature(cls.__init__).parameters
+def _accepted(cls: type[nn.Module]) -> set[str]:
+    return set(inspect.signature(cls.__init__).parameters) - {"self"}
+
+
+def _kwargs_for(name: str, cls: type[nn.Module], config: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``config`` that ``cls.__init__`` accepts, so G and D can share one model config; a key that
+    neither the generator nor the discriminator of ``name`` accepts (a typo in YAML) is a ValueError naming it."""
+    architecture = _get(name)
+    reject_unknown(config, _accepted(architecture.generator) | _accepted(architecture.discriminator),
+                   f"{name} model")  # fmt: skip
+    accepted = _accepted(cls)
     return {key: value for key, value in config.items() if key in accepted}
 
 
 def build_generator(name: str, config: dict[str, Any]) -> nn.Module:
     """Instantiate the generator of architecture ``name`` from a model config (resolution, latent_dim, width, …)."""
-    return _get(name).generator(**_kwargs_for(_get(name).generator, config))
+    return _get(name).generator(**_kwargs_for(name, _get(name).generator, config))
 
 
 def build_discriminator(name: str, config: dict[str, Any]) -> nn.Module:
     """Instantiate the discriminator of architecture ``name`` from the same model config."""
-    return _get(name).discriminator(**_kwargs_for(_get(name).discriminator, config))
+    return _get(name).discriminator(**_kwargs_for(name, _get(name).discriminator, config))
 
 
 register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator)

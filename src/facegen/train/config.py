@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 
+from facegen.config_keys import dataclass_from_dict, reject_unknown
 from facegen.devices import resolve_device
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -73,10 +74,11 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainingConfig":
-        """Build from plain YAML values (nested ``augment`` dict, ``betas`` list)."""
+        """Build from plain YAML values (nested ``augment`` dict, ``betas`` list); an unknown key is a ValueError."""
         values = dict(values)
+        reject_unknown(values, (f.name for f in fields(cls)), "training")
         if isinstance(values.get("augment"), dict):
-            values["augment"] = AugmentConfig(**values["augment"])
+            values["augment"] = dataclass_from_dict(AugmentConfig, values["augment"], "training.augment")
         if "betas" in values:
             values["betas"] = tuple(values["betas"])
         return cls(**values)
