@@ -17,7 +17,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(STATE)/mlflow/mlflow.db
 
 CONFIG ?= configs/local.yaml
 
-.PHONY: setup train attributes attribute-model test test-all mlflow-ui clean
+.PHONY: setup train attributes attribute-model configs test test-all mlflow-ui clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ attributes: setup
 attribute-model: setup
 	@$(BIN)/python -c "import sys; from facegen.attributes_model.registry import resolve_version; \
 	sys.exit(resolve_version() is None)" || $(MAKE) attributes
+
+# configs/{local,gpu,k8s}.yaml are generated: edit configs/base.yaml (every knob, documented) or the environment's
+# overlay configs/env/NAME.yaml (what differs), then re-render; tests/test_configs.py fails on a stale file.
+configs: $(VENV)/.installed
+	$(BIN)/python -m facegen.config_render
 
 test: $(VENV)/.installed
 	bash scripts/ensure_chromium.sh

@@ -44,7 +44,8 @@ def export(config_path: str, out: str) -> None:
     steps = config["steps"]
     manifest = build_manifest(config["parameters"]["source"], max_images=steps["ingest"]["parameters"]["max_images"],
                               seed=config["parameters"]["seed"])  # fmt: skip
-    screened = assess_quality(manifest, config=QualityConfig.from_dict(steps["quality_filter"]["parameters"]))
+    quality = QualityConfig.from_dict(steps["quality_filter"]["parameters"]["quality"])
+    screened = assess_quality(manifest, config=quality)
     train = steps["train_attribute_model"]["parameters"]
     _, holdout = split_frame(screened, holdout_fraction=train["holdout_fraction"], seed=config["parameters"]["seed"],
                              max_images=train.get("max_images"))  # fmt: skip

@@ -16,5 +16,5 @@ from steps.train_attribute_model import train_attribute_model
 def attributes(source: str = DEFAULT_SOURCE, seed: int = 0) -> None:
     """Train the demographic attribute classifier on the labelled faces of ``source``."""
     manifest = ingest(source=source, seed=seed)
-    screened = quality_filter(manifest)
+    screened, _quality_settings = quality_filter(manifest)
     train_attribute_model(screened, seed=seed)

@@ -27,9 +27,9 @@ from steps.validate_data import validate_data
 def training(source: str = DEFAULT_SOURCE, resolution: int = 32, seed: int = 0) -> None:
     """Retrain the face GAN on ``source`` (folder, zip or s3:// prefix) and gate the result for deployment."""
     manifest = ingest(source=source, seed=seed)
-    screened = quality_filter(manifest)
+    screened, quality_settings = quality_filter(manifest)
     tagged = tag_attributes(screened)
-    validate_data(tagged)
+    validate_data(tagged, quality_settings)  # held to the thresholds that screened it
     drift_report(tagged)
     # Balancing waits for the data checks, so a failing suite (on_failure: fail) stops the run before training.
     plan, balance_shares = balance(tagged, seed=seed, after=["validate_data", "drift_report"])

@@ -1,7 +1,7 @@
 """quality_filter: decode every image; quarantine broken, too small, grayscale (by config), blurry, faceless and
 duplicate ones (exact and near), each with a reason; generated feedback faces have their own size and blur limits."""
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Tuple
 
 import mlflow
 import pandas as pd
@@ -11,32 +11,21 @@ from facegen.data.quality import QualityConfig, assess_quality, origin_summary, 
 from steps.materializers import ManifestMaterializer
 
 
-@step(output_materializers=ManifestMaterializer)
+@step(output_materializers={"screened_manifest": ManifestMaterializer})
 def quality_filter(
     manifest: pd.DataFrame,
-    min_side: int = 64,
-    blur_threshold: float = 7.0,
-    grayscale: str = "keep",
-    max_pixels: int = 40_000_000,
-    near_duplicate_distance: Optional[int] = 6,
-    near_duplicate_min_correlation: float = 0.96,
-    face_check: Optional[dict[str, Any]] = None,
-    feedback: Optional[dict[str, Any]] = None,
+    quality: Optional[dict[str, Any]] = None,
     workers: int = 2,
-) -> Annotated[pd.DataFrame, "screened_manifest"]:
+) -> Tuple[Annotated[pd.DataFrame, "screened_manifest"], Annotated[dict, "quality_settings"]]:
     """Every ingested row comes out, marked kept or quarantined: nothing is silently dropped.
 
-    ``face_check``: ``{enabled: true, cascade: …, min_face_score: 3, …}`` (see facegen.data.faces.FaceCheck);
-    null or ``enabled: false`` skips it. ``feedback``: ``{min_side, blur_threshold}`` for generated faces
-    (origin ``feedback``), calibrated at the generator's resolution; null: the 32 px defaults of
-    facegen.data.quality.FeedbackThresholds.
+    ``quality``: the thresholds (facegen.data.quality.QualityConfig: its defaults fill what is not given, an unknown
+    key is an error), e.g. ``face_check: {enabled: true, min_face_score: 3, …}`` (facegen.data.faces.FaceCheck;
+    null or ``enabled: false`` skips it) and ``feedback: {min_side, blur_threshold}`` for generated faces (origin
+    ``feedback``), calibrated at the generator's resolution. ``quality_settings`` is the full config used, which
+    validate_data holds the kept rows to.
     """
-    config = QualityConfig.from_dict({
-        "min_side": min_side, "blur_threshold": blur_threshold, "grayscale": grayscale, "max_pixels": max_pixels,
-        "near_duplicate_distance": near_duplicate_distance,
-        "near_duplicate_min_correlation": near_duplicate_min_correlation, "face_check": face_check,
-        "feedback": feedback,
-    })  # fmt: skip
+    config = QualityConfig.from_dict(quality)
     screened = assess_quality(manifest, config=config, workers=workers)
     kept = int((screened["status"] == "kept").sum())
     if kept == 0:
@@ -52,4 +41,4 @@ def quality_filter(
     quarantined = screened[screened["status"] == "quarantined"][["uri", "origin", "reason", "detail"]]
     mlflow.log_text(quarantined.to_csv(index=False), "data/quarantine.csv")
     log_metadata(metadata={**counts, "quarantine_reasons": reasons})
-    return screened
+    return screened, config.to_dict()

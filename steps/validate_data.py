@@ -9,7 +9,7 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.logger import get_logger
 
-from facegen.data.quality import FeedbackThresholds
+from facegen.data.quality import QualityConfig
 from facegen.validation.expectations import ManifestExpectations, validate_manifest
 
 logger = get_logger(__name__)
@@ -18,28 +18,24 @@ logger = get_logger(__name__)
 @step
 def validate_data(
     tagged_manifest: pd.DataFrame,
-    min_side: int = 64,
-    max_side: int = 20_000,
-    min_blur_score: float = 7.0,
-    min_face_score: Optional[float] = None,
-    min_per_group: int = 1,
+    quality_settings: dict,
+    max_side: Optional[int] = None,
+    min_per_group: Optional[int] = None,
     group_attributes: Optional[list[str]] = None,
-    feedback: Optional[dict] = None,
     on_failure: str = "warn",
 ) -> Annotated[Path, "validation_report"]:
     """``on_failure``: ``fail`` stops the run on any unmet expectation, ``warn`` logs it and goes on.
 
-    ``group_attributes`` (default gender, age_bin, ethnicity): whose groups must each keep ``min_per_group`` faces.
-    ``feedback`` (``{min_side, blur_threshold}``, default the quality filter's 32 px limits): what kept generated
-    feedback faces are held to instead of ``min_side`` / ``min_blur_score``.
+    ``quality_settings``: quality_filter's output, so kept photos and kept feedback faces are held to the very
+    size, blur and face-score limits that screened them. ``group_attributes``: whose groups must each keep
+    ``min_per_group`` faces. A knob left null takes facegen.validation.expectations.ManifestExpectations' default.
     """
     if on_failure not in ("fail", "warn"):
         raise ValueError(f"on_failure must be 'fail' or 'warn', got {on_failure!r}")
-    groups = tuple(group_attributes or ("gender", "age_bin", "ethnicity"))
-    settings = ManifestExpectations(min_side=min_side, max_side=max_side, min_blur_score=min_blur_score,
-                                    min_face_score=min_face_score, min_per_group=min_per_group,
-                                    group_attributes=groups,
-                                    feedback=FeedbackThresholds(**(feedback or {})))  # fmt: skip
+    knobs = {"max_side": max_side, "min_per_group": min_per_group,
+             "group_attributes": tuple(group_attributes) if group_attributes is not None else None}  # fmt: skip
+    settings = ManifestExpectations(quality=QualityConfig.from_dict(quality_settings),
+                                    **{k: v for k, v in knobs.items() if v is not None})  # fmt: skip
     out = Path(tempfile.mkdtemp(prefix="facegen-validation-"))
     outcome = validate_manifest(tagged_manifest, out, settings)
     mlflow.log_artifacts(str(out), artifact_path="validation")

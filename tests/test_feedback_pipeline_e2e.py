@@ -99,9 +99,8 @@ def _config(tmp_path: Path, photos: Path, feedback: Path) -> Path:
     steps = config["steps"]
     config["parameters"]["source"] = str(photos)
     steps["ingest"]["parameters"].update(max_images=None, feedback_source=str(feedback))
-    steps["quality_filter"]["parameters"]["feedback"] = FEEDBACK_THRESHOLDS
-    # validate_data holds kept feedback faces to the same generated-face limits (not the photos' 64 px).
-    steps["validate_data"]["parameters"]["feedback"] = FEEDBACK_THRESHOLDS
+    # validate_data holds kept feedback faces to these same limits (quality_filter's quality_settings output).
+    steps["quality_filter"]["parameters"]["quality"]["feedback"] = FEEDBACK_THRESHOLDS
     steps["train_gan"]["parameters"]["training"]["fid_every_steps"] = 0  # not what this test is about; saves minutes
     # The MLflow server is shared by the session: register under its own name, so the training e2e's version
     # numbers stay its own.

@@ -12,10 +12,11 @@ import pytest
 from PIL import Image, ImageFilter
 
 from facegen.data.manifest import MANIFEST_COLUMNS, build_manifest, manifest_hash
-from facegen.data.quality import assess_quality, quarantine_summary
+from facegen.data.quality import QualityConfig, assess_quality, quarantine_summary
 
 MIN_SIDE = 64
 BLUR_THRESHOLD = 7.0  # ~2% of UTKFace faces score lower (measured on all 23,207: p1 6.3, p5 8.8, p50 31.5)
+CONFIG = QualityConfig(min_side=MIN_SIDE, blur_threshold=BLUR_THRESHOLD)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_manifest_describes_every_image_without_decoding(messy_folder: Path, fac
 def test_quality_quarantines_each_broken_file_with_its_reason(messy_folder: Path, faces: dict[str, bytes]) -> None:
     manifest = build_manifest(str(messy_folder), progress=False)
 
-    assessed = assess_quality(manifest, min_side=MIN_SIDE, blur_threshold=BLUR_THRESHOLD, progress=False)
+    assessed = assess_quality(manifest, config=CONFIG, progress=False)
 
     assert assessed["uri"].tolist() == manifest["uri"].tolist()  # same rows, same order
     by_name = assessed.set_index("name")
@@ -114,7 +115,7 @@ def test_unsafe_zip_members_are_recorded_and_stay_quarantined(tmp_path: Path, fa
         out.writestr("../escape.jpg", next(iter(faces.values())))
 
     manifest = build_manifest(str(archive), progress=False)
-    assessed = assess_quality(manifest, min_side=MIN_SIDE, blur_threshold=BLUR_THRESHOLD, progress=False)
+    assessed = assess_quality(manifest, config=CONFIG, progress=False)
 
     unsafe = assessed[assessed["name"] == "escape.jpg"].iloc[0]
     assert unsafe["uri"] == f"zip://{archive}!/../escape.jpg"
@@ -127,7 +128,7 @@ def test_unsafe_zip_members_are_recorded_and_stay_quarantined(tmp_path: Path, fa
 def test_real_faces_are_kept(utkface_zip: Path) -> None:
     manifest = build_manifest(str(utkface_zip), max_images=60, seed=11, progress=False)
 
-    assessed = assess_quality(manifest, min_side=MIN_SIDE, blur_threshold=BLUR_THRESHOLD, progress=False)
+    assessed = assess_quality(manifest, config=CONFIG, progress=False)
 
     assert set(assessed["reason"].dropna()) <= {"blurry"}
     assert assessed["status"].eq("kept").mean() >= 0.9
@@ -163,4 +164,4 @@ def test_an_image_gone_missing_after_ingest_fails_instead_of_passing_as_undecoda
     vanished = Path(manifest["uri"].iloc[0])
     vanished.unlink()
     with pytest.raises(OSError, match=vanished.name):
-        assess_quality(manifest, min_side=64, blur_threshold=7.0, progress=False)
+        assess_quality(manifest, config=CONFIG, progress=False)

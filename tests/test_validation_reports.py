@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facegen.data.faces import FaceCheck
+from facegen.data.quality import QualityConfig
 from facegen.validation.drift import drift_frame, drift_report
 from facegen.validation.expectations import ManifestExpectations, group_counts, validate_manifest
 
@@ -33,7 +35,8 @@ def manifest(n: int = 120, seed: int = 0, *, blur_shift: float = 0.0, female_sha
 
 
 def test_a_clean_manifest_passes_and_writes_both_reports(tmp_path: Path) -> None:
-    outcome = validate_manifest(manifest(), tmp_path, ManifestExpectations(min_face_score=3, min_per_group=1))
+    settings = ManifestExpectations(QualityConfig(face_check=FaceCheck(min_face_score=3)), min_per_group=1)
+    outcome = validate_manifest(manifest(), tmp_path, settings)
 
     assert outcome.success, outcome.failures()
     assert outcome.statistics["unsuccessful"] == 0 and outcome.statistics["evaluated"] >= 20

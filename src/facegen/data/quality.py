@@ -35,7 +35,7 @@ from __future__ import annotations
 import io
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import partial
 from typing import Any
 
@@ -45,6 +45,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from facegen.config_keys import dataclass_from_dict, reject_unknown
 from facegen.data.faces import FaceCheck, FaceDetector
 from facegen.data.manifest import FEEDBACK_ORIGIN, SOURCE_ORIGIN
 from facegen.data.near_duplicates import group_near_duplicates, phash_hex, thumbnail, thumbnail_correlation
@@ -105,7 +106,9 @@ class FeedbackThresholds:
 
 @dataclass(frozen=True)
 class QualityConfig:
-    """Every threshold of the quality filter (see the module doc for what each one quarantines)."""
+    """Every threshold of the quality filter (see the module doc for what each one quarantines): the one home of
+    their defaults. ``quality_filter.parameters.quality`` in the configs; ``validate_data`` holds kept rows to the
+    config the filter used (facegen.validation.expectations)."""
 
     min_side: int = 64
     blur_threshold: float = 7.0
@@ -130,12 +133,20 @@ class QualityConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> QualityConfig:
+        """From YAML values (``face_check: {enabled, …}``, ``feedback: {min_side, blur_threshold}``); missing keys
+        take the defaults above, an unknown key (at any level) is a ValueError naming it."""
         values = dict(values or {})
+        reject_unknown(values, (f.name for f in fields(cls)), "quality")
         face = values.pop("face_check", None)
         if isinstance(face, dict):
-            face = FaceCheck(**face) if face.pop("enabled", True) else None
-        feedback = FeedbackThresholds(**(values.pop("feedback", None) or {}))
+            face = dict(face)
+            face = dataclass_from_dict(FaceCheck, face, "quality.face_check") if face.pop("enabled", True) else None
+        feedback = dataclass_from_dict(FeedbackThresholds, values.pop("feedback", None), "quality.feedback")
         return cls(face_check=face, feedback=feedback, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values that :meth:`from_dict` turns back into this config (``face_check: null`` when off)."""
+        return asdict(self)
 
     def size_and_blur(self, origin: str) -> tuple[int, float]:
         """``(min_side, blur_threshold)`` for a row of this ``origin``: generated faces have their own."""
@@ -264,23 +275,17 @@ def _assess_many(rows: list[tuple[str, str]], *, config: QualityConfig) -> list[
 def assess_quality(
     manifest: pd.DataFrame,
     *,
-    min_side: int | None = None,
-    blur_threshold: float | None = None,
     config: QualityConfig | None = None,
     workers: int = 2,
     progress: bool = True,
 ) -> pd.DataFrame:
     """The manifest's rows, same count and order, with ``status``, ``reason``, ``detail`` and the quality columns.
 
-    ``config`` holds every threshold; ``min_side`` / ``blur_threshold`` override its fields when given (the
-    default config has no face check). Rows already quarantined (e.g. ``unsafe_path`` at ingest) keep their
-    reason. Of byte-identical rows the first in manifest order is assessed and the others become
+    ``config`` holds every threshold (the default config has no face check). Rows already quarantined (e.g.
+    ``unsafe_path`` at ingest) keep their reason. Of byte-identical rows the first in manifest order is assessed and the others become
     ``duplicate_sha256``, detail naming the first; near-duplicates among kept images are resolved last.
     """
     config = config or QualityConfig()
-    overrides = {k: v for k, v in {"min_side": min_side, "blur_threshold": blur_threshold}.items() if v is not None}
-    if overrides:
-        config = QualityConfig(**{**config.__dict__, **overrides})
     n = len(manifest)
     # Work on positional column arrays: robust to any index the caller's frame has, and fast to fill.
     columns: dict[str, np.ndarray] = {

@@ -28,20 +28,23 @@ import pandas as pd
 
 from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.data.manifest import FEEDBACK_ORIGIN
-from facegen.data.quality import QUARANTINE_REASONS, FeedbackThresholds
+from facegen.data.quality import QUARANTINE_REASONS, QualityConfig
 
 
 @dataclass(frozen=True)
 class ManifestExpectations:
-    """Thresholds of the suite (``validate_data.parameters`` in configs)."""
+    """Thresholds of the suite (``validate_data.parameters`` in configs). Size, sharpness and face score are the
+    quality filter's own (``quality``: the config that screened the manifest), never a second copy."""
 
-    min_side: int = 64
+    quality: QualityConfig = field(default_factory=QualityConfig)  # min_side, blur_threshold, face check, feedback
     max_side: int = 20_000
-    min_blur_score: float = 7.0
-    min_face_score: float | None = None  # None: not checked (face check off)
     min_per_group: int = 1
     group_attributes: tuple[str, ...] = ("gender", "age_bin", "ethnicity")
-    feedback: FeedbackThresholds = field(default_factory=FeedbackThresholds)  # generated faces' own size and blur
+
+    @property
+    def min_face_score(self) -> float | None:
+        """The face check's threshold; None (not checked) when the filter ran without one."""
+        return None if self.quality.face_check is None else self.quality.face_check.min_face_score
 
 
 @dataclass
@@ -112,10 +115,11 @@ def _suites(gx: Any, manifest: pd.DataFrame, kept: pd.DataFrame, settings: Manif
     groups = [
         E.ExpectColumnValuesToBeBetween(column="count", min_value=settings.min_per_group),
     ]
+    quality = settings.quality
     suites = {"manifest": whole, "kept": kept_suite, "groups": groups,
-              "kept_photos": _size_and_sharpness(E, settings.min_side, settings.max_side, settings.min_blur_score)}
+              "kept_photos": _size_and_sharpness(E, quality.min_side, settings.max_side, quality.blur_threshold)}
     if feedback:
-        limits = settings.feedback
+        limits = quality.feedback
         suites["kept_feedback"] = _size_and_sharpness(E, limits.min_side, settings.max_side, limits.blur_threshold)
     return suites
 

@@ -1,0 +1,135 @@
+"""One base config, small per-environment overlays, rendered to the one file ``zenml pipeline run … -c`` takes.
+
+``configs/base.yaml`` states every knob once (with the comments that document it); ``configs/env/<name>.yaml``
+states only what differs for that environment. Rendering merges them into ``configs/<name>.yaml`` (committed, with
+a header saying so; tests/test_configs.py fails when one is stale):
+
+- mappings merge key by key; lists and scalars replace the base's value;
+- a key the base does not have is an error naming its path (a typo never passes silently), except ZenML's own
+  ``settings`` and ``schedule`` sections, which an environment may add whole (ZenML validates them);
+- ``!replace {…}`` replaces the base's mapping whole (e.g. another architecture's model keys).
+
+Run ``python -m facegen.config_render`` (``make configs``) after editing; ``--check`` only reports stale files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENVIRONMENTS: tuple[str, ...] = ("local", "gpu", "k8s")
+#: Sections an overlay may add where the base has none: ZenML's own settings, validated by ZenML itself.
+ADDITIVE_SECTIONS: tuple[str, ...] = ("settings", "schedule")
+
+
+class Replace(dict):
+    """A mapping tagged ``!replace`` in an overlay: it replaces the base's mapping instead of merging into it."""
+
+
+class _OverlayLoader(yaml.SafeLoader):
+    pass
+
+
+_OverlayLoader.add_constructor(
+    "!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True))
+)
+
+
+def load_overlay(text: str) -> Any:
+    """Parse an overlay (YAML with ``!replace``)."""
+    return yaml.load(text, Loader=_OverlayLoader) or {}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+class _RenderDumper(yaml.SafeDumper):
+    """Mappings in block style (one knob a line, as in the base); lists of plain values inline."""
+
+
+_RenderDumper.add_representer(
+    dict, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=False)
+)
+_RenderDumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", data, flow_style=not any(isinstance(item, (dict, list)) for item in data)))
+
+
+def merge(base: Any, overlay: Any, path: str = "") -> Any:
+    """``overlay`` over ``base`` by the rules in the module doc; raises ValueError naming an unknown key's path."""
+    if isinstance(overlay, Replace) or not (isinstance(base, dict) and isinstance(overlay, dict)):
+        return _plain(overlay)
+    merged = dict(base)
+    for key, value in overlay.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key in base:
+            merged[key] = merge(base[key], value, where)
+        elif key in ADDITIVE_SECTIONS:
+            merged[key] = _plain(value)
+        else:
+            known = sorted(base) if base else "none: the base leaves this mapping empty"
+            raise ValueError(f"overlay key {where!r} is not in the base config (keys there: {known})")
+    return merged
+
+
+def _leading_comments(text: str) -> str:
+    """The comment block an overlay opens with (what the environment is, how to run it)."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def render(configs: Path, name: str) -> str:
+    """The text of ``configs/<name>.yaml``: a generated-file header, the overlay's opening comments, the merge."""
+    base_text = (configs / "base.yaml").read_text()
+    overlay_text = (configs / "env" / f"{name}.yaml").read_text()
+    merged = merge(yaml.safe_load(base_text), load_overlay(overlay_text))
+    header = (
+        f"# GENERATED from configs/base.yaml + configs/env/{name}.yaml by `python -m facegen.config_render`"
+        " (make configs):\n# edit those two, then re-render; the knobs are documented in configs/base.yaml.\n#\n"
+    )
+    body = yaml.dump(merged, Dumper=_RenderDumper, sort_keys=False, width=120, allow_unicode=True)
+    return header + _leading_comments(overlay_text) + "\n" + body
+
+
+def stale(configs: Path, names: tuple[str, ...] = ENVIRONMENTS) -> list[str]:
+    """Rendered files that differ from what their base + overlay render to now."""
+    out_of_date = []
+    for name in names:
+        target = configs / f"{name}.yaml"
+        if not target.is_file() or target.read_text() != render(configs, name):
+            out_of_date.append(str(target))
+    return out_of_date
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m facegen.config_render", description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", type=Path, default=Path("configs"), help="folder with base.yaml and env/")
+    parser.add_argument("--check", action="store_true", help="render nothing; exit 1 naming stale files")
+    parser.add_argument("names", nargs="*", default=list(ENVIRONMENTS), help=f"environments (default {ENVIRONMENTS})")
+    args = parser.parse_args(argv)
+    names = tuple(args.names)
+    if args.check:
+        out_of_date = stale(args.configs, names)
+        for path in out_of_date:
+            print(f"stale: {path} (run: python -m facegen.config_render)", file=sys.stderr)
+        return 1 if out_of_date else 0
+    for name in names:
+        (args.configs / f"{name}.yaml").write_text(render(args.configs, name))
+        print(f"rendered {args.configs / f'{name}.yaml'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

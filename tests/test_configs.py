@@ -1,0 +1,72 @@
+"""configs/: the rendered environment configs are up to date, overlays cannot introduce unknown keys, and every
+config's knobs are ones the library reads (a typo is an error naming it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from facegen.config_render import ENVIRONMENTS, load_overlay, merge, render, stale
+from facegen.data.quality import QualityConfig
+from facegen.models.registry import build_discriminator, build_generator
+from facegen.train.config import TrainingConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_rendered_configs_are_up_to_date() -> None:
+    assert stale(CONFIGS) == [], "edit configs/base.yaml + configs/env/*.yaml, then run: make configs"
+
+
+def test_a_rendered_config_says_it_is_generated_and_keeps_the_overlay_header() -> None:
+    text = render(CONFIGS, "gpu")
+    assert text.startswith("# GENERATED from configs/base.yaml + configs/env/gpu.yaml")
+    assert "zenml pipeline run pipelines.training.training -c configs/gpu.yaml" in text
+
+
+def test_overlay_keys_merge_replace_and_unknown_ones_are_errors() -> None:
+    base = {"steps": {"a": {"parameters": {"x": 1, "model": {"width": 64, "norm": "batch"}, "tags": [1, 2]}}}}
+    text = "steps: {a: {parameters: {x: 2, tags: [3], model: !replace {w_dim: 512}}, settings: {s: 1}}}"
+    overlay = load_overlay(text)
+    merged = merge(base, overlay)
+    assert merged["steps"]["a"]["parameters"] == {"x": 2, "model": {"w_dim": 512}, "tags": [3]}
+    assert merged["steps"]["a"]["settings"] == {"s": 1}  # ZenML's own section may be added
+    assert base["steps"]["a"]["parameters"]["x"] == 1  # the base is not modified
+    with pytest.raises(ValueError, match=r"overlay key 'steps.a.parameters.blur_treshold' is not in the base"):
+        merge(base, {"steps": {"a": {"parameters": {"blur_treshold": 7.0}}}})
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_every_environment_config_names_only_known_knobs(name: str) -> None:
+    steps = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["steps"]
+    QualityConfig.from_dict(steps["quality_filter"]["parameters"]["quality"])
+    training = TrainingConfig.from_dict(steps["train_gan"]["parameters"]["training"])
+    model = {**training.model, "resolution": 32}
+    build_generator(training.architecture, model), build_discriminator(training.architecture, model)
+
+
+def test_the_attributes_config_names_only_known_quality_knobs() -> None:
+    steps = yaml.safe_load((CONFIGS / "attributes.yaml").read_text())["steps"]
+    assert QualityConfig.from_dict(steps["quality_filter"]["parameters"]["quality"]).face_check is not None
+
+
+def test_unknown_quality_and_training_keys_are_errors_naming_them() -> None:
+    with pytest.raises(ValueError, match=r"unknown quality key\(s\) \['min_sides'\]; allowed: .*'min_side'"):
+        QualityConfig.from_dict({"min_sides": 64})
+    with pytest.raises(ValueError, match=r"unknown quality.face_check key\(s\) \['min_score'\]"):
+        QualityConfig.from_dict({"face_check": {"enabled": True, "min_score": 3}})
+    with pytest.raises(ValueError, match=r"unknown quality.feedback key\(s\) \['min_blur_score'\]"):
+        QualityConfig.from_dict({"feedback": {"min_blur_score": 690.0}})
+    with pytest.raises(ValueError, match=r"unknown training key\(s\) \['epoch'\]"):
+        TrainingConfig.from_dict({"epoch": 3})
+    with pytest.raises(ValueError, match=r"unknown training.augment key\(s\) \['flip'\]"):
+        TrainingConfig.from_dict({"augment": {"flip": 0.5}})
+
+
+def test_quality_settings_round_trip() -> None:
+    config = QualityConfig.from_dict(yaml.safe_load((CONFIGS / "local.yaml").read_text())["steps"]["quality_filter"]
+                                     ["parameters"]["quality"])  # fmt: skip
+    assert QualityConfig.from_dict(config.to_dict()) == config
+    assert QualityConfig.from_dict(QualityConfig().to_dict()) == QualityConfig()  # face check off: null
