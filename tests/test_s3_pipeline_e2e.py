@@ -181,6 +181,7 @@ def test_artifacts_checkpoints_and_registered_model_are_objects_in_the_bucket(
           f"model objects (s3://{ARTIFACT_BUCKET}/{prefix}): {model_keys}")  # fmt: skip
 
 
+@pytest.mark.slow  # a second whole pipeline run; test_sources.py's S3 tests list and read an s3:// prefix
 def test_a_second_run_reads_its_input_from_an_s3_prefix(
     stack_env, s3, s3_server: str, mlflow_on_s3: str, tmp_path: Path, faces: dict[str, bytes]
 ):
