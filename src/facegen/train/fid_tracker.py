@@ -8,6 +8,7 @@ intervals line up.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -16,7 +17,7 @@ import numpy as np
 from torch import nn
 
 from facegen.metrics.features import INCEPTION, POOL3, RealFeatures, load_extractor, run_extractor
-from facegen.metrics.fidelity import frechet_distance
+from facegen.metrics.registry import MetricInputs, calc_metric
 from facegen.metrics.samples import evaluation_faces
 
 
@@ -30,28 +31,31 @@ class TrainingFID:
     seed: int = 0  # the same latents every time: the curve shows the model changing, not the sample
     targets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # labels for conditional generators
     points: list[dict[str, float]] = field(default_factory=list)
-    _started: float = field(default_factory=time.perf_counter)
+    clock: Callable[[], float] = time.perf_counter  # seconds; training minutes are read from it
+    _started: float = field(init=False)
     _eval_seconds: float = 0.0
     _extractor: nn.Module | None = None  # loaded once, on the generator's device: no weight reads per evaluation
 
     def __post_init__(self) -> None:
         if self.num_samples < 2:
             raise ValueError(f"num_samples must be at least 2 for a covariance, got {self.num_samples}")
+        self._started = self.clock()
 
     def __call__(self, generator: nn.Module) -> float:
-        began = time.perf_counter()
+        began = self.clock()
         device = next(generator.parameters()).device
         images = evaluation_faces(generator, self.num_samples, seed=self.seed, targets=self.targets, device=device).faces
         if self._extractor is None:
             self._extractor = load_extractor(INCEPTION, POOL3, device=device,
                                              feature_extractor_weights_path=str(self.weights_path))  # fmt: skip
         features = run_extractor(self._extractor, images).numpy()
-        fid = frechet_distance(features, self.real.features)
+        fid = calc_metric("fid", MetricInputs(generated_features=features, real_features=self.real.features))
         training_minutes = (began - self._started - self._eval_seconds) / 60.0
-        self._eval_seconds += time.perf_counter() - began
-        self.points.append({"training_minutes": training_minutes, "fid": fid,
-                            "eval_seconds": time.perf_counter() - began})  # fmt: skip
-        return fid
+        eval_seconds = self.clock() - began
+        self._eval_seconds += eval_seconds
+        value = fid.values["fid"]
+        self.points.append({"training_minutes": training_minutes, "fid": value, "eval_seconds": eval_seconds})
+        return value
 
 
 def plot_fid_curve(points: list[dict[str, float]]):  # -> matplotlib Figure
