@@ -12,6 +12,7 @@ Load it with ``pytest_plugins = ["tests.mlflow_server"]`` (or ``-p tests.mlflow_
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -20,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,10 +42,32 @@ SERVER_ENV = {
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+#: Launches of a subprocess server, each on a new free port: a port found free and released can be taken by
+#: another process before the server binds it; the server then exits with EADDRINUSE and is started again.
+PORT_TRIES = 3
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         return probe.getsockname()[1]
+
+
+def start_on_free_port(
+    launch: Callable[[int], subprocess.Popen], wait: Callable[[int, subprocess.Popen], None], log_path: Path
+) -> tuple[int, subprocess.Popen]:
+    """``launch(port)`` a server writing to ``log_path`` and ``wait`` until it is up; relaunched on another free port
+    when it died because its port was taken meanwhile ("address already in use" in its log). Returns (port, process)."""
+    for attempt in itertools.count(1):
+        port = _free_port()
+        process = launch(port)
+        try:
+            wait(port, process)
+            return port, process
+        except RuntimeError:
+            _stop(process)
+            if attempt == PORT_TRIES or "address already in use" not in _log_tail(log_path).lower():
+                raise
 
 
 def _log_tail(log_path: Path, lines: int = 60) -> str:
@@ -92,27 +115,30 @@ def _stop(process: subprocess.Popen) -> None:
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URI of a real MLflow server on 127.0.0.1 (SQLite + local artifacts in a session temp dir)."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    uri = f"http://{HOST}:{port}"
     log_path = root / "server.log"
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", HOST,
-        "--port", str(port),
-        "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
-    ]  # fmt: skip
     env = {**os.environ, **SERVER_ENV}
     env.pop("MLFLOW_TRACKING_URI", None)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group, so the workers stop with it
-        )  # fmt: skip
+
+    def launch(port: int) -> subprocess.Popen:
+        command = [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", HOST,
+            "--port", str(port),
+            "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "artifacts"),
+        ]  # fmt: skip
+        with log_path.open("wb") as log:
+            return subprocess.Popen(
+                command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group, so the workers stop with it
+            )  # fmt: skip
+
+    port, process = start_on_free_port(
+        launch, lambda port, process: _wait_healthy(f"http://{HOST}:{port}", process, log_path), log_path
+    )
     try:
-        _wait_healthy(uri, process, log_path)
-        yield uri
+        yield f"http://{HOST}:{port}"
     finally:
         _stop(process)
 

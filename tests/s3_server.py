@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.mlflow_server import HOST, SERVER_ENV, _free_port, _log_tail, _stop, _wait_healthy
+from tests.mlflow_server import HOST, SERVER_ENV, _log_tail, _stop, _wait_healthy, start_on_free_port
 
 STARTUP_TIMEOUT_S = 30.0
 REGION = "us-east-1"
@@ -91,18 +91,21 @@ def _wait_up(endpoint: str, process: subprocess.Popen, log_path: Path) -> None:
 @contextlib.contextmanager
 def start_moto_server(log_dir: Path) -> Iterator[str]:
     """Run ``moto_server`` on 127.0.0.1 (a free port) and yield its endpoint; stop it on exit."""
-    port = _free_port()
-    endpoint = f"http://{HOST}:{port}"
     log_path = log_dir / "moto_server.log"
     moto_server = Path(sys.executable).with_name("moto_server")
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(moto_server), "-H", HOST, "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+
+    def launch(port: int) -> subprocess.Popen:
+        with log_path.open("wb") as log:
+            return subprocess.Popen(
+                [str(moto_server), "-H", HOST, "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+
+    port, process = start_on_free_port(
+        launch, lambda port, process: _wait_up(f"http://{HOST}:{port}", process, log_path), log_path
+    )
     try:
-        _wait_up(endpoint, process, log_path)
-        yield endpoint
+        yield f"http://{HOST}:{port}"
     finally:
         _stop(process)
 
@@ -112,22 +115,25 @@ def start_mlflow_server_on_s3(root: Path, endpoint: str, artifacts_destination: 
     """A real ``mlflow server`` on 127.0.0.1: SQLite backend under ``root``, artifacts proxied to the S3 URI
     ``artifacts_destination`` on ``endpoint`` (the server gets ``MLFLOW_S3_ENDPOINT_URL`` and the keys; its clients
     need no S3 settings). Yields ``http://127.0.0.1:PORT``."""
-    port = _free_port()
-    uri = f"http://{HOST}:{port}"
     log_path = root / "mlflow-server.log"
-    command = [
-        sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", artifacts_destination,
-    ]  # fmt: skip
     env = {key: value for key, value in os.environ.items() if key not in AWS_VARIABLES}
     env |= SERVER_ENV | aws_env(endpoint, root)
     env.pop("MLFLOW_TRACKING_URI", None)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+
+    def launch(port: int) -> subprocess.Popen:
+        command = [
+            sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", artifacts_destination,
+        ]  # fmt: skip
+        with log_path.open("wb") as log:
+            return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+
+    port, process = start_on_free_port(
+        launch, lambda port, process: _wait_healthy(f"http://{HOST}:{port}", process, log_path), log_path
+    )
     try:
-        _wait_healthy(uri, process, log_path)
-        yield uri
+        yield f"http://{HOST}:{port}"
     finally:
         _stop(process)
 

@@ -126,9 +126,11 @@ def uvicorn_in_thread(app: Any, *, timeout_s: float = 60.0) -> Iterator[str]:
     """Serve ``app`` with a real uvicorn on 127.0.0.1 (free port) in a thread; yields the base URL."""
     import uvicorn
 
-    port = free_port()
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # bound here and handed over: no port race
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, name="uvicorn-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s
     while not server.started:
@@ -140,3 +142,4 @@ def uvicorn_in_thread(app: Any, *, timeout_s: float = 60.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        listening.close()
