@@ -18,10 +18,12 @@ import argparse
 import numpy as np
 
 from facegen.attributes import ATTRIBUTE_VALUES
-from facegen.attributes_model.registry import load_attribute_classifier, resolve_version
+from facegen.attributes_model.registry import load_attribute_classifier
 from facegen.attributes_model.scoring import held_out_at
-from facegen.metrics.fairness import DEFAULT_MAX_TV, DEFAULT_MIN_REPRESENTATION_RATIO
+from facegen.gates import DEFAULT_MAX_TV, DEFAULT_MIN_REPRESENTATION_RATIO
 from facegen.metrics.fairness_correction import corrected_shares, mean_probabilities, perfect_generator_pass_rate
+from facegen.registry.names import ATTRIBUTES_MODEL_NAME
+from facegen.registry.tracking import mlflow_client
 
 
 def count_vs_probability_noise(held_out, groups, n: int, draws: int, rng: np.random.Generator) -> tuple[float, float]:
@@ -44,12 +46,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000, 20000, 50000])
     parser.add_argument("--draws", type=int, default=200)
     args = parser.parse_args()
-    classifier = load_attribute_classifier()
-    print(f"facegen-attributes v{resolve_version().version} at {args.resolution} px; "
+    classifier, version = load_attribute_classifier(mlflow_client())
+    print(f"{ATTRIBUTES_MODEL_NAME} v{version.version} at {args.resolution} px; "
           "perfect-generator pass rate: given the held-out readings / with their noise")  # fmt: skip
     rng = np.random.default_rng(0)
     for attribute, groups in ATTRIBUTE_VALUES.items():
-        held_out = held_out_at(classifier.spec, args.resolution, attribute, model="facegen-attributes")
+        held_out = held_out_at(classifier.spec, args.resolution, attribute, model=ATTRIBUTES_MODEL_NAME)
         target = {g: 1 / len(groups) for g in groups}
         rates = [
             "n={:,}: {:.2f} / {:.2f}".format(n, *(perfect_generator_pass_rate(

@@ -38,11 +38,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from facegen.registry.names import GENERATOR_MODEL_NAME
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 HOST = "127.0.0.1"
-MODEL_NAME = "facegen-generator"
 
 
 def free_port() -> int:
@@ -97,20 +98,16 @@ def start_mlflow(root: Path) -> tuple[subprocess.Popen, str]:
 def register_two_versions(uri: str, root: Path, model_config: dict) -> list[Path]:
     import mlflow
     import torch
-    from mlflow import MlflowClient
 
+    from facegen.gates import GateDecision
     from facegen.models.bundle import save_generator_bundle
     from facegen.models.registry import build_generator
     from facegen.registry.generator_model import log_generator_model
-    from facegen.registry.model_registry import (
-        GateDecision,
-        apply_gate,
-        approve_version,
-        register_generator,
-    )
+    from facegen.registry.model_registry import apply_gate, approve_version, register_version
+    from facegen.registry.tracking import mlflow_client
 
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mlflow.set_tracking_uri(uri)  # log_generator_model logs into the active run, which follows the global URI
+    client = mlflow_client(uri)
     bundles = []
     with mlflow.start_run(run_name="serve-latency-benchmark"):
         for weights_seed in (1, 2):
@@ -120,9 +117,10 @@ def register_two_versions(uri: str, root: Path, model_config: dict) -> list[Path
             )
             bundles.append(bundle)
             info = log_generator_model(bundle, artifact_name=f"generator{weights_seed}")
-            version = register_generator(info.model_uri, name=MODEL_NAME, metrics={"fid": 0.0}, tags={}, client=client)
+            version = register_version(info.model_uri, name=GENERATOR_MODEL_NAME, metrics={"fid": 0.0}, tags={},
+                                       client=client)  # fmt: skip
             apply_gate(client, version, GateDecision(True, []))
-    approve_version(client, MODEL_NAME, "1", approved_by="benchmark")
+    approve_version(client, GENERATOR_MODEL_NAME, "1", approved_by="benchmark")
     return bundles
 
 
@@ -188,7 +186,7 @@ def start_service(root: Path, tracking_uri: str, args: argparse.Namespace) -> tu
     config.write_text(
         yaml.safe_dump(
             {
-                "tracking_uri": tracking_uri, "model_name": MODEL_NAME, "poll_interval_s": args.poll_interval,
+                "tracking_uri": tracking_uri, "model_name": GENERATOR_MODEL_NAME, "poll_interval_s": args.poll_interval,
                 "allowed_sizes": sizes, "default_size": args.size, "jpeg_quality": args.jpeg_quality,
                 "feedback_db": str(root / "feedback.db"), "device": "auto",
                 "torch_threads": args.torch_threads,
@@ -265,12 +263,11 @@ async def run_load(base: str, args: argparse.Namespace, duration: float, swap_at
 
     async def swapper() -> None:
         await asyncio.sleep(swap_at)
-        from mlflow import MlflowClient
-
         from facegen.registry.model_registry import approve_version
+        from facegen.registry.tracking import mlflow_client
 
-        registry = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        await asyncio.to_thread(approve_version, registry, MODEL_NAME, "2", approved_by="benchmark")
+        registry = mlflow_client(tracking_uri)
+        await asyncio.to_thread(approve_version, registry, GENERATOR_MODEL_NAME, "2", approved_by="benchmark")
         swap_time.append(time.perf_counter())
 
     tasks = [asyncio.create_task(worker(i)) for i in range(args.concurrency)]

@@ -17,6 +17,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from facegen.registry.names import ATTRIBUTES_ALIAS, ATTRIBUTES_MODEL_NAME
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -26,7 +28,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="decoding threads for the file path")
     parser.add_argument("--bundle", default=None)
-    parser.add_argument("--registered", action="store_true", help="load facegen-attributes@production from MLflow")
+    parser.add_argument("--registered", action="store_true",
+                        help=f"load {ATTRIBUTES_MODEL_NAME}@{ATTRIBUTES_ALIAS} from MLflow")  # fmt: skip
     args = parser.parse_args()
 
     import torch
@@ -38,8 +41,10 @@ def main() -> None:
 
     if args.registered:
         from facegen.attributes_model.registry import load_attribute_classifier
+        from facegen.registry.tracking import mlflow_client
 
-        classifier, weights = load_attribute_classifier(), "facegen-attributes@production"
+        classifier, version = load_attribute_classifier(mlflow_client())
+        weights = f"{version.name}@{ATTRIBUTES_ALIAS} (version {version.version})"
     elif args.bundle:
         classifier, weights = AttributeClassifier.from_bundle(args.bundle), args.bundle
     else:

@@ -1,8 +1,9 @@
 """deploy_gate: register the generator as a new version; alias `candidate` only if it passes the gates.
 
 It never moves `champion`: a person does, in the MLflow UI or with `facegen approve VERSION --by NAME`.
-The comparison with the champion (same evaluation protocol, re-scoring the champion when the protocol changed,
-bootstrap rule) is library code: facegen.registry.model_registry.compare_with_champion.
+The decision is facegen.gates.decide_gate (quality, champion comparison, fairness); the comparison with the champion
+(same evaluation protocol, re-scoring the champion when the protocol changed, bootstrap rule) and recording the
+decision on the version are facegen.registry.model_registry.
 """
 
 from pathlib import Path
@@ -10,35 +11,36 @@ from typing import Annotated, Optional
 
 import mlflow
 import numpy as np
-from mlflow import MlflowClient
 from zenml import get_step_context, log_metadata, step
 
 from facegen.devices import resolve_device
-from facegen.humaneval.gate import HumanEvalRequirement, require_human_eval
-from facegen.metrics.comparison import ComparisonRule, EvaluationProtocol
-from facegen.metrics.fairness import (
+from facegen.gates import (
+    DEFAULT_MAX_TV,
     DEFAULT_MIN_REPRESENTATION_RATIO,
     FairnessThresholds,
-    fairness_tags,
-    fairness_violations,
+    GateThresholds,
+    HumanEvalRequirement,
+    decide_gate,
 )
+from facegen.metrics.comparison import ComparisonRule, EvaluationProtocol
+from facegen.metrics.fairness import fairness_tags
 from facegen.metrics.features import REAL_FEATURES_FILE, RealFeatures
 from facegen.metrics.inception_weights import ensure_inception_weights
 from facegen.models.bundle import load_generator_bundle
 from facegen.models.conditioning import label_vocabulary
 from facegen.registry.generator_model import log_generator_model
 from facegen.registry.model_registry import (
-    GateDecision,
-    GateThresholds,
+    GATE_STATUS_TAG,
     apply_gate,
     champion_version,
     compare_with_champion,
-    decide_gate,
     evaluation_tags,
     log_generated_features,
     record_comparison,
-    register_generator,
+    register_version,
 )
+from facegen.registry.names import GENERATOR_MODEL_NAME
+from facegen.registry.tracking import mlflow_client
 
 #: Evaluation numbers copied onto the version as ``metric.<name>`` tags: quality, memorisation and speed side by side.
 VERSION_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "is_mean", "near_copy_share",
@@ -61,7 +63,7 @@ def deploy_gate(
     max_tv: Optional[dict[str, float]] = None,
     min_representation_ratio: Optional[float] = DEFAULT_MIN_REPRESENTATION_RATIO,
     human_eval_gate: Optional[dict] = None,
-    model_name: str = "facegen-generator",
+    model_name: str = GENERATOR_MODEL_NAME,
 ) -> Annotated[dict, "gate_decision"]:
     """Registers every trained generator (for the record) and states the gate decision on the version.
 
@@ -75,7 +77,7 @@ def deploy_gate(
     the automatic gates waits (``awaiting_human_eval``) for ``facegen human-eval import`` before it becomes
     ``candidate``. The win rate is required only when there is a champion to be compared with.
     """
-    client = MlflowClient()
+    client = mlflow_client(mlflow.get_tracking_uri())  # the server ZenML's MLflow tracker logs this run to
     run_id = mlflow.active_run().info.run_id
     protocol = EvaluationProtocol(**eval_protocol)
     rule = ComparisonRule(**(champion_comparison or {}))
@@ -87,16 +89,14 @@ def deploy_gate(
             weights_path=ensure_inception_weights(), record_run_id=run_id,
             device=resolve_device(),
         )  # fmt: skip
-    decision = decide_gate(metrics, GateThresholds(max_fid, max_kid, require_beats_champion), comparison)
-    fairness_gates = FairnessThresholds(**({} if max_tv is None else {"max_tv": max_tv}),
-                                        min_representation_ratio=min_representation_ratio)  # fmt: skip
-    unfair = fairness_violations(fairness_report, fairness_gates)
-    decision = GateDecision(passed=decision.passed and not unfair, reasons=decision.reasons + unfair)
+    fairness = FairnessThresholds(dict(DEFAULT_MAX_TV if max_tv is None else max_tv), min_representation_ratio)
+    thresholds = GateThresholds(max_fid, max_kid, require_beats_champion, fairness)
+    decision = decide_gate(metrics, thresholds, comparison, fairness_report)
     model_info = log_generator_model(generator_bundle)
     log_generated_features(client, run_id, generated_features)
     vocabulary = label_vocabulary(load_generator_bundle(generator_bundle).label_dims)
     context = get_step_context()
-    version = register_generator(
+    version = register_version(
         model_info.model_uri,
         name=model_name,
         metrics={key: metrics[key] for key in VERSION_METRICS},
@@ -108,12 +108,9 @@ def deploy_gate(
     )
     if comparison is not None:
         record_comparison(client, version, comparison)
-    requirement = _human_eval_requirement(human_eval_gate, has_champion=champion is not None)
-    if decision.passed and requirement is not None:
-        require_human_eval(client, version, requirement)
-    else:
-        apply_gate(client, version, decision)
-    status = client.get_model_version(model_name, version.version).tags.get("gate_status")
+    requirement = HumanEvalRequirement.from_config(human_eval_gate, has_champion=champion is not None)
+    apply_gate(client, version, decision, human_eval=requirement)
+    status = client.get_model_version(model_name, version.version).tags.get(GATE_STATUS_TAG)
     outcome = {
         "model_name": model_name,
         "version": version.version,
@@ -128,14 +125,3 @@ def deploy_gate(
     log_metadata(metadata=outcome)
     return outcome
 
-
-def _human_eval_requirement(config: Optional[dict], *, has_champion: bool) -> Optional[HumanEvalRequirement]:
-    """The configured requirement, without the win rate when no champion exists (no pairs to win); None if empty."""
-    if not config:
-        return None
-    settings = dict(config)
-    if not has_champion:
-        settings.pop("min_win_rate", None)
-    if settings.get("min_fool_rate") is None and settings.get("min_win_rate") is None:
-        return None
-    return HumanEvalRequirement(**settings)

@@ -9,8 +9,7 @@ import numpy as np
 from zenml import log_metadata, step
 
 from facegen.attributes import ATTRIBUTE_VALUES
-from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
-from facegen.attributes_model.registry import load_attribute_classifier, resolve_version
+from facegen.attributes_model.registry import load_attribute_classifier
 from facegen.attributes_model.scoring import held_out_at
 from facegen.devices import resolve_device
 from facegen.metrics.attribute_grid import attribute_grid
@@ -18,6 +17,8 @@ from facegen.metrics.fairness import fairness_metrics, fairness_report, plot_fai
 from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP
 from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
+from facegen.registry.names import ATTRIBUTES_ALIAS, ATTRIBUTES_MODEL_NAME
+from facegen.registry.tracking import mlflow_client
 
 
 @step
@@ -29,8 +30,8 @@ def evaluate_fairness(
     num_generated: int = 10_000,
     num_real: int = 2000,
     bootstrap: int = DEFAULT_BOOTSTRAP,
-    model_name: str = MODEL_NAME,
-    alias: str = PRODUCTION_ALIAS,
+    model_name: str = ATTRIBUTES_MODEL_NAME,
+    alias: str = ATTRIBUTES_ALIAS,
     seed: int = 0,
 ) -> Annotated[dict, "fairness_report"]:
     """Classifies ``num_generated`` generated faces (a conditional generator is asked for labels stratified over the
@@ -39,8 +40,9 @@ def evaluate_fairness(
     with the command to train the classifier when none is registered, or to retrain it when it was never scored
     at this resolution.
     """
-    classifier = load_attribute_classifier(model_name, alias)
-    version = resolve_version(model_name, alias).version
+    # The registry of the server ZenML's MLflow tracker logs this run to.
+    classifier, registered = load_attribute_classifier(mlflow_client(mlflow.get_tracking_uri()), model_name, alias)
+    version = registered.version
     device = resolve_device()
     generator = load_generator_bundle(generator_bundle, device=device)
     resolution = int(generator.resolution)

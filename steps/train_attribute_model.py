@@ -14,20 +14,22 @@ from typing import Annotated, Any, Optional
 
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 from zenml import get_step_context, log_metadata, step
 from zenml.logger import get_logger
 
-from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.bundle import save_bundle
 from facegen.attributes_model.data import encode_labels, pack_faces, split_frame
 from facegen.attributes_model.inference import AttributeClassifier
 from facegen.attributes_model.metrics import flat_metrics, plot_confusions
-from facegen.attributes_model.registry import log_attribute_model, register_attribute_model, resolve_version
+from facegen.attributes_model.registry import log_attribute_model
 from facegen.attributes_model.scoring import DEFAULT_SCORE_RESOLUTIONS, SCORED_AT, score_at_resolutions
 from facegen.attributes_model.training import AttributeTrainingConfig
 from facegen.attributes_model.training import train_attribute_model as fit
 from facegen.data.manifest import manifest_hash
+from facegen.gates import decide_attribute_promotion
+from facegen.registry.model_registry import apply_promotion, register_version, version_by_alias
+from facegen.registry.names import ATTRIBUTES_ALIAS, ATTRIBUTES_MODEL_NAME
+from facegen.registry.tracking import mlflow_client
 
 logger = get_logger(__name__)
 
@@ -39,13 +41,14 @@ def train_attribute_model(
     holdout_fraction: float = 0.1,
     max_images: Optional[int] = None,
     seed: int = 0,
-    model_name: str = MODEL_NAME,
-    alias: str = PRODUCTION_ALIAS,
+    model_name: str = ATTRIBUTES_MODEL_NAME,
+    alias: str = ATTRIBUTES_ALIAS,
     baseline: Optional[dict[str, float]] = None,
     score_resolutions: Optional[list[int]] = None,
     force: bool = False,
 ) -> Annotated[dict, "attribute_model"]:
-    """``baseline``: e.g. ``{gender_accuracy: 0.9, age_bin_accuracy: 0.5}``; the alias moves only if all are beaten.
+    """``baseline``: e.g. ``{gender_accuracy: 0.9, age_bin_accuracy: 0.5}``; the alias moves only if all are beaten
+    (facegen.gates.decide_attribute_promotion).
 
     ``score_resolutions`` (default 16, 32, 64): the held-out faces are also packed at each of these generator
     resolutions and scored; the confusion matrices go into the bundle (fairness corrects generated faces with them).
@@ -56,8 +59,8 @@ def train_attribute_model(
                   "score_resolutions": resolutions,
                   "data": manifest_hash(screened_manifest[screened_manifest["status"] == "kept"])}  # fmt: skip
     fit_key = hashlib.sha256(json.dumps(key_source, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    client = MlflowClient()
-    current = resolve_version(model_name, alias, client)
+    client = mlflow_client(mlflow.get_tracking_uri())  # the server ZenML's MLflow tracker logs this run to
+    current = version_by_alias(client, model_name, alias)
     if current is not None and current.tags.get("fit_key") == fit_key and not force:
         logger.info("%s@%s (version %s) was trained with these settings on this data: not retraining",
                     model_name, alias, current.version)  # fmt: skip
@@ -93,28 +96,25 @@ def train_attribute_model(
     mlflow.log_text(holdout[columns].to_csv(index=False), "attributes/holdout.csv")
 
     baseline = dict(baseline or {})
-    beaten = {name: metrics.get(f"holdout_{name}", float("nan")) > value for name, value in baseline.items()}
-    beats_baseline = bool(beaten) and all(beaten.values())
+    promotion = decide_attribute_promotion(metrics, baseline)
     work = Path(tempfile.mkdtemp(prefix="facegen-attributes-"))
     bundle = save_bundle(work / "bundle", result.model, input_size=config.input_size,
                          extra={"training": config.to_dict(), "metrics": metrics, "fit_key": fit_key,
                                 SCORED_AT: scored})  # fmt: skip
     model_info = log_attribute_model(bundle)
     context = get_step_context()
-    version = register_attribute_model(
-        model_info.model_uri, name=model_name, client=client,
+    version = register_version(
+        model_info.model_uri, name=model_name, client=client, metrics=metrics,
         tags={"fit_key": fit_key, "metrics": json.dumps(metrics), "baseline": json.dumps(baseline),
-              "beats_baseline": str(beats_baseline), "zenml_pipeline_run": context.pipeline_run.name,
-              **{f"metric.{k}": f"{v:.4f}" for k, v in metrics.items()}},
+              "zenml_pipeline_run": context.pipeline_run.name},
     )  # fmt: skip
-    if beats_baseline or not baseline:
-        client.set_registered_model_alias(model_name, alias, version.version)
-    else:
-        logger.warning("version %s does not beat the baseline %s (%s): alias %s not moved",
-                       version.version, baseline, beaten, alias)  # fmt: skip
+    apply_promotion(client, version, promotion, alias)
+    if not promotion.promote:
+        logger.warning("version %s does not beat the baseline (%s): alias %s not moved",
+                       version.version, "; ".join(promotion.reasons), alias)  # fmt: skip
     outcome = {"model_name": model_name, "version": version.version, "alias": alias, "trained": True,
-               "fit_key": fit_key, "metrics": metrics, "baseline": baseline, "beats_baseline": beats_baseline,
-               "alias_moved": beats_baseline or not baseline, "seconds": round(result.seconds, 1)}  # fmt: skip
+               "fit_key": fit_key, "metrics": metrics, "baseline": baseline, "beats_baseline": promotion.beats_baseline,
+               "alias_moved": promotion.promote, "seconds": round(result.seconds, 1)}  # fmt: skip
     mlflow.log_dict(outcome, "attributes/outcome.json")
     log_metadata(metadata=outcome)
     return outcome

@@ -13,14 +13,15 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.bundle import save_bundle
 from facegen.attributes_model.data import encode_labels, pack_faces
 from facegen.attributes_model.inference import AttributeClassifier
-from facegen.attributes_model.registry import log_attribute_model, register_attribute_model
+from facegen.attributes_model.registry import log_attribute_model
 from facegen.attributes_model.scoring import SCORED_AT, score_at_resolutions
 from facegen.attributes_model.training import AttributeTrainingConfig, train_attribute_model
 from facegen.data.labels import parse_utkface_name
+from facegen.registry.model_registry import register_version
+from facegen.registry.names import ATTRIBUTES_ALIAS, ATTRIBUTES_MODEL_NAME
 from tests.mlflow_server import use_tracking_uri
 
 SIZE = 32
@@ -59,6 +60,7 @@ def register_production_attribute_model(bundle: Path, tracking_uri: str) -> str:
     with use_tracking_uri(tracking_uri):
         with mlflow.start_run(experiment_id=experiment_id, run_name="tiny-attribute-model"):
             info = log_attribute_model(bundle)
-        version = register_attribute_model(info.model_uri, tags={"note": "tiny test model"}, client=client)
-        client.set_registered_model_alias(MODEL_NAME, PRODUCTION_ALIAS, version.version)
+        version = register_version(info.model_uri, name=ATTRIBUTES_MODEL_NAME, tags={"note": "tiny test model"},
+                                   client=client)  # fmt: skip
+        client.set_registered_model_alias(ATTRIBUTES_MODEL_NAME, ATTRIBUTES_ALIAS, version.version)
     return version.version

@@ -23,10 +23,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from facegen.gates import GateDecision
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
 from facegen.models.registry import build_generator
 from facegen.registry.generator_model import log_generator_model
-from facegen.registry.model_registry import GateDecision, apply_gate, approve_version, register_generator
+from facegen.registry.model_registry import apply_gate, approve_version, register_version
 from facegen.serve.inference import render_faces
 from facegen.serve.settings import ServeSettings, load_settings
 from tests.mlflow_server import use_tracking_uri
@@ -64,7 +65,7 @@ def register_model(server_uri: str, tiny: TinyGenerators, *, champion: str | Non
     client = MlflowClient(tracking_uri=server_uri, registry_uri=server_uri)
     name = f"facegen-{prefix}-{uuid.uuid4().hex[:8]}"
     for uri in tiny.model_uris:
-        version = register_generator(uri, name=name, metrics={"fid": 10.0}, tags={}, client=client)
+        version = register_version(uri, name=name, metrics={"fid": 10.0}, tags={}, client=client)
         apply_gate(client, version, GateDecision(True, []))
     if champion is not None:
         approve_version(client, name, champion, approved_by="test")
@@ -78,7 +79,7 @@ def register_champion(server_uri: str, bundle: Path, *, prefix: str) -> str:
         model_uri = log_generator_model(bundle).model_uri
     client = MlflowClient(tracking_uri=server_uri, registry_uri=server_uri)
     name = f"facegen-{prefix}-{uuid.uuid4().hex[:8]}"
-    version = register_generator(model_uri, name=name, metrics={"fid": 1.0}, tags={}, client=client)
+    version = register_version(model_uri, name=name, metrics={"fid": 1.0}, tags={}, client=client)
     client.set_registered_model_alias(name, "champion", version.version)
     return name
 

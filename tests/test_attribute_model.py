@@ -12,19 +12,17 @@ import pandas as pd
 import pytest
 import torch
 
-from facegen.attributes_model import MODEL_NAME
 from facegen.attributes_model.bundle import load_bundle, save_bundle
 from facegen.attributes_model.data import MISSING, encode_labels, holdout_mask, pack_faces, split_frame
 from facegen.attributes_model.inference import AttributeClassifier, AttributePredictions, tag_frame
 from facegen.attributes_model.metrics import evaluate_predictions
 from facegen.attributes_model.network import HEADS
-from facegen.attributes_model.registry import (
-    load_attribute_classifier,
-    log_attribute_model,
-    register_attribute_model,
-)
+from facegen.attributes_model.registry import load_attribute_classifier, log_attribute_model
 from facegen.attributes_model.training import AttributeTrainingConfig, train_attribute_model
 from facegen.data.labels import parse_utkface_name
+from facegen.gates import decide_attribute_promotion
+from facegen.registry.model_registry import apply_promotion, register_version
+from facegen.registry.names import ATTRIBUTES_MODEL_NAME
 
 SIZE = 32
 
@@ -174,15 +172,23 @@ def test_metrics_on_known_confusions() -> None:
 def test_registered_model_loads_by_alias(trained, slice_, mlflow_tracking) -> None:
     classifier, bundle = trained
     with pytest.raises(LookupError, match="pipelines.attributes.attributes"):
-        load_attribute_classifier(MODEL_NAME, "production")
+        load_attribute_classifier(mlflow_tracking, ATTRIBUTES_MODEL_NAME, "production")
     with mlflow.start_run():
         info = log_attribute_model(bundle)
-    version = register_attribute_model(info.model_uri, tags={"fit_key": "abc"}, client=mlflow_tracking)
-    mlflow_tracking.set_registered_model_alias(MODEL_NAME, "production", version.version)
+    metrics = {"holdout_gender_accuracy": 0.8}
+    version = register_version(info.model_uri, name=ATTRIBUTES_MODEL_NAME, tags={"fit_key": "abc"}, metrics=metrics,
+                               client=mlflow_tracking)  # fmt: skip
+    apply_promotion(mlflow_tracking, version, decide_attribute_promotion(metrics, {"gender_accuracy": 0.9}))
+    tags = mlflow_tracking.get_model_version(ATTRIBUTES_MODEL_NAME, version.version).tags
+    assert tags["beats_baseline"] == "False" and "does not beat the baseline 0.9000" in tags["promotion_reasons"]
+    with pytest.raises(LookupError, match="no registered model facegen-attributes@production"):
+        load_attribute_classifier(mlflow_tracking, ATTRIBUTES_MODEL_NAME, "production")  # the alias did not move
+    apply_promotion(mlflow_tracking, version, decide_attribute_promotion(metrics, {"gender_accuracy": 0.7}))
 
-    loaded = load_attribute_classifier(MODEL_NAME, "production")
+    loaded, registered = load_attribute_classifier(mlflow_tracking, ATTRIBUTES_MODEL_NAME, "production")
+    assert registered.version == version.version
     np.testing.assert_allclose(loaded.predict(slice_[1][:4]).probabilities["gender"],
                                classifier.predict(slice_[1][:4]).probabilities["gender"], atol=1e-6)  # fmt: skip
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@production")
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{ATTRIBUTES_MODEL_NAME}@production")
     out = pyfunc.predict(pd.DataFrame({"uri": slice_[0]["uri"].tolist()[:3]}))
     assert len(out) == 3 and "confidence_ethnicity" in out.columns

@@ -23,11 +23,11 @@ from mlflow.entities.model_registry import ModelVersion
 from PIL import Image, ImageFilter
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
 
+from facegen.gates import GateDecision, GateThresholds, decide_gate
 from facegen.metrics.comparison import (
     ChampionComparison,
     ComparisonRule,
     EvaluationProtocol,
-    MetricDifference,
     NotComparable,
     bootstrap_difference,
     protocol_features,
@@ -45,16 +45,13 @@ from facegen.registry.model_registry import (
     EVAL_PROTOCOL_TAG,
     LABEL_VOCABULARY_TAG,
     RESCORED_METRICS,
-    GateDecision,
-    GateThresholds,
     apply_gate,
     approve_version,
     compare_with_champion,
-    decide_gate,
     evaluation_tags,
     log_generated_features,
     record_comparison,
-    register_generator,
+    register_version,
 )
 from tests.conftest import read_face
 
@@ -254,33 +251,6 @@ def test_a_generator_is_asked_for_its_own_attributes_only(real_faces_32: np.ndar
         protocol.check_real(replace(real, dataset_hash="ef" * 32))
 
 
-# --- the gate decision (pure) -----------------------------------------------------------------------------------
-
-
-def comparison(estimate: float, low: float, high: float) -> ChampionComparison:
-    difference = MetricDifference("kid", estimate, low, high, 0.95, 1000)
-    return ChampionComparison("3", "p2", "p1", True, difference)
-
-
-def test_the_gate_passes_only_a_significantly_better_comparable_candidate() -> None:
-    thresholds = GateThresholds(max_fid=50.0)
-    assert decide_gate({"fid": 40.0}, thresholds, comparison(-0.02, -0.03, -0.01)) == GateDecision(True, [])
-    assert decide_gate({"fid": 40.0}, thresholds, None).passed  # no champion yet
-
-    undecided = decide_gate({"fid": 40.0}, thresholds, comparison(-0.02, -0.05, 0.001))
-    assert not undecided.passed
-    (reason,) = undecided.reasons
-    assert reason == ("kid difference -0.02 (candidate − champion), 95% CI [-0.05, +0.001] over 1000 bootstrap "
-                      "replicates: not significantly better than champion v3")  # fmt: skip
-
-    incomparable = ChampionComparison("3", "p2", "p1", False, not_comparable="draws 32×32 faces, the protocol …")
-    assert decide_gate({"fid": 40.0}, thresholds, incomparable).reasons == [
-        "not comparable: champion v3 draws 32×32 faces, the protocol …"
-    ]
-    not_required = GateThresholds(max_fid=50.0, require_beats_champion=False)
-    assert decide_gate({"fid": 40.0}, not_required, incomparable).passed
-
-
 def test_a_comparison_has_a_difference_or_a_reason_never_both() -> None:
     with pytest.raises(ValueError, match="either a difference or a not-comparable reason"):
         ChampionComparison("3", "p2", "p1", False)
@@ -328,7 +298,7 @@ def register_champion(
     if protocol is not None:
         log_generated_features(client, run.info.run_id, features)
         tags = evaluation_tags(protocol, label_vocabulary(load_generator_bundle(bundle).label_dims))
-    version = register_generator(info.model_uri, name=name, metrics={"fid": 50.0}, tags=tags, client=client)
+    version = register_version(info.model_uri, name=name, metrics={"fid": 50.0}, tags=tags, client=client)
     apply_gate(client, version, GateDecision(True, []))
     return approve_version(client, name, version.version, approved_by="test")
 
@@ -434,7 +404,7 @@ def test_a_champion_at_another_resolution_is_not_comparable_and_gets_no_candidat
 
     with mlflow.start_run():
         info = log_generator_model(setting["bundles"]["b"])
-    candidate = register_generator(info.model_uri, name=name, metrics={"fid": 1.0}, tags={}, client=client)
+    candidate = register_version(info.model_uri, name=name, metrics={"fid": 1.0}, tags={}, client=client)
     decision = decide_gate({"fid": 1.0}, GateThresholds(max_fid=400.0), result)
     assert decision.reasons == [result.summary()]
     apply_gate(client, candidate, decision)
@@ -468,7 +438,7 @@ def test_a_champion_whose_model_no_longer_loads_is_not_comparable(
     with mlflow.start_run():  # logged as log_generator_model would, minus its example (which needs a working model)
         info = mlflow.pyfunc.log_model(name="generator", python_model=GeneratorPyfunc(),
                                        artifacts={BUNDLE_ARTIFACT: str(bundle)}, pip_requirements=[])  # fmt: skip
-    version = register_generator(info.model_uri, name=name, metrics={"fid": 50.0}, tags={}, client=client)
+    version = register_version(info.model_uri, name=name, metrics={"fid": 50.0}, tags={}, client=client)
     apply_gate(client, version, GateDecision(True, []))
     champion = approve_version(client, name, version.version, approved_by="test")
     result = compare(client, champion, setting, weights)

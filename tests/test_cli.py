@@ -13,10 +13,11 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from facegen.cli import main
+from facegen.gates import GateDecision
 from facegen.models.bundle import save_generator_bundle
 from facegen.models.registry import build_generator
 from facegen.registry.generator_model import log_generator_model
-from facegen.registry.model_registry import GateDecision, apply_gate, register_generator
+from facegen.registry.model_registry import apply_gate, register_version
 from facegen.registry.tracking import default_tracking_uri
 from tests.mlflow_server import use_tracking_uri
 
@@ -34,7 +35,7 @@ def registered(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
     with use_tracking_uri(mlflow_server), mlflow.start_run():
         model_uri = log_generator_model(bundle).model_uri
     for passed, fid in ((True, 30.0), (False, 90.0), (True, 25.0)):
-        version = register_generator(model_uri, name=name, metrics={"fid": fid}, tags={}, client=client)
+        version = register_version(model_uri, name=name, metrics={"fid": fid}, tags={}, client=client)
         apply_gate(client, version, GateDecision(passed, [] if passed else ["fid 90 is above the limit 50"]))
     return name
 

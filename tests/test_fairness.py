@@ -1,5 +1,5 @@
-"""Fairness of generated faces: shares, TV distance and representation ratio on known inputs, the gate lines, the
-tags, requested labels for conditional generators, and the chart; generation latency on a generator of known speed."""
+"""Fairness of generated faces: shares, TV distance and representation ratio on known inputs (the gate lines on
+them: tests/test_gates.py), the tags, requested labels for conditional generators, and the chart; generation latency on a generator of known speed."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from torch import nn
 
 from facegen.attributes import AGE_BINS, ETHNICITIES, GENDERS
 from facegen.metrics.fairness import (
-    FairnessThresholds,
     fairness_metrics,
     fairness_report,
     fairness_tags,
-    fairness_violations,
     group_shares,
     plot_fairness,
     representation_ratio,
@@ -62,7 +60,7 @@ def test_bad_inputs_are_refused() -> None:
         fairness_report({"gender": np.array(["male"] * 4)}, {})
 
 
-def test_report_gates_tags_and_metrics() -> None:
+def test_report_tags_and_metrics() -> None:
     predicted = {"gender": one_hot(["female"] * 48 + ["male"] * 52, GENDERS), "age_bin": one_hot(["20-29"] * 100, AGE_BINS)}
     real = {"gender": one_hot(["female"] * 50 + ["male"] * 50, GENDERS)}
     targets = {"gender": UNIFORM_GENDER, "age_bin": {b: 1 / len(AGE_BINS) for b in AGE_BINS}}
@@ -73,13 +71,6 @@ def test_report_gates_tags_and_metrics() -> None:
     assert report["gender"]["real"]["tv"] == pytest.approx(0.0)
     assert report["gender"]["conditional_accuracy"] == pytest.approx(0.98)  # 2 of the 50 "female" asks came out male
     assert report["age_bin"]["generated"]["tv"] == pytest.approx(1 - 1 / 9)
-
-    reasons = fairness_violations(report, FairnessThresholds(max_tv={"gender": 0.05, "age_bin": 0.10}))
-    assert len(reasons) == 2 and all(r.startswith("age_bin:") for r in reasons), reasons
-    assert fairness_violations(report, FairnessThresholds(max_tv={"gender": 0.05})) == []
-    unmeasured = fairness_violations(report, FairnessThresholds(max_tv={"ethnicity": 0.10}))
-    assert unmeasured == ["ethnicity: fairness not measured against a target, cannot pass its TV gate"]
-    assert fairness_violations(None, FairnessThresholds(max_tv={"gender": 0.05}))  # no report at all fails too
 
     tags = fairness_tags(report)
     assert tags["fairness.gender.tv"] == "0.0200" and tags["fairness.gender.conditional_accuracy"] == "0.9800"

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from facegen.attributes import AGE_BINS, ETHNICITIES
-from facegen.metrics.fairness import FairnessThresholds, fairness_report, fairness_violations
+from facegen.gates import FairnessThresholds, fairness_violations
+from facegen.metrics.fairness import fairness_report
 from facegen.metrics.fairness_correction import (
     HeldOut,
     correct_attribute,

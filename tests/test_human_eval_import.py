@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from facegen.cli import main
+from facegen.gates import GateDecision, HumanEvalRequirement
 from facegen.humaneval.export import (
     ANSWER_KEY_COLUMNS,
     CANDIDATE_VS_CHAMPION,
@@ -24,21 +25,18 @@ from facegen.humaneval.export import (
     TEMPLATE_COLUMNS,
     export_pairwise_set,
 )
-from facegen.humaneval.gate import (
-    AWAITING_HUMAN_EVAL,
-    HumanEvalRequirement,
-    decide_human_eval,
-    require_human_eval,
-)
 from facegen.humaneval.ratings import AnswerKey, RatingsError, load_answer_key, load_ratings
 from facegen.humaneval.scoring import Rate, score_ratings, wilson_interval
 from facegen.registry.generator_model import log_generator_model
 from facegen.registry.model_registry import (
+    AWAITING_HUMAN_EVAL,
     ApprovalRefused,
-    GateDecision,
     apply_gate,
     approve_version,
-    register_generator,
+    human_eval_requirement_from_tags,
+    human_eval_requirement_tags,
+    register_version,
+    require_human_eval,
 )
 from tests.serve_fixtures import tiny_generators as _tiny_generators_fixture
 from tests.test_human_eval_export import random_faces, read_csv
@@ -233,31 +231,17 @@ def test_answer_keys_without_one_set_id_are_refused(tmp_path: Path) -> None:
         load_answer_key(mixed)
 
 
-# ---- the gate's decision ---------------------------------------------------------------------------------------
+# ---- the requirement on the version (the decision itself: tests/test_gates.py) -----------------------------------
 
 
-def test_requirement_is_validated_and_round_trips_through_tags() -> None:
+def test_requirement_round_trips_through_tags() -> None:
     requirement = HumanEvalRequirement(min_fool_rate=0.3, min_ratings=40)
-    assert HumanEvalRequirement.from_tags(requirement.tags()) == requirement
+    assert human_eval_requirement_from_tags(human_eval_requirement_tags(requirement)) == requirement
     with pytest.raises(ValueError, match="malformed human-eval requirement tags"):
-        HumanEvalRequirement.from_tags({**requirement.tags(), "human_eval.required.min_fool_rate": "high"})
-    with pytest.raises(ValueError, match="needs min_fool_rate or min_win_rate"):
-        HumanEvalRequirement(min_ratings=10)
-    with pytest.raises(ValueError, match="min_win_rate must be a share between 0 and 1"):
-        HumanEvalRequirement(min_win_rate=55)
-    with pytest.raises(ValueError, match="min_ratings must be a positive integer"):
-        HumanEvalRequirement(min_fool_rate=0.3, min_ratings=0)
-
-
-def test_decision_needs_enough_answers_and_each_minimum(key: AnswerKey, tmp_path: Path) -> None:
-    rows = rating_rows("ann", {**choices(key, REAL_VS_GENERATED, 3, 7), **choices(key, CANDIDATE_VS_CHAMPION, 3, 1)})
-    results = score_ratings(key, load_ratings([write_ratings(tmp_path / "a.csv", rows)], key))  # fool 0.3, win 0.75
-    assert decide_human_eval(results, HumanEvalRequirement(min_fool_rate=0.3, min_ratings=10)) == GateDecision(True, [])
-    both = decide_human_eval(results, HumanEvalRequirement(min_fool_rate=0.35, min_win_rate=0.5, min_ratings=10))
-    assert not both.passed and both.reasons == [
-        "human eval: fool rate 0.3000 is below the required 0.35",
-        "human eval: only 4 answered candidate_vs_champion rating(s), 10 required",
-    ]
+        human_eval_requirement_from_tags({**human_eval_requirement_tags(requirement),
+                                          "human_eval.required.min_fool_rate": "high"})  # fmt: skip
+    with pytest.raises(ValueError, match="records no human-eval requirement"):
+        human_eval_requirement_from_tags({})
 
 
 # ---- round trip through the real MLflow server -----------------------------------------------------------------
@@ -288,7 +272,7 @@ def exported_version(
         mlflow.log_artifacts(str(tmp_path / "set"), artifact_path="human_eval")
         model_uri = log_generator_model(tiny_generators.bundles[0]).model_uri
     name = f"facegen-humaneval-{uuid.uuid4().hex[:8]}"
-    version = register_generator(
+    version = register_version(
         model_uri, name=name, metrics={"fid": 10.0},
         tags={"human_eval_set": f"runs:/{run.info.run_id}/human_eval"}, client=client,
     )  # fmt: skip
@@ -421,7 +405,8 @@ def test_awaiting_version_fails_on_poor_or_too_few_ratings(
     client, exported = mlflow_tracking, exported_version
     version = client.get_model_version(exported.name, exported.version)
     apply_gate(client, version, GateDecision(True, []))  # a caller that set candidate first: the alias is taken back
-    require_human_eval(client, version, HumanEvalRequirement(min_fool_rate=0.3, min_win_rate=0.5, min_ratings=8))
+    passed_but_waits = HumanEvalRequirement(min_fool_rate=0.3, min_win_rate=0.5, min_ratings=8)
+    apply_gate(client, version, GateDecision(True, []), human_eval=passed_but_waits)  # what deploy_gate calls
     assert client.get_model_version(exported.name, exported.version).aliases == []
 
     key = exported.key
@@ -451,7 +436,7 @@ def test_a_late_pass_does_not_take_candidate_from_a_newer_version(
     client, exported = mlflow_tracking, exported_version
     older = client.get_model_version(exported.name, exported.version)
     require_human_eval(client, older, HumanEvalRequirement(min_fool_rate=0.3, min_ratings=10))
-    newer = register_generator(older.source, name=exported.name, metrics={"fid": 9.0}, tags={}, client=client)
+    newer = register_version(older.source, name=exported.name, metrics={"fid": 9.0}, tags={}, client=client)
     apply_gate(client, newer, GateDecision(True, []))  # the next run passed before the raters answered
 
     ann = fill_template(exported, tmp_path / "ann.csv", "ann", choices(exported.key, REAL_VS_GENERATED, 4, 6))

@@ -1,8 +1,8 @@
-"""Model registry against a real MLflow server: pyfunc round trip, gates, candidate/champion aliases, approval."""
+"""Model registry against a real MLflow server: pyfunc round trip, recorded gates, candidate/champion aliases,
+approval. The gate rules themselves: tests/test_gates.py."""
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from facegen.metrics.comparison import ChampionComparison, MetricDifference
+from facegen.gates import GateDecision, GateThresholds, decide_gate
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
 from facegen.models.registry import build_generator
 from facegen.models.sampling import faces_from_seeds
@@ -25,15 +25,13 @@ from facegen.registry.champion import champion_generator_images
 from facegen.registry.generator_model import BUNDLE_ARTIFACT, GeneratorPyfunc, log_generator_model
 from facegen.registry.model_registry import (
     ApprovalRefused,
-    GateDecision,
-    GateThresholds,
     apply_gate,
     approve_version,
     champion_version,
-    decide_gate,
-    register_generator,
+    register_version,
 )
 from tests.mlflow_server import use_tracking_uri
+from tests.test_gates import UNDECIDED
 from tests.test_seed_to_face import MAX_BATCH_DELTA
 
 MODEL_CONFIG = {"resolution": 16, "width": 8}
@@ -70,7 +68,7 @@ def unique_name() -> str:
 
 
 def register(client: MlflowClient, logged: dict, name: str, metrics: dict[str, float] | None = None) -> ModelVersion:
-    return register_generator(
+    return register_version(
         logged["model_uri"], name=name, metrics=metrics or RUN_METRICS, tags={"architecture": "dcgan"}, client=client
     )
 
@@ -160,11 +158,11 @@ def test_champion_faces_follow_per_seed_attributes(
     mlflow_tracking: MlflowClient, conditional_model: dict, tmp_path: Path
 ) -> None:
     name = unique_name()
-    assert champion_generator_images(name, n=2, seed=10) is None
-    version = register_generator(conditional_model["model_uri"], name=name, metrics={}, tags={}, client=mlflow_tracking)
+    assert champion_generator_images(mlflow_tracking, name, n=2, seed=10) is None
+    version = register_version(conditional_model["model_uri"], name=name, metrics={}, tags={}, client=mlflow_tracking)
     mlflow_tracking.set_registered_model_alias(name, "champion", version.version)
     requested = {"gender": ["female", None, "male"], "age_bin": [None, "70+", "0-2"]}
-    faces = champion_generator_images(name, n=3, seed=10, attributes=requested)
+    faces = champion_generator_images(mlflow_tracking, name, n=3, seed=10, attributes=requested)
     labels = np.array([[0, -1], [-1, 8], [1, 0]])
     expected = faces_from_seeds(conditional_model["generator"], [10, 11, 12], labels=labels)
     assert faces.shape == (3, 3, 16, 16) and np.abs(faces.astype(int) - expected.astype(int)).max() <= MAX_BATCH_DELTA
@@ -177,62 +175,11 @@ def test_champion_faces_follow_per_seed_attributes(
             name="old", python_model=GeneratorPyfunc(), artifacts={BUNDLE_ARTIFACT: str(old_bundle)},
             signature=seed_only, input_example=pd.DataFrame({"seed": [0]}), pip_requirements=[],
         )  # fmt: skip
-    old_version = register_generator(old.model_uri, name=name, metrics={}, tags={}, client=mlflow_tracking)
+    old_version = register_version(old.model_uri, name=name, metrics={}, tags={}, client=mlflow_tracking)
     mlflow_tracking.set_registered_model_alias(name, "champion", old_version.version)
     with pytest.raises(ValueError, match=r"champion version 2 takes no \['age_bin', 'gender'\] columns"):
-        champion_generator_images(name, n=3, seed=10, attributes=requested)
-    assert champion_generator_images(name, n=1, seed=10).shape == (1, 3, 16, 16)
-
-
-# --- gate rules (pure) --------------------------------------------------------------------------------------
-
-
-def _comparison(estimate: float, low: float, high: float) -> ChampionComparison:
-    """The champion comparison the gate reads: KID(candidate) − KID(champion) with its bootstrap interval."""
-    difference = MetricDifference("kid", estimate, low, high, confidence=0.95, replicates=1000)
-    return ChampionComparison("1", "p1", "p1", rescored=False, difference=difference)
-
-
-BETTER = _comparison(-0.02, -0.03, -0.01)  # the whole interval below 0
-UNDECIDED = _comparison(-0.001, -0.01, 0.008)  # lower, but within resampling noise
-
-
-def test_gate_passes_within_thresholds_and_beating_champion() -> None:
-    thresholds = GateThresholds(max_fid=50.0, max_kid=0.05)
-    assert decide_gate({"fid": 40.0, "kid_mean": 0.04}, thresholds, None) == GateDecision(True, [])
-    assert decide_gate({"fid": 40.0, "kid_mean": 0.04}, thresholds, BETTER).passed
-    assert decide_gate({"fid": 50.0, "kid_mean": 0.05}, thresholds, None).passed  # limits are inclusive
-
-
-def test_gate_failures_each_give_a_reason() -> None:
-    thresholds = GateThresholds(max_fid=50.0, max_kid=0.05)
-    decision = decide_gate({"fid": 60.0, "kid_mean": 0.07}, thresholds, UNDECIDED)
-    assert not decision.passed and len(decision.reasons) == 3
-    assert "fid 60" in decision.reasons[0] and "50" in decision.reasons[0]
-    assert "kid_mean 0.07" in decision.reasons[1]
-    assert "not significantly better than champion v1" in decision.reasons[2]
-    not_comparable = ChampionComparison("1", "p2", "p1", rescored=False, not_comparable="generates 64 px")
-    reasons = decide_gate({"fid": 45.0}, GateThresholds(max_fid=50.0), not_comparable).reasons
-    assert reasons == ["not comparable: champion v1 generates 64 px"]
-    # Without the requirement the champion does not matter.
-    assert decide_gate({"fid": 45.0}, GateThresholds(max_fid=50.0, require_beats_champion=False), UNDECIDED).passed
-
-
-def test_gate_kid_is_optional_when_not_gated() -> None:
-    assert decide_gate({"fid": 10.0}, GateThresholds(max_fid=50.0, max_kid=None), None).passed
-
-
-@pytest.mark.parametrize(
-    ("metrics", "thresholds", "match"),
-    [
-        ({"kid_mean": 0.01}, GateThresholds(max_fid=50.0), "candidate metric 'fid' is missing"),
-        ({"fid": 10.0}, GateThresholds(max_fid=50.0, max_kid=0.05), "'kid_mean' is missing"),
-        ({"fid": math.nan}, GateThresholds(max_fid=50.0), "NaN"),
-    ],
-)
-def test_gate_never_passes_on_missing_metrics(metrics, thresholds, match) -> None:
-    with pytest.raises(ValueError, match=match):
-        decide_gate(metrics, thresholds, None)
+        champion_generator_images(mlflow_tracking, name, n=3, seed=10, attributes=requested)
+    assert champion_generator_images(mlflow_tracking, name, n=1, seed=10).shape == (1, 3, 16, 16)
 
 
 # --- aliases and approval against the server ------------------------------------------------------------------

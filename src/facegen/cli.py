@@ -10,6 +10,8 @@ import os
 
 import click
 
+from facegen.registry.names import GENERATOR_MODEL_NAME
+
 # MLflow's client otherwise looks a telemetry host up on first use; a person's own setting still wins.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -25,7 +27,7 @@ def main() -> None:
 @click.option("--by", "approved_by", required=True, help="Who approves (recorded in the approved_by tag).")
 @click.option("--force", is_flag=True, help="Approve a version that did not pass the automatic gates.")
 @click.option("--reason", default=None, help="Why a forced approval is justified (required with --force).")
-@click.option("--model-name", default="facegen-generator", show_default=True, help="Registered model name.")
+@click.option("--model-name", default=GENERATOR_MODEL_NAME, show_default=True, help="Registered model name.")
 @click.option(
     "--tracking-uri",
     default=None,
@@ -35,23 +37,24 @@ def approve(
     version: str, approved_by: str, force: bool, reason: str | None, model_name: str, tracking_uri: str | None
 ) -> None:
     """Make VERSION the champion (the served model): a person's decision, recorded on the version."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from facegen.registry.model_registry import (
         APPROVAL_FORCED_REASON_TAG,
         APPROVED_AT_TAG,
-        CHAMPION_ALIAS,
+        APPROVED_BY_TAG,
+        GATE_STATUS_TAG,
         ApprovalRefused,
         approve_version,
         champion_version,
     )
-    from facegen.registry.tracking import default_tracking_uri
+    from facegen.registry.names import CHAMPION_ALIAS
+    from facegen.registry.tracking import mlflow_client
 
     if force and not (reason or "").strip():
         raise click.UsageError("--force needs --reason TEXT saying why the gates are overridden")
-    uri = tracking_uri or default_tracking_uri()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = mlflow_client(tracking_uri)
+    uri = client.tracking_uri
     try:
         previous = champion_version(client, model_name)
         approved = approve_version(client, model_name, version, approved_by=approved_by, force=force, reason=reason)
@@ -64,9 +67,9 @@ def approve(
     else:
         before = f"version {previous.version}" if previous is not None else "no version"
         click.echo(f"{model_name}: {CHAMPION_ALIAS} moved from {before} to version {approved.version} ({uri})")
-    click.echo(f"approved by {approved.tags.get('approved_by')} at {approved.tags.get(APPROVED_AT_TAG)}")
+    click.echo(f"approved by {approved.tags.get(APPROVED_BY_TAG)} at {approved.tags.get(APPROVED_AT_TAG)}")
     if APPROVAL_FORCED_REASON_TAG in approved.tags:
-        gate_status = approved.tags.get("gate_status", "never gated")
+        gate_status = approved.tags.get(GATE_STATUS_TAG, "never gated")
         click.echo(f"forced past gate_status={gate_status!r}: {approved.tags[APPROVAL_FORCED_REASON_TAG]}")
 
 
@@ -156,7 +159,7 @@ def human_eval() -> None:
 @human_eval.command("import", short_help="Score rating files, log them on the version, finish its human-eval gate.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--version", required=True, help="Model version the set was exported for.")
-@click.option("--model-name", default="facegen-generator", show_default=True, help="Registered model name.")
+@click.option("--model-name", default=GENERATOR_MODEL_NAME, show_default=True, help="Registered model name.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: as for approve].")
 @click.option(
     "--answer-key", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -172,17 +175,17 @@ def human_eval_import(
     """
     from pathlib import Path
 
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     from facegen.humaneval.ratings import RatingsError
     from facegen.humaneval.results import PER_RATER_ARTIFACT, AnswerKeyUnavailable, import_ratings
     from facegen.humaneval.scoring import summary_lines
-    from facegen.registry.model_registry import CANDIDATE_ALIAS, GATE_REASONS_TAG, GATE_STATUS_TAG
-    from facegen.registry.tracking import default_tracking_uri
+    from facegen.registry.model_registry import GATE_REASONS_TAG, GATE_STATUS_TAG
+    from facegen.registry.names import CANDIDATE_ALIAS
+    from facegen.registry.tracking import mlflow_client
 
-    uri = tracking_uri or default_tracking_uri()
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = mlflow_client(tracking_uri)
+    uri = client.tracking_uri
     try:
         outcome = import_ratings(
             client, model_name, version, [Path(f) for f in files], answer_key=Path(answer_key) if answer_key else None
@@ -209,23 +212,20 @@ def human_eval_import(
         click.echo(f"gate: human evaluation failed: {tags.get(GATE_REASONS_TAG)}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 @main.command(short_help="Print what the latest training run decided (make train ends with it).")
 @click.option("--run-name", default=None, help="A run of the `training` experiment [default: the newest one].")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI / local].")
 def outcome(run_name: str | None, tracking_uri: str | None) -> None:
     """Key metrics, the gate's result and reasons, the registered version and aliases, pictures, next command."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the summary is the whole output
-    from mlflow import MlflowClient
-
     from facegen.registry.run_outcome import format_outcome, latest_outcome
-    from facegen.registry.tracking import default_tracking_uri
+    from facegen.registry.tracking import mlflow_client
 
-    uri = tracking_uri or default_tracking_uri()
     try:
-        click.echo(format_outcome(latest_outcome(MlflowClient(tracking_uri=uri, registry_uri=uri), run_name=run_name)))
+        click.echo(format_outcome(latest_outcome(mlflow_client(tracking_uri), run_name=run_name)))
     except LookupError as error:
         raise click.ClickException(str(error)) from error
+
+
+if __name__ == "__main__":
+    main()

@@ -6,12 +6,10 @@
 - :mod:`.metrics`: accuracy, balanced accuracy, confusion matrices;
 - :mod:`.bundle`: weights + spec on disk (no pickle of the network);
 - :mod:`.inference`: :class:`AttributeClassifier` on tensors or files, manifest tagging and label audit;
-- :mod:`.registry`: MLflow pyfunc logging, registration under ``facegen-attributes``, resolution by alias.
+- :mod:`.registry`: the MLflow pyfunc, logged and loaded by alias (registered through
+  :mod:`facegen.registry.model_registry`, named in :mod:`facegen.registry.names`).
 """
 
 from facegen.attributes_model.network import HEADS
 
-MODEL_NAME = "facegen-attributes"
-PRODUCTION_ALIAS = "production"
-
-__all__ = ["HEADS", "MODEL_NAME", "PRODUCTION_ALIAS"]
+__all__ = ["HEADS"]

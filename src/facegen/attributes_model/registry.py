@@ -1,11 +1,12 @@
-"""``facegen-attributes`` in the MLflow registry: a pyfunc whose artifact is the bundle, resolved by alias.
+"""``facegen-attributes`` as an MLflow pyfunc whose artifact is the bundle, and loaded back by alias.
 
     model = mlflow.pyfunc.load_model("models:/facegen-attributes@production")
     model.predict(pd.DataFrame({"uri": ["/path/face.jpg"]}))      # → predicted_* / confidence_* columns
     classifier = model.unwrap_python_model().classifier          # tensors: classifier.predict(uint8 N×3×H×W)
 
 As with the generator, the pickle holds no network (the weights travel as the bundle) and loading needs the facegen
-package importable.
+package importable; registered pickles name this module, so it keeps its path. Registration and the alias are
+:mod:`facegen.registry.model_registry`'s (``register_version``, ``apply_promotion``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import pandas as pd
 import torch
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 
-from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
 from facegen.attributes_model.inference import AttributeClassifier
 from facegen.devices import resolve_device
+from facegen.registry.model_registry import load_version_pyfunc, version_by_alias
+from facegen.registry.names import ATTRIBUTES_ALIAS, ATTRIBUTES_MODEL_NAME
 
 BUNDLE_ARTIFACT = "attribute_bundle"
 TRAIN_COMMAND = "zenml pipeline run pipelines.attributes.attributes -c configs/attributes.yaml"
@@ -54,31 +55,17 @@ def log_attribute_model(bundle_dir: Path, *, artifact_name: str = "attributes"):
     )
 
 
-def register_attribute_model(
-    model_uri: str, *, tags: dict[str, str], name: str = MODEL_NAME, client: MlflowClient | None = None
-) -> ModelVersion:
-    client = client or MlflowClient()
-    version = mlflow.register_model(model_uri, name)
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version.version, key, str(value))
-    return client.get_model_version(name, version.version)
+def load_attribute_classifier(
+    client: MlflowClient, name: str = ATTRIBUTES_MODEL_NAME, alias: str = ATTRIBUTES_ALIAS
+) -> tuple[AttributeClassifier, ModelVersion]:
+    """The classifier registered as ``name@alias`` in ``client``'s registry, with its version.
 
-
-def resolve_version(name: str = MODEL_NAME, alias: str = PRODUCTION_ALIAS, client: MlflowClient | None = None):
-    """The version behind ``name@alias``, or None when the model or the alias does not exist."""
-    client = client or MlflowClient()
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
-def load_attribute_classifier(name: str = MODEL_NAME, alias: str = PRODUCTION_ALIAS) -> AttributeClassifier:
-    """The classifier registered as ``name@alias``; a clear error naming the command to train one otherwise."""
-    if resolve_version(name, alias) is None:
+    ``LookupError`` naming the command that trains one when the model or the alias does not exist.
+    """
+    version = version_by_alias(client, name, alias)
+    if version is None:
         raise LookupError(
-            f"no registered model {name}@{alias} in the MLflow registry at {mlflow.get_tracking_uri()}. "
+            f"no registered model {name}@{alias} in the MLflow registry at {client.tracking_uri}. "
             f"Train and register it first: `{TRAIN_COMMAND}` (or disable tagging: tag_attributes.enabled: false)"
         )
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
-    return model.unwrap_python_model().classifier
+    return load_version_pyfunc(client, version).unwrap_python_model().classifier, version

@@ -10,7 +10,8 @@ the training run). An import (:func:`import_ratings`, behind ``facegen human-eva
   answered), so the run shows them beside FID;
 - the per-rater table as the run artifact ``human_eval_results/per_rater.csv``.
 
-Then an ``awaiting_human_eval`` version is decided by :func:`facegen.humaneval.gate.complete_human_eval_gate`.
+Then an ``awaiting_human_eval`` version is decided by :func:`facegen.registry.model_registry.complete_human_eval_gate`
+(the rule itself: :func:`facegen.gates.decide_human_eval`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from facegen.humaneval.gate import complete_human_eval_gate
+from facegen.gates import GateDecision
 from facegen.humaneval.ratings import load_answer_key, load_ratings
 from facegen.humaneval.scoring import (
     PER_RATER_COLUMNS,
@@ -39,7 +40,7 @@ from facegen.humaneval.scoring import (
     per_rater_rows,
     score_ratings,
 )
-from facegen.registry.model_registry import GateDecision
+from facegen.registry.model_registry import complete_human_eval_gate
 
 #: Version tag (set by deploy_gate) pointing at the exported set: ``runs:/<RUN_ID>/human_eval``.
 HUMAN_EVAL_SET_TAG = "human_eval_set"

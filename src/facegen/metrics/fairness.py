@@ -16,22 +16,18 @@ well the correction recovers a distribution whose labels are known.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from facegen.attributes import ATTRIBUTE_VALUES
+from facegen.gates import FairnessThresholds
 from facegen.metrics.fairness_correction import (
     DEFAULT_BOOTSTRAP,
     HeldOut,
     correct_attribute,
     perfect_generator_pass_rate,
 )
-
-#: The gate defaults of the evaluation issue: TV ≤ 0.05 for gender, ≤ 0.10 for age_bin and ethnicity.
-DEFAULT_MAX_TV: dict[str, float] = {"gender": 0.05, "age_bin": 0.10, "ethnicity": 0.10}
-DEFAULT_MIN_REPRESENTATION_RATIO = 0.8
 
 
 def group_shares(labels: Sequence[str] | np.ndarray, groups: Sequence[str]) -> dict[str, float]:
@@ -65,14 +61,6 @@ def representation_ratio(shares: Mapping[str, float], target: Mapping[str, float
     if not relative:
         raise ValueError(f"the target gives no group a positive share: {dict(target)}")
     return float(min(relative) / max(relative)) if max(relative) > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class FairnessThresholds:
-    """Gate limits; an attribute listed in ``max_tv`` must have been measured against a target to pass."""
-
-    max_tv: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_TV))
-    min_representation_ratio: float | None = DEFAULT_MIN_REPRESENTATION_RATIO
 
 
 def attribute_summary(
@@ -163,31 +151,6 @@ def fairness_report(
             entry["conditional_accuracy"] = float(np.mean(asked == classified))
         report[attribute] = entry
     return report
-
-
-def fairness_violations(report: Mapping[str, Mapping[str, Any]] | None, thresholds: FairnessThresholds) -> list[str]:
-    """One readable line per failed fairness gate (empty = passed). An unmeasured gated attribute fails."""
-    reasons = []
-    for attribute, limit in thresholds.max_tv.items():
-        generated = ((report or {}).get(attribute) or {}).get("generated") or {}
-        if "tv" not in generated:
-            reasons.append(f"{attribute}: fairness not measured against a target, cannot pass its TV gate")
-            continue
-        what = "corrected " if "corrected" in generated else "uncorrected "
-        if generated["tv"] > limit:
-            reasons.append(f"{attribute}: {what}TV distance {generated['tv']:.3f}{_ci(generated, 'tv_ci')} to the "
-                           f"target is above {limit:.3f}")  # fmt: skip
-        floor = thresholds.min_representation_ratio
-        if floor is not None and generated["representation_ratio"] < floor:
-            reasons.append(
-                f"{attribute}: {what}representation ratio {generated['representation_ratio']:.3f}"
-                f"{_ci(generated, 'representation_ratio_ci')} is below {floor:.3f}"
-            )
-    return reasons
-
-
-def _ci(summary: Mapping[str, Any], key: str) -> str:
-    return f" (95% CI {summary[key][0]:.3f}–{summary[key][1]:.3f})" if key in summary else ""
 
 
 def fairness_tags(report: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:

@@ -1,28 +1,34 @@
-"""The generator's model registry: register versions, gate them automatically, approve them by hand.
+"""facegen's model registry: both registered models (names in :mod:`facegen.registry.names`), through one client.
 
-Names (see DESIGN.md): registered model ``facegen-generator``; alias ``candidate`` (passed the automatic gates, set
-by :func:`apply_gate`) and alias ``champion`` (approved and served, moved only by :func:`approve_version`, i.e. by a
-person through ``facegen approve`` or the MLflow UI). Version tags: ``gate_status`` (passed / failed),
-``gate_reasons``, ``approved_by``, ``approved_at``, for every metric given at registration ``metric.<name>``, and
-what the metrics were measured under (:func:`evaluation_tags`): ``eval_protocol`` (JSON), ``eval_protocol_id``,
-``label_vocabulary``; the generated faces' features are the run artifact ``evaluation/generated_features.npy``.
-A champion re-scored under a newer protocol gets ``rescored.<protocol id>.*`` tags (:func:`compare_with_champion`);
-the candidate gets ``champion_comparison``.
+- ``facegen-generator``: :func:`register_version` per training run, the champion comparison
+  (:func:`compare_with_champion`), the gate recorded (:func:`apply_gate`, or :func:`require_human_eval` and later
+  :func:`complete_human_eval_gate`), a person's approval (:func:`approve_version`).
+- ``facegen-attributes``: :func:`register_version`, then :func:`apply_promotion` moves its alias.
 
-Everything goes through the ``MlflowClient`` passed in, so the caller decides which server it talks to.
+The decisions themselves are :mod:`facegen.gates`; this module only records them. Alias ``candidate`` (passed the
+automatic gates) and alias ``champion`` (approved and served, moved only by :func:`approve_version`, i.e. by a person
+through ``facegen approve`` or the MLflow UI). Generator version tags: ``gate_status`` (passed / failed /
+awaiting_human_eval), ``gate_reasons``, ``approved_by``, ``approved_at``, for every metric given at registration
+``metric.<name>``, and what the metrics were measured under (:func:`evaluation_tags`): ``eval_protocol`` (JSON),
+``eval_protocol_id``, ``label_vocabulary``; the generated faces' features are the run artifact
+``evaluation/generated_features.npy``. A champion re-scored under a newer protocol gets ``rescored.<protocol id>.*``
+tags (:func:`compare_with_champion`); the candidate gets ``champion_comparison``.
+
+Everything goes through the ``MlflowClient`` passed in (built by :func:`facegen.registry.tracking.mlflow_client`),
+so the caller decides which server it talks to; MLflow errors propagate, except the "does not exist" answers that
+:func:`version_by_alias` turns into None.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -34,6 +40,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from torch import nn
 
+from facegen.gates import AttributePromotion, GateDecision, HumanEvalRequirement, decide_human_eval
 from facegen.metrics.comparison import (
     ChampionComparison,
     ComparisonRule,
@@ -44,12 +51,14 @@ from facegen.metrics.comparison import (
 )
 from facegen.metrics.features import RealFeatures
 from facegen.metrics.fidelity import fidelity_from_features
+from facegen.registry.names import ATTRIBUTES_ALIAS, CANDIDATE_ALIAS, CHAMPION_ALIAS, GENERATOR_MODEL_NAME
+
+if TYPE_CHECKING:
+    from mlflow.pyfunc import PyFuncModel
+
+    from facegen.humaneval.scoring import HumanEvalResults
 
 logger = logging.getLogger(__name__)
-
-MODEL_NAME = "facegen-generator"
-CANDIDATE_ALIAS = "candidate"
-CHAMPION_ALIAS = "champion"
 
 GATE_STATUS_TAG = "gate_status"
 GATE_REASONS_TAG = "gate_reasons"
@@ -70,64 +79,21 @@ RESCORED_METRICS = ("fid", "kid_mean", "kid_std")
 
 GATE_PASSED = "passed"
 GATE_FAILED = "failed"
+#: ``gate_status`` of a version that passed the automatic gates and waits for :func:`complete_human_eval_gate`.
+AWAITING_HUMAN_EVAL = "awaiting_human_eval"
+MIN_FOOL_RATE_TAG = "human_eval.required.min_fool_rate"
+MIN_WIN_RATE_TAG = "human_eval.required.min_win_rate"
+MIN_RATINGS_TAG = "human_eval.required.min_ratings"
+#: Attribute-model version tags written by :func:`apply_promotion`.
+BEATS_BASELINE_TAG = "beats_baseline"
+PROMOTION_REASONS_TAG = "promotion_reasons"
 
-#: Seconds :func:`register_generator` waits for a new version to become READY.
+#: Seconds :func:`register_version` waits for a new version to become READY.
 REGISTRATION_TIMEOUT_S = 300.0
 
 
 class ApprovalRefused(Exception):
     """A version may not become champion: it did not pass the gates and the approval was not a reasoned override."""
-
-
-@dataclass(frozen=True)
-class GateThresholds:
-    """Automatic gates a new version must pass to become ``candidate`` (lower FID / KID is better)."""
-
-    max_fid: float
-    max_kid: float | None = None  # bound on kid_mean; None: KID not gated
-    require_beats_champion: bool = True  # significantly better under one protocol (ComparisonRule), when one exists
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """Outcome of the gates; ``reasons`` holds one human-readable line per failed rule (empty when passed)."""
-
-    passed: bool
-    reasons: list[str] = field(default_factory=list)
-
-
-def _metric(metrics: dict[str, float], name: str, whose: str) -> float:
-    """A metric that must be present and a real number: a missing or NaN metric never counts as passing."""
-    if name not in metrics or metrics[name] is None:
-        raise ValueError(f"{whose} metric {name!r} is missing (have {sorted(metrics)}); cannot decide the gate")
-    value = float(metrics[name])
-    if math.isnan(value):
-        raise ValueError(f"{whose} metric {name!r} is NaN; cannot decide the gate")
-    return value
-
-
-def decide_gate(
-    metrics: dict[str, float],
-    thresholds: GateThresholds,
-    comparison: ChampionComparison | None,
-) -> GateDecision:
-    """Pass iff fid ≤ max_fid, kid_mean ≤ max_kid (when set) and, if required and a champion exists, the comparison
-    with it (:func:`compare_with_champion`) found the candidate significantly better.
-
-    A champion that could not be compared fails the rule ("not comparable: …"): no comparison, no ``candidate``.
-    Raises ``ValueError`` when a candidate metric a rule needs is missing or NaN.
-    """
-    reasons: list[str] = []
-    fid = _metric(metrics, "fid", "candidate")
-    if fid > thresholds.max_fid:
-        reasons.append(f"fid {fid:.4g} is above the limit {thresholds.max_fid:.4g}")
-    if thresholds.max_kid is not None:
-        kid = _metric(metrics, "kid_mean", "candidate")
-        if kid > thresholds.max_kid:
-            reasons.append(f"kid_mean {kid:.4g} is above the limit {thresholds.max_kid:.4g}")
-    if thresholds.require_beats_champion and comparison is not None and not comparison.better:
-        reasons.append(comparison.summary())
-    return GateDecision(passed=not reasons, reasons=reasons)
 
 
 def _is_error(error: MlflowException, *codes: int) -> bool:
@@ -144,13 +110,13 @@ def _run_and_model_id(client: MlflowClient, model_uri: str) -> tuple[str | None,
     return None, None
 
 
-def register_generator(
+def register_version(
     model_uri: str,
     *,
     name: str,
-    metrics: dict[str, float],
-    tags: dict[str, str],
+    tags: Mapping[str, object],
     client: MlflowClient,
+    metrics: Mapping[str, float] | None = None,
 ) -> ModelVersion:
     """Register ``model_uri`` (``ModelInfo.model_uri``) as a new version of ``name``, tagged, and wait until READY.
 
@@ -165,7 +131,7 @@ def register_generator(
             raise
     run_id, model_id = _run_and_model_id(client, model_uri)
     all_tags = {key: str(value) for key, value in tags.items()}
-    all_tags.update({f"{METRIC_TAG_PREFIX}{key}": repr(float(value)) for key, value in metrics.items()})
+    all_tags.update({f"{METRIC_TAG_PREFIX}{key}": repr(float(value)) for key, value in (metrics or {}).items()})
     version = client.create_model_version(
         name=name, source=model_uri, run_id=run_id, model_id=model_id, tags=all_tags, await_creation_for=0
     )
@@ -183,14 +149,14 @@ def register_generator(
     return version
 
 
-def champion_version(client: MlflowClient, name: str = MODEL_NAME) -> ModelVersion | None:
-    """The version holding the ``champion`` alias; None when the model or the alias does not exist.
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version holding ``name@alias``; None when the model or the alias does not exist (any other error raises).
 
     MLflow 3.17 answers a missing alias with INVALID_PARAMETER_VALUE (not RESOURCE_DOES_NOT_EXIST), the same code
     as for malformed requests, so the model's alias list decides instead of the error code or message.
     """
     try:
-        return client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+        return client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
         try:
             model = client.get_registered_model(name)
@@ -198,9 +164,25 @@ def champion_version(client: MlflowClient, name: str = MODEL_NAME) -> ModelVersi
             if _is_error(lookup_error, RESOURCE_DOES_NOT_EXIST):
                 return None
             raise error from lookup_error
-        if CHAMPION_ALIAS not in (model.aliases or {}):
+        if alias not in (model.aliases or {}):
             return None
         raise
+
+
+def champion_version(client: MlflowClient, name: str = GENERATOR_MODEL_NAME) -> ModelVersion | None:
+    """The generator version being served (``champion``); None before the first approval."""
+    return version_by_alias(client, name, CHAMPION_ALIAS)
+
+
+def load_version_pyfunc(client: MlflowClient, version: ModelVersion) -> PyFuncModel:
+    """A registered version's pyfunc, downloaded through ``client``.
+
+    ``mlflow.pyfunc.load_model("models:/…")`` would resolve the name in the process-global registry instead.
+    """
+    uri = client.get_model_version_download_uri(version.name, version.version)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=client.tracking_uri)
+        return mlflow.pyfunc.load_model(local)
 
 
 def evaluation_tags(protocol: EvaluationProtocol, label_vocabulary: Mapping[str, list[str]]) -> dict[str, str]:
@@ -258,10 +240,7 @@ def load_registered_generator(
     client: MlflowClient, version: ModelVersion, device: str | torch.device = "cpu"
 ) -> nn.Module:
     """A version's generator rebuilt from its registered model files, through the pyfunc the service loads."""
-    uri = client.get_model_version_download_uri(version.name, version.version)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp, tracking_uri=client.tracking_uri)
-        generator = mlflow.pyfunc.load_model(local).unwrap_python_model().generator
+    generator = load_version_pyfunc(client, version).unwrap_python_model().generator
     return generator.to(device).eval()
 
 
@@ -339,11 +318,20 @@ def record_comparison(client: MlflowClient, version: ModelVersion, comparison: C
                                  json.dumps(comparison.record(), sort_keys=True))  # fmt: skip
 
 
-def apply_gate(client: MlflowClient, version: ModelVersion, decision: GateDecision) -> None:
+def apply_gate(
+    client: MlflowClient,
+    version: ModelVersion,
+    decision: GateDecision,
+    human_eval: HumanEvalRequirement | None = None,
+) -> None:
     """Record the gate on the version; point ``candidate`` at it only when it passed. Never touches ``champion``.
 
+    A passed version with a ``human_eval`` requirement waits for raters instead (:func:`require_human_eval`).
     A failed version that currently holds ``candidate`` (a re-gate) loses the alias.
     """
+    if decision.passed and human_eval is not None:
+        require_human_eval(client, version, human_eval)
+        return
     name, number = version.name, version.version
     client.set_model_version_tag(name, number, GATE_STATUS_TAG, GATE_PASSED if decision.passed else GATE_FAILED)
     client.set_model_version_tag(name, number, GATE_REASONS_TAG, "; ".join(decision.reasons) or "all gates passed")
@@ -391,3 +379,94 @@ def approve_version(
         client.set_model_version_tag(name, version, key, value)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
     return client.get_model_version(name, version)
+
+
+def human_eval_requirement_tags(requirement: HumanEvalRequirement) -> dict[str, str]:
+    """The requirement as version tags (a rate left ungated gets no tag)."""
+    tags = {MIN_RATINGS_TAG: str(requirement.min_ratings)}
+    if requirement.min_fool_rate is not None:
+        tags[MIN_FOOL_RATE_TAG] = repr(float(requirement.min_fool_rate))
+    if requirement.min_win_rate is not None:
+        tags[MIN_WIN_RATE_TAG] = repr(float(requirement.min_win_rate))
+    return tags
+
+
+def human_eval_requirement_from_tags(tags: Mapping[str, str]) -> HumanEvalRequirement:
+    """The requirement recorded by :func:`require_human_eval`; ``ValueError`` when missing or malformed."""
+    if MIN_RATINGS_TAG not in tags:
+        raise ValueError(f"no {MIN_RATINGS_TAG} tag: the version records no human-eval requirement")
+
+    def rate(tag: str) -> float | None:
+        return float(tags[tag]) if tag in tags else None
+
+    try:
+        return HumanEvalRequirement(rate(MIN_FOOL_RATE_TAG), rate(MIN_WIN_RATE_TAG), int(tags[MIN_RATINGS_TAG]))
+    except ValueError as error:
+        recorded = {key: value for key, value in tags.items() if key.startswith("human_eval.required.")}
+        raise ValueError(f"malformed human-eval requirement tags {recorded}: {error}") from error
+
+
+def require_human_eval(client: MlflowClient, version: ModelVersion, requirement: HumanEvalRequirement) -> None:
+    """Hold a version whose automatic gates passed until raters' results arrive; never sets ``candidate``.
+
+    Call it instead of :func:`apply_gate` when the automatic decision passed. Records ``requirement`` as tags, sets
+    ``gate_status`` = ``awaiting_human_eval`` with the reason in ``gate_reasons``, and takes ``candidate`` away
+    should the version already hold it; :func:`approve_version` refuses the version meanwhile (not ``passed``).
+    Raises ``ValueError`` for a version whose gate_status is ``failed``.
+    """
+    name, number = version.name, version.version
+    current = client.get_model_version(name, number)
+    if (current.tags or {}).get(GATE_STATUS_TAG) == GATE_FAILED:
+        raise ValueError(
+            f"{name} version {number}: gate_status is 'failed'; only a version that passed the automatic gates can "
+            "await human evaluation"
+        )
+    tags = human_eval_requirement_tags(requirement)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, number, key, value)
+    for stale in ({MIN_FOOL_RATE_TAG, MIN_WIN_RATE_TAG} & set(current.tags or {})) - set(tags):  # an earlier one's
+        client.delete_model_version_tag(name, number, stale)
+    client.set_model_version_tag(name, number, GATE_STATUS_TAG, AWAITING_HUMAN_EVAL)
+    client.set_model_version_tag(
+        name, number, GATE_REASONS_TAG,
+        f"automatic gates passed; awaiting human evaluation ({requirement.describe()}): "
+        f"rate the human_eval set, then run `facegen human-eval import FILE... --version {number}`",
+    )  # fmt: skip
+    if CANDIDATE_ALIAS in (current.aliases or []):
+        client.delete_registered_model_alias(name, CANDIDATE_ALIAS)
+
+
+def complete_human_eval_gate(
+    client: MlflowClient, version: ModelVersion, results: HumanEvalResults
+) -> GateDecision | None:
+    """Decide an awaiting version against its recorded requirement and apply the decision (``candidate`` if passed).
+
+    Returns None, changing nothing, for a version that is not ``awaiting_human_eval``. A passing version older
+    than the current ``candidate`` is marked passed but does not take the alias back from the newer one.
+    """
+    current = client.get_model_version(version.name, version.version)
+    tags = current.tags or {}
+    if tags.get(GATE_STATUS_TAG) != AWAITING_HUMAN_EVAL:
+        return None
+    decision = decide_human_eval(results, human_eval_requirement_from_tags(tags))
+    holder = (client.get_registered_model(current.name).aliases or {}).get(CANDIDATE_ALIAS)
+    if decision.passed and holder is not None and int(holder) > int(current.version):
+        # Raters were slower than the next run: a newer version already passed, candidate stays with it.
+        client.set_model_version_tag(current.name, current.version, GATE_STATUS_TAG, GATE_PASSED)
+        client.set_model_version_tag(current.name, current.version, GATE_REASONS_TAG,
+                                     f"all gates passed; {CANDIDATE_ALIAS} stays on newer version {holder}")  # fmt: skip
+        return decision
+    apply_gate(client, current, decision)
+    return decision
+
+
+def apply_promotion(
+    client: MlflowClient, version: ModelVersion, promotion: AttributePromotion, alias: str = ATTRIBUTES_ALIAS
+) -> None:
+    """Record the baseline comparison on an attribute-model version and move ``alias`` to it iff it is promoted."""
+    name, number = version.name, version.version
+    client.set_model_version_tag(name, number, BEATS_BASELINE_TAG, str(promotion.beats_baseline))
+    if promotion.reasons:
+        client.set_model_version_tag(name, number, PROMOTION_REASONS_TAG, "; ".join(promotion.reasons))
+    if promotion.promote:
+        client.set_registered_model_alias(name, alias, number)

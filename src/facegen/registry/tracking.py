@@ -68,9 +68,7 @@ def ensure_local_experiment(name: str, tracking_uri: str) -> str:
     ZenML's MLflow tracker creates missing experiments with MLflow's default artifact root (``./mlruns`` of the
     current directory); creating it first pins the artifacts next to the SQLite database.
     """
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow_client(tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
