@@ -57,8 +57,10 @@ attributes: setup
 
 # Runs the `attributes` pipeline only when no facegen-attributes@production is registered (first run: ~15-20 min).
 attribute-model: setup
-	@$(BIN)/python -c "import sys; from facegen.attributes_model.registry import resolve_version; \
-	sys.exit(resolve_version() is None)" || $(MAKE) attributes
+	@$(BIN)/python -c "import sys; from facegen.registry.model_registry import version_by_alias; \
+	from facegen.registry.names import ATTRIBUTES_ALIAS as A, ATTRIBUTES_MODEL_NAME as N; \
+	from facegen.registry.tracking import mlflow_client; sys.exit(version_by_alias(mlflow_client(), N, A) is None)" \
+	|| $(MAKE) attributes
 
 # configs/{local,gpu,k8s}.yaml are generated: edit configs/base.yaml (every knob, documented) or the environment's
 # overlay configs/env/NAME.yaml (what differs), then re-render; tests/test_configs.py fails on a stale file.

@@ -13,6 +13,8 @@ from facegen.humaneval.export import export_pairwise_set
 from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
 from facegen.registry.champion import champion_generator_images
+from facegen.registry.names import GENERATOR_MODEL_NAME
+from facegen.registry.tracking import mlflow_client
 
 logger = get_logger(__name__)
 
@@ -23,7 +25,7 @@ def export_human_eval(
     packed_dataset: np.ndarray,
     balance_shares: dict,
     n_pairs: int = 50,
-    model_name: str = "facegen-generator",
+    model_name: str = GENERATOR_MODEL_NAME,
     seed: int = 0,
 ) -> Annotated[Path, "human_eval_set"]:
     """Stored as a ZenML artifact and as MLflow run artifacts under ``human_eval/`` (raters get ``rater/``).
@@ -37,13 +39,14 @@ def export_human_eval(
     # The champion is asked for the same demographic requests (its own seeds), so a pair compares like with like.
     asked = {name: list(values[:n_pairs]) for name, values in (sample.requested or {}).items()}
     note = None
+    client = mlflow_client(mlflow.get_tracking_uri())  # the server ZenML's MLflow tracker logs this run to
     try:
-        champion: Optional[np.ndarray] = champion_generator_images(model_name, n=n_pairs, seed=seed + 3_000_017,
+        champion: Optional[np.ndarray] = champion_generator_images(client, model_name, n=n_pairs, seed=seed + 3_000_017,
                                                                    attributes=asked or None)  # fmt: skip
     except ValueError as error:  # a champion conditioned on other attributes (or none): its unconditioned faces
         note = f"champion cannot take the candidate's requests ({error}): its faces are unconditioned"
         logger.warning(note)
-        champion = champion_generator_images(model_name, n=n_pairs, seed=seed + 3_000_017)
+        champion = champion_generator_images(client, model_name, n=n_pairs, seed=seed + 3_000_017)
     if champion is not None and champion.shape[2:] != generated.shape[2:]:
         note = f"champion generates {champion.shape[-1]}px, candidate {generated.shape[-1]}px: pair skipped"
         logger.warning("candidate_vs_champion not exported: %s", note)

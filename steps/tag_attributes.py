@@ -12,9 +12,11 @@ import pandas as pd
 from zenml import log_metadata, step
 from zenml.logger import get_logger
 
-from facegen.attributes_model import MODEL_NAME, PRODUCTION_ALIAS
-from facegen.attributes_model.registry import TRAIN_COMMAND, load_attribute_classifier, resolve_version
+from facegen.attributes_model.registry import TRAIN_COMMAND, load_attribute_classifier
 from facegen.data.tagging import label_only_attributes, tag_kept_rows, tagging_summary
+from facegen.registry.model_registry import version_by_alias
+from facegen.registry.names import ATTRIBUTES_ALIAS, ATTRIBUTES_MODEL_NAME
+from facegen.registry.tracking import mlflow_client
 from steps.materializers import ManifestMaterializer
 
 logger = get_logger(__name__)
@@ -24,8 +26,8 @@ logger = get_logger(__name__)
 def tag_attributes(
     screened_manifest: pd.DataFrame,
     enabled: bool = True,
-    model_name: str = MODEL_NAME,
-    alias: str = PRODUCTION_ALIAS,
+    model_name: str = ATTRIBUTES_MODEL_NAME,
+    alias: str = ATTRIBUTES_ALIAS,
     min_confidence: float = 0.8,
     audit_confidence: float = 0.9,
     min_attribute_confidence: Optional[float] = None,
@@ -41,7 +43,8 @@ def tag_attributes(
     """
     if missing_model not in ("fail", "warn"):
         raise ValueError(f"missing_model must be 'fail' or 'warn', got {missing_model!r}")
-    if enabled and resolve_version(model_name, alias) is None and missing_model == "warn":
+    client = mlflow_client(mlflow.get_tracking_uri())  # the server ZenML's MLflow tracker logs this run to
+    if enabled and version_by_alias(client, model_name, alias) is None and missing_model == "warn":
         logger.warning("no registered %s@%s: tagging with file-name labels only. Train the classifier with `%s`",
                        model_name, alias, TRAIN_COMMAND)  # fmt: skip
         enabled = False
@@ -49,8 +52,7 @@ def tag_attributes(
         tagged = label_only_attributes(screened_manifest)
         log_metadata(metadata={"enabled": False, **tagging_summary(tagged)})
         return tagged
-    classifier = load_attribute_classifier(model_name, alias)
-    version = resolve_version(model_name, alias)
+    classifier, version = load_attribute_classifier(client, model_name, alias)
     tagged = tag_kept_rows(screened_manifest, classifier, min_confidence=min_confidence,
                            audit_confidence=audit_confidence, min_attribute_confidence=min_attribute_confidence,
                            workers=workers)  # fmt: skip
