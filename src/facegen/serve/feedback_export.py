@@ -30,7 +30,7 @@ from pathlib import Path
 
 from facegen.data.manifest import FEEDBACK_CSV, FEEDBACK_ORIGIN
 from facegen.data.sources import is_image_name
-from facegen.registry.model_registry import MODEL_NAME
+from facegen.registry.names import GENERATOR_MODEL_NAME
 from facegen.serve.feedback import FeedbackStore, RatedFace
 from facegen.serve.imaging import encode_face
 from facegen.serve.inference import label_row_for, render_faces
@@ -72,7 +72,7 @@ def export_feedback(
     *,
     min_rating: float,
     tracking_uri: str,
-    model_name: str = MODEL_NAME,
+    model_name: str = GENERATOR_MODEL_NAME,
     device: str = "cpu",
 ) -> ExportResult:
     """Re-generate the faces rated ``min_rating`` or better (mean per face) into ``out_dir``; see the module doc."""

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from facegen.paths import facegen_home
-from facegen.registry.model_registry import CHAMPION_ALIAS, MODEL_NAME
+from facegen.registry.names import CHAMPION_ALIAS, GENERATOR_MODEL_NAME
 
 #: Prefix of the environment variables that override settings.
 ENV_PREFIX = "FACEGEN_SERVE_"
@@ -33,7 +33,7 @@ class ServeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else the local store under $FACEGEN_HOME
-    model_name: str = MODEL_NAME
+    model_name: str = GENERATOR_MODEL_NAME
     alias: str = CHAMPION_ALIAS
     poll_interval_s: float = Field(10.0, gt=0, le=3600)  # how often the alias is re-resolved
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
