@@ -549,7 +549,7 @@ def test_settings_read_yaml_then_environment(tmp_path: Path) -> None:
 def test_the_holder_keeps_its_model_while_the_registry_is_down(tiny_generators) -> None:
     holder = ModelHolder(tracking_uri="http://127.0.0.1:9", model_name="m", alias="champion", warmup=True)
     from facegen.models.bundle import load_generator_bundle
-    from facegen.serve.model_holder import LoadedModel
+    from facegen.serve.loading import LoadedModel
 
     def loader(version: str) -> LoadedModel:
         generator = load_generator_bundle(tiny_generators.bundles[int(version) - 1])

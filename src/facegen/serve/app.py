@@ -39,7 +39,8 @@ from facegen.serve.feedback import MAX_RATING, MIN_RATING, FeedbackStore
 from facegen.serve.imaging import MEDIA_TYPES, encode_face
 from facegen.serve.inference import MAX_SEED, AttributesNotSupported, BatchingRenderer, ModelNotReady
 from facegen.serve.metrics import MetricsMiddleware, ServiceMetrics
-from facegen.serve.model_holder import LoadedModel, ModelHolder
+from facegen.serve.loading import LoadedModel
+from facegen.serve.model_holder import ModelHolder
 from facegen.serve.settings import ServeSettings
 
 logger = logging.getLogger("facegen.serve")

@@ -34,7 +34,7 @@ from facegen.registry.names import GENERATOR_MODEL_NAME
 from facegen.serve.feedback import FeedbackStore, RatedFace
 from facegen.serve.imaging import encode_face
 from facegen.serve.inference import label_row_for, render_faces
-from facegen.serve.model_holder import load_registered_generator
+from facegen.serve.loading import load_registered_generator
 
 logger = logging.getLogger("facegen.serve.feedback_export")
 

@@ -34,7 +34,8 @@ from torch import nn
 
 from facegen.models.conditioning import encode_labels
 from facegen.models.sampling import faces_from_seeds
-from facegen.serve.model_holder import LoadedModel, ModelHolder
+from facegen.serve.loading import LoadedModel
+from facegen.serve.model_holder import ModelHolder
 
 logger = logging.getLogger("facegen.serve.inference")
 
