@@ -1,0 +1,43 @@
+"""What operators and orchestrators poll: ``/healthz`` (the process is up), ``/readyz`` (a model is loaded) and
+``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from facegen.serve.dependencies import HolderDep, MetricsDep
+from facegen.serve.schemas import Health, Readiness
+
+router = APIRouter()
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "No model loaded"}},
+    summary="A model is loaded",
+)  # fmt: skip
+async def readyz(holder: HolderDep) -> Any:
+    model = holder.current
+    if model is None:
+        body = Readiness(
+            status="not ready", model_name=holder.model_name, alias=holder.alias,
+            reason=holder.stats.last_error or "no model loaded yet",
+        )  # fmt: skip
+        return JSONResponse(status_code=503, content=body.model_dump())
+    return Readiness(status="ready", model_name=model.name, alias=holder.alias, model_version=model.version)
+
+
+@router.get(
+    "/metrics", response_class=Response, summary="Prometheus metrics",
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}},
+)  # fmt: skip
+async def prometheus_metrics(metrics: MetricsDep) -> Response:
+    return Response(content=generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
