@@ -35,12 +35,12 @@ _BAND = (3.0, 10.0)  # radial frequency band of the patterns, cycles per tile
 _KEY_SEED = 0x14F4CE
 _PAYLOAD_BITS = 32
 _CODE_BITS = 48
-_SYNC_WEIGHT = 0.5  # share of the tile's energy in the sync pattern
-_STRENGTH = 3.0  # RMS of the luminance change, grey levels (PSNR ≈ 20·log10(255/3) ≈ 38.6 dB before masking clips)
+_SYNC_WEIGHT = 0.4  # share of the tile's energy in the sync pattern
+_STRENGTH = 3.5  # RMS of the luminance change, grey levels (PSNR ≈ 20·log10(255/3.5) ≈ 37.2 dB before clipping)
 _MASK_WINDOW = 7
 _MASK_RANGE = (0.3, 2.5)
 _WHITEN_SIGMA = 3.0
-_SYNC_Z_THRESHOLD = 6.0
+_SYNC_Z_THRESHOLD = 5.5
 _CHASE_BITS = 8
 _PERIOD_CANDIDATES = 3
 _MIN_PERIOD = 12
@@ -82,7 +82,7 @@ def _rings() -> np.ndarray:
 
 
 @functools.cache
-def _pattern_spectra() -> np.ndarray:
+def _pattern_spectra() -> tuple[np.ndarray, np.ndarray]:
     """rfft2 of the sync pattern (row 0) and the code-bit patterns, with each bin weighted by how often it counts
     in the full spectrum (1 for the first and last column, 2 for the others) so inner products follow Parseval."""
     sync, bit_patterns = _patterns()
@@ -97,7 +97,7 @@ def _code_bits(version: int, model_hash: str) -> np.ndarray:
         raise ValueError(f"version must be in 0..65535 to fit the watermark's 16 bits, got {version}")
     short = model_hash[:4].lower()
     if len(short) < 4 or any(c not in "0123456789abcdef" for c in short):
-        raise ValueError(f"model_hash must be a hex string of at least 4 digits (the MLflow run id), got {model_hash!r}")
+        raise ValueError(f"model_hash must be a hex string of ≥ 4 digits (the MLflow run id), got {model_hash!r}")
     data = version.to_bytes(2, "big") + bytes.fromhex(short)
     crc = binascii.crc_hqx(data, 0xFFFF).to_bytes(2, "big")
     return np.unpackbits(np.frombuffer(data + crc, dtype=np.uint8))
@@ -133,7 +133,8 @@ def embed_watermark(image: np.ndarray, version: int, model_hash: str) -> np.ndar
     _check_rgb(image)
     h, w = image.shape[:2]
     if min(h, w) < MIN_WATERMARK_SIDE:
-        raise ValueError(f"faces smaller than {MIN_WATERMARK_SIDE}×{MIN_WATERMARK_SIDE} are not watermarked, got {w}×{h}")
+        raise ValueError(f"faces smaller than {MIN_WATERMARK_SIDE}×{MIN_WATERMARK_SIDE} are not watermarked, "
+                         f"got {w}×{h}")
     signs = _code_bits(version, model_hash).astype(np.float32) * 2.0 - 1.0
     sync, bit_patterns = _patterns()
     tile = np.sqrt(_SYNC_WEIGHT) * sync + np.sqrt((1.0 - _SYNC_WEIGHT) / _CODE_BITS) * np.tensordot(
