@@ -7,10 +7,12 @@ import math
 import pytest
 
 from facegen.gates import (
+    Acceptance,
     FairnessThresholds,
     GateDecision,
     GateThresholds,
     HumanEvalRequirement,
+    champion_acceptable,
     decide_attribute_promotion,
     decide_gate,
     decide_human_eval,
@@ -156,3 +158,38 @@ def test_attribute_model_is_promoted_only_when_it_beats_every_baseline_figure() 
     assert not missing.promote and missing.reasons == ["holdout_ethnicity_accuracy nan does not beat the baseline 0.5000"]
     unasked = decide_attribute_promotion(metrics, {})  # no baseline: every version is promoted, none "beats" it
     assert unasked.promote and not unasked.beats_baseline
+
+
+# --- the champion: what may be served ----------------------------------------------------------------------------
+
+
+def test_only_a_passed_version_is_acceptable_as_champion_without_an_override() -> None:
+    assert champion_acceptable({"gate_status": "passed", "approved_by": "ada"}) == Acceptance(
+        True, "gate_status is 'passed'"
+    )
+    assert champion_acceptable({"gate_status": "failed", "gate_reasons": "fid 80 is above the limit 50"}) == Acceptance(
+        False, "gate_status is 'failed' and no forced approval (approved_by and approval_forced_reason not set)"
+    )
+    waiting = champion_acceptable({"gate_status": "awaiting_human_eval"})
+    assert not waiting.ok and waiting.reason.startswith("gate_status is 'awaiting_human_eval'")
+    for never_gated in ({}, None, {"gate_status": ""}):
+        assert champion_acceptable(never_gated) == Acceptance(
+            False, "it has no gate_status (never gated) and no forced approval "
+            "(approved_by and approval_forced_reason not set)",
+        )  # fmt: skip
+    assert not champion_acceptable({"gate_status": "Passed"}).ok  # only the value the gate writes counts
+
+
+def test_a_forced_approval_needs_both_who_and_why() -> None:
+    forced = {"gate_status": "failed", "approved_by": "ada", "approval_forced_reason": "raters prefer it"}
+    assert champion_acceptable(forced) == Acceptance(
+        True, "gate_status is 'failed', approval forced by ada: raters prefer it"
+    )
+    never_gated = champion_acceptable({"approved_by": "ada", "approval_forced_reason": "hotfix"})  # set in the UI
+    assert never_gated == Acceptance(True, "it has no gate_status (never gated), approval forced by ada: hotfix")
+    assert champion_acceptable({**forced, "approval_forced_reason": "  "}) == Acceptance(
+        False, "gate_status is 'failed' and no forced approval (approval_forced_reason not set)"
+    )
+    assert champion_acceptable({"gate_status": "failed", "approval_forced_reason": "raters prefer it"}) == Acceptance(
+        False, "gate_status is 'failed' and no forced approval (approved_by not set)"
+    )

@@ -5,7 +5,9 @@
 - human evaluation: the requirement a version that passed waits for (:meth:`HumanEvalRequirement.from_config`) and
   the decision on the raters' answers (:func:`decide_human_eval`, behind ``facegen human-eval import``);
 - the attribute model (``train_attribute_model``): promotion to its alias when it beats the baseline
-  (:func:`decide_attribute_promotion`).
+  (:func:`decide_attribute_promotion`);
+- the champion: whether a version may serve at all (:func:`champion_acceptable`), the one rule ``facegen approve``
+  and the service both apply, so moving the alias in the MLflow UI cannot walk around the gates.
 
 Nothing here talks to MLflow: recording a decision on a version (tags, aliases) is
 :mod:`facegen.registry.model_registry`'s job, so these rules are tested on plain numbers.
@@ -25,6 +27,12 @@ if TYPE_CHECKING:
 #: The fairness gate defaults of the evaluation issue: TV ≤ 0.05 for gender, ≤ 0.10 for age_bin and ethnicity.
 DEFAULT_MAX_TV: dict[str, float] = {"gender": 0.05, "age_bin": 0.10, "ethnicity": 0.10}
 DEFAULT_MIN_REPRESENTATION_RATIO = 0.8
+
+#: The version tags :func:`champion_acceptable` reads (written by :mod:`facegen.registry.model_registry`).
+GATE_STATUS_TAG = "gate_status"
+GATE_PASSED = "passed"
+APPROVED_BY_TAG = "approved_by"
+APPROVAL_FORCED_REASON_TAG = "approval_forced_reason"
 
 
 @dataclass(frozen=True)
@@ -202,3 +210,31 @@ def decide_attribute_promotion(metrics: Mapping[str, float], baseline: Mapping[s
             reasons.append(f"holdout_{name} {measured:.4f} does not beat the baseline {value:.4f}")
     beats = bool(baseline) and not reasons
     return AttributePromotion(promote=beats or not baseline, beats_baseline=beats, reasons=reasons)
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """Whether a version may be the served champion (``ok``), and why or why not, in one line (``reason``)."""
+
+    ok: bool
+    reason: str
+
+
+def champion_acceptable(tags: Mapping[str, str] | None) -> Acceptance:
+    """A version may be champion iff its ``gate_status`` is ``passed``, or a named person overrode the gates with a
+    reason: non-empty ``approved_by`` and ``approval_forced_reason`` (``facegen approve --force --reason`` writes
+    both; a person may set them by hand in the MLflow UI). Anything else, a version never gated included, is refused.
+    """
+    tags = tags or {}
+    status = tags.get(GATE_STATUS_TAG)
+    if status == GATE_PASSED:
+        return Acceptance(True, f"{GATE_STATUS_TAG} is {GATE_PASSED!r}")
+    gate = f"{GATE_STATUS_TAG} is {status!r}" if status else f"it has no {GATE_STATUS_TAG} (never gated)"
+    override = {tag: (tags.get(tag) or "").strip() for tag in (APPROVED_BY_TAG, APPROVAL_FORCED_REASON_TAG)}
+    if all(override.values()):
+        return Acceptance(
+            True,
+            f"{gate}, approval forced by {override[APPROVED_BY_TAG]}: {override[APPROVAL_FORCED_REASON_TAG]}",
+        )
+    missing = " and ".join(tag for tag, value in override.items() if not value)
+    return Acceptance(False, f"{gate} and no forced approval ({missing} not set)")

@@ -40,7 +40,17 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from torch import nn
 
-from facegen.gates import AttributePromotion, GateDecision, HumanEvalRequirement, decide_human_eval
+from facegen.gates import (
+    APPROVAL_FORCED_REASON_TAG,
+    APPROVED_BY_TAG,
+    GATE_PASSED,
+    GATE_STATUS_TAG,
+    AttributePromotion,
+    GateDecision,
+    HumanEvalRequirement,
+    champion_acceptable,
+    decide_human_eval,
+)
 from facegen.metrics.comparison import (
     ChampionComparison,
     ComparisonRule,
@@ -60,11 +70,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-GATE_STATUS_TAG = "gate_status"
 GATE_REASONS_TAG = "gate_reasons"
-APPROVED_BY_TAG = "approved_by"
 APPROVED_AT_TAG = "approved_at"
-APPROVAL_FORCED_REASON_TAG = "approval_forced_reason"
 METRIC_TAG_PREFIX = "metric."
 EVAL_PROTOCOL_TAG = "eval_protocol"
 EVAL_PROTOCOL_ID_TAG = "eval_protocol_id"
@@ -77,7 +84,6 @@ GENERATED_FEATURES_ARTIFACT = "evaluation/generated_features.npy"
 #: Figures recorded for a re-scored version, as under its own protocol's ``metric.*`` tags.
 RESCORED_METRICS = ("fid", "kid_mean", "kid_std")
 
-GATE_PASSED = "passed"
 GATE_FAILED = "failed"
 #: ``gate_status`` of a version that passed the automatic gates and waits for :func:`complete_human_eval_gate`.
 AWAITING_HUMAN_EVAL = "awaiting_human_eval"
@@ -354,27 +360,27 @@ def approve_version(
 ) -> ModelVersion:
     """A person's approval: move ``champion`` to ``version`` and record who and when (UTC, ISO 8601).
 
-    Refuses (``ApprovalRefused``) a version whose ``gate_status`` is not ``passed`` (failed, or never gated) unless
-    ``force=True`` with a non-empty ``reason``, which is kept in the ``approval_forced_reason`` tag. Returns the
-    version as re-read after the move.
+    The version must be acceptable as champion (:func:`facegen.gates.champion_acceptable`, the rule the service
+    applies too) with the tags this approval writes: ``force=True`` with a non-empty ``reason`` (kept in the
+    ``approval_forced_reason`` tag) overrides a ``gate_status`` that is not ``passed`` (failed, or never gated);
+    otherwise ``ApprovalRefused``. Returns the version as re-read after the move.
     """
     if not approved_by or not approved_by.strip():
         raise ValueError("approved_by must name the person approving")
     version = str(version)
     current = client.get_model_version(name, version)
-    gate_status = (current.tags or {}).get(GATE_STATUS_TAG)
     forced_reason = (reason or "").strip()
     tags = {APPROVED_BY_TAG: approved_by.strip(), APPROVED_AT_TAG: datetime.now(UTC).isoformat(timespec="seconds")}
-    if gate_status != GATE_PASSED:
-        status = f"gate_status is {gate_status!r}" if gate_status else "it has no gate_status (never gated)"
-        if not force:
-            raise ApprovalRefused(
-                f"{name} version {version} cannot become {CHAMPION_ALIAS}: {status}; "
-                "override only with force and a reason"
-            )
+    if (current.tags or {}).get(GATE_STATUS_TAG) != GATE_PASSED and force:
         if not forced_reason:
-            raise ApprovalRefused(f"forcing {name} version {version} ({status}) needs a non-empty reason")
+            raise ApprovalRefused(f"forcing {name} version {version} needs a non-empty reason")
         tags[APPROVAL_FORCED_REASON_TAG] = forced_reason
+    acceptance = champion_acceptable({**(current.tags or {}), **tags})
+    if not acceptance.ok:
+        raise ApprovalRefused(
+            f"{name} version {version} cannot become {CHAMPION_ALIAS}: {acceptance.reason}; "
+            "override only with force and a reason"
+        )
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
