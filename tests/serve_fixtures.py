@@ -60,27 +60,37 @@ def tiny_generators(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory
     return TinyGenerators(tuple(bundles), tuple(uris))  # type: ignore[arg-type]
 
 
-def register_model(server_uri: str, tiny: TinyGenerators, *, champion: str | None = "1", prefix: str = "serve") -> str:
-    """A fresh registered model with version 1 and 2 (= tiny bundle 1 and 2), both gated as passed; returns its name."""
+#: The gate reasons a version registered as failed gets (``register_model(failed=...)``).
+FAILED_GATE_REASONS = ["fid 80 is above the limit 50"]
+
+
+def register_model(
+    server_uri: str, tiny: TinyGenerators, *, champion: str | None = "1", prefix: str = "serve",
+    failed: tuple[str, ...] = (),
+) -> str:  # fmt: skip
+    """A fresh registered model with version 1 and 2 (= tiny bundle 1 and 2), gated as passed except the versions in
+    ``failed``; returns its name."""
     client = MlflowClient(tracking_uri=server_uri, registry_uri=server_uri)
     name = f"facegen-{prefix}-{uuid.uuid4().hex[:8]}"
     for uri in tiny.model_uris:
         version = register_version(uri, name=name, metrics={"fid": 10.0}, tags={}, client=client)
-        apply_gate(client, version, GateDecision(True, []))
+        passed = version.version not in failed
+        apply_gate(client, version, GateDecision(passed, [] if passed else FAILED_GATE_REASONS))
     if champion is not None:
         approve_version(client, name, champion, approved_by="test")
     return name
 
 
 def register_champion(server_uri: str, bundle: Path, *, prefix: str) -> str:
-    """``bundle`` logged as the pyfunc model a training run logs, registered as version 1 of a fresh model and made
-    its champion (no gate: the alias is set directly); returns the model's name."""
+    """``bundle`` logged as the pyfunc model a training run logs, registered as version 1 of a fresh model, gated as
+    passed (the service serves no other) and approved as its champion; returns the model's name."""
     with use_tracking_uri(server_uri), mlflow.start_run():
         model_uri = log_generator_model(bundle).model_uri
     client = MlflowClient(tracking_uri=server_uri, registry_uri=server_uri)
     name = f"facegen-{prefix}-{uuid.uuid4().hex[:8]}"
     version = register_version(model_uri, name=name, metrics={"fid": 1.0}, tags={}, client=client)
-    client.set_registered_model_alias(name, "champion", version.version)
+    apply_gate(client, version, GateDecision(True, []))
+    approve_version(client, name, version.version, approved_by="test")
     return name
 
 

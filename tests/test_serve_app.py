@@ -7,6 +7,7 @@ hot swap under concurrent load and for feedback surviving a SIGKILL.
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import os
 import signal
@@ -35,7 +36,7 @@ from facegen.serve.feedback import FeedbackStore
 from facegen.serve.feedback_export import export_feedback
 from facegen.serve.imaging import decode_image, encode_face
 from facegen.serve.inference import render_faces
-from facegen.serve.model_holder import ModelHolder
+from facegen.serve.model_holder import AliasTarget, ModelHolder
 from facegen.serve.settings import load_settings
 from tests.mlflow_server import use_tracking_uri
 from tests.serve_fixtures import (
@@ -230,10 +231,99 @@ def test_not_ready_without_champion_then_reload_after_approval(
         assert reload.json()["previous_version"] is None and reload.json()["model_version"] == "2"
         assert client.get("/readyz").json() == {
             "status": "ready", "model_name": name, "alias": "champion", "model_version": "2", "reason": None,
+            "refused": None,
         }  # fmt: skip
         response = client.get("/generate", params={"seed": 9, "format": "png"})
         assert response.headers["x-facegen-model-version"] == "2"
         assert np.array_equal(png_face(response), expected_face(tiny_generators.bundles[1], 9))
+
+
+# --- the gate interlock: a champion whose gates failed is never served -------------------------------------------
+
+REFUSED = "gate_status is 'failed' and no forced approval (approved_by and approval_forced_reason not set)"
+
+
+def refusal_logs(caplog: pytest.LogCaptureFixture, version: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if f"points to version {version}, refused as champion" in r.getMessage()]
+
+
+def test_a_failed_champion_at_start_up_serves_no_face_and_says_why(
+    mlflow_server: str, tiny_generators, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = register_model(mlflow_server, tiny_generators, champion=None, failed=("2",))
+    MlflowClient(tracking_uri=mlflow_server).set_registered_model_alias(name, "champion", "2")  # as in the UI
+    with caplog.at_level(logging.INFO, logger="facegen.serve.model"), client_for(
+        serve_settings(mlflow_server, name, tmp_path)
+    ) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        why = f"no model loaded yet for {name}@champion: version 2 refused: {REFUSED}"
+        assert ready.json() == {
+            "status": "not ready", "model_name": name, "alias": "champion", "model_version": None, "reason": why,
+            "refused": {"version": "2", "reason": REFUSED},
+        }  # fmt: skip
+        for response in (client.get("/generate", params={"seed": 1}), client.post("/generate", json={"seeds": [1]})):
+            assert response.status_code == 503 and response.json() == {"detail": why}
+        metrics = client.get("/metrics").text
+        assert f'facegen_champion_refused{{reason="{REFUSED}",version="2"}} 1.0' in metrics
+        assert "facegen_champion_refusals_total 1.0" in metrics and "facegen_model_ready 0.0" in metrics
+    assert refusal_logs(caplog, "2") == [
+        f"{name}@champion points to version 2, refused as champion: {REFUSED}; serving nothing until an acceptable "
+        "champion"
+    ]
+
+
+def test_a_champion_moved_to_a_failed_version_keeps_the_previous_one_serving_until_approval_is_forced(
+    mlflow_server: str, tiny_generators, tmp_path: Path, admin_token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = register_model(mlflow_server, tiny_generators, champion="1", failed=("2",))
+    registry = MlflowClient(tracking_uri=mlflow_server)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with caplog.at_level(logging.INFO, logger="facegen.serve.model"), client_for(
+        serve_settings(mlflow_server, name, tmp_path)
+    ) as client:
+        registry.set_registered_model_alias(name, "champion", "2")  # a person moves it in the UI, past the gate
+        for _ in range(3):  # every poll sees the refused version; it is logged and counted once
+            reload = client.post("/admin/reload", headers=auth)
+            assert reload.status_code == 502 and reload.json()["model_version"] == "1"
+            assert reload.json()["error"] == f"{name}@champion points to version 2, refused as champion: {REFUSED}"
+        served = client.get("/generate", params={"seed": 4, "format": "png"})
+        assert served.headers["x-facegen-model-version"] == "1"
+        assert np.array_equal(png_face(served), expected_face(tiny_generators.bundles[0], 4))
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json() == {
+            "status": "ready", "model_name": name, "alias": "champion", "model_version": "1", "reason": None,
+            "refused": {"version": "2", "reason": REFUSED},
+        }  # fmt: skip
+        metrics = client.get("/metrics").text
+        assert f'facegen_champion_refused{{reason="{REFUSED}",version="2"}} 1.0' in metrics
+        assert "facegen_champion_refusals_total 1.0" in metrics and "facegen_model_version 1.0" in metrics
+        assert refusal_logs(caplog, "2") == [
+            f"{name}@champion points to version 2, refused as champion: {REFUSED}; still serving version 1"
+        ]
+
+        # Back on the served version the refusal is over; moved to version 2 again, it is refused (and logged) again.
+        registry.set_registered_model_alias(name, "champion", "1")
+        assert client.post("/admin/reload", headers=auth).json()["error"] is None
+        assert client.get("/readyz").json()["refused"] is None
+        assert 'facegen_champion_refused{reason="",version=""} 0.0' in client.get("/metrics").text
+        registry.set_registered_model_alias(name, "champion", "2")
+        assert client.post("/admin/reload", headers=auth).status_code == 502
+        assert "facegen_champion_refusals_total 2.0" in client.get("/metrics").text
+        assert len(refusal_logs(caplog, "2")) == 2
+
+        # A person overrides the gate on the version itself (who and why, as `approve --force --reason` writes or by
+        # hand in the UI): the next look swaps it in.
+        registry.set_model_version_tag(name, "2", "approved_by", "ada")
+        registry.set_model_version_tag(name, "2", "approval_forced_reason", "raters prefer it")
+        reload = client.post("/admin/reload", headers=auth)
+        assert reload.status_code == 200 and reload.json()["changed"] is True and reload.json()["model_version"] == "2"
+        assert client.get("/readyz").json()["refused"] is None
+        forced = client.get("/generate", params={"seed": 4, "format": "png"})
+        assert forced.headers["x-facegen-model-version"] == "2"
+        assert np.array_equal(png_face(forced), expected_face(tiny_generators.bundles[1], 4))
+        metrics = client.get("/metrics").text
+        assert 'facegen_champion_refused{reason="",version=""} 0.0' in metrics and "facegen_model_version 2.0" in metrics
 
 
 def test_conditional_versions_honour_requested_attributes(mlflow_server: str, tmp_path: Path) -> None:
@@ -317,6 +407,7 @@ def test_a_version_that_fails_to_load_never_replaces_the_served_one(
     with use_tracking_uri(mlflow_server), mlflow.start_run() as run:
         mlflow.log_artifacts(str(notes), artifact_path="notes")
     broken = client_mlflow.create_model_version(name, f"runs:/{run.info.run_id}/notes", run_id=run.info.run_id)
+    client_mlflow.set_model_version_tag(name, broken.version, "gate_status", "passed")  # acceptable, but no model
     with client_for(serve_settings(mlflow_server, name, tmp_path)) as client:
         client_mlflow.set_registered_model_alias(name, "champion", broken.version)  # a person's mistake in the UI
         reload = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -555,7 +646,7 @@ def test_the_holder_keeps_its_model_while_the_registry_is_down(tiny_generators) 
         generator = load_generator_bundle(tiny_generators.bundles[int(version) - 1])
         return LoadedModel("m", version, generator, "dcgan", {}, holder.device)
 
-    versions = iter(["1", "1", "2"])
+    versions = iter(AliasTarget(version, {"gate_status": "passed"}) for version in ["1", "1", "2"])
     holder._loader, holder._resolver = loader, lambda: next(versions)
     assert holder.refresh().changed and holder.current.version == "1"
     grabbed = holder.current

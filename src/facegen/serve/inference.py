@@ -204,7 +204,7 @@ class BatchingRenderer:
                 continue
             model = self.holder.current  # one model object for the whole round
             if model is None:
-                error = ModelNotReady(f"no model loaded yet for {self.holder.model_name}@{self.holder.alias}")
+                error = ModelNotReady(self.holder.not_ready_reason())
                 for job in jobs:
                     job.future.set_exception(error)
                 continue

@@ -9,7 +9,9 @@ Request side (ASGI middleware): ``facegen_requests_total{endpoint,method,status}
 ``facegen_model_version`` (the served version as a number, 0 when none), ``facegen_model_ready``,
 ``facegen_model_loads_total{result}`` (success / failure), ``facegen_model_resolve_failures_total``,
 ``facegen_model_load_error`` (1 while the last attempt failed, with the message as a label),
-``facegen_model_last_swap_timestamp_seconds`` and ``facegen_model_last_check_timestamp_seconds``.
+``facegen_model_last_swap_timestamp_seconds`` and ``facegen_model_last_check_timestamp_seconds``. The gate
+interlock: ``facegen_champion_refused{version,reason}`` (1 while the alias points at a version the champion rule
+refuses; the served model, if any, stays) and ``facegen_champion_refusals_total`` (once per refused version moved to).
 """
 
 from __future__ import annotations
@@ -75,6 +77,18 @@ class _HolderCollector(Collector):
         )
         error.add_metric([(stats.last_error or "")[:300] if failing else ""], 1.0 if failing else 0.0)
         yield error
+        refused = GaugeMetricFamily(
+            "facegen_champion_refused",
+            "1 while the alias points at a version refused as champion (its gates failed, no forced approval)",
+            labels=["version", "reason"],
+        )
+        refusal = status["refused"]
+        refused.add_metric([refusal.version, refusal.reason[:300]] if refusal else ["", ""], 1.0 if refusal else 0.0)
+        yield refused
+        yield CounterMetricFamily(
+            "facegen_champion_refusals", "Versions the alias moved to that were refused as champion",
+            value=stats.refusals,
+        )  # fmt: skip
         yield GaugeMetricFamily(
             "facegen_model_last_swap_timestamp_seconds", "When the served model last changed (Unix time)",
             value=stats.last_swap_at or 0.0,

@@ -7,6 +7,10 @@
   ``poll_interval_s``; ``refresh()`` does the same on demand (``POST /admin/reload``). A new version is fully
   downloaded, rebuilt and warmed up before it is swapped in; when anything fails the old model keeps serving, the
   failure is logged and counted (``status()`` → ``/metrics``).
+- Before a version is loaded it must pass :func:`facegen.gates.champion_acceptable` on its registry tags, the rule
+  ``facegen approve`` applies: an alias moved in the MLflow UI to a version whose gates failed is refused (logged
+  once per version, counted, reported by ``/readyz`` and ``/metrics``) and the old model keeps serving; with no model
+  yet the service stays unready. The check is made when the alias moves: the version already served stays.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from facegen.devices import resolve_device
+from facegen.gates import champion_acceptable
 from facegen.registry.tracking import mlflow_client
 from facegen.serve.loading import LoadedModel, load_registered_generator
 from facegen.serve.settings import ServeSettings
@@ -34,7 +39,24 @@ class RefreshResult:
     current_version: str | None
     alias_version: str | None
     changed: bool
-    error: str | None = None
+    error: str | None = None  # a failed look-up or load, or the refusal of the alias's version
+
+
+@dataclass(frozen=True)
+class AliasTarget:
+    """The version the alias points at, with its registry tags (what the champion rule reads)."""
+
+    version: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The alias points at ``version``, which the champion rule refuses for ``reason``."""
+
+    version: str
+    reason: str
+    since: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -44,6 +66,7 @@ class HolderStats:
     load_successes: int = 0
     load_failures: int = 0
     resolve_failures: int = 0
+    refusals: int = 0  # times the alias was found on a refused version (once per version it moved to)
     checks: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
@@ -69,7 +92,7 @@ class ModelHolder:
         poll_interval_s: float = 10.0,
         warmup: bool = True,
         loader: Loader | None = None,
-        resolver: Callable[[], str] | None = None,
+        resolver: Callable[[], AliasTarget] | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.model_name = model_name
@@ -80,6 +103,7 @@ class ModelHolder:
         self._loader = loader or self._load_from_registry
         self._resolver = resolver or self._resolve_alias
         self._current: LoadedModel | None = None
+        self._refused: Refusal | None = None
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -107,10 +131,23 @@ class ModelHolder:
     def ready(self) -> bool:
         return self._current is not None
 
+    @property
+    def refused(self) -> Refusal | None:
+        """The version the alias points at but that may not serve, while it does; None otherwise."""
+        return self._refused
+
+    def not_ready_reason(self) -> str:
+        """Why no model serves (for ``/readyz`` and refused requests): a refused champion, else the last error."""
+        refused = self._refused
+        why = f"version {refused.version} refused: {refused.reason}" if refused else self.stats.last_error
+        unready = f"no model loaded yet for {self.model_name}@{self.alias}"
+        return f"{unready}: {why}" if why else unready
+
     # --- registry -------------------------------------------------------------------------------------------------
 
-    def _resolve_alias(self) -> str:
-        return str(mlflow_client(self.tracking_uri).get_model_version_by_alias(self.model_name, self.alias).version)
+    def _resolve_alias(self) -> AliasTarget:
+        version = mlflow_client(self.tracking_uri).get_model_version_by_alias(self.model_name, self.alias)
+        return AliasTarget(str(version.version), dict(version.tags or {}))
 
     def _load_from_registry(self, version: str) -> LoadedModel:
         return load_registered_generator(
@@ -125,11 +162,34 @@ class ModelHolder:
         self.stats.last_error = message
         self.stats.last_error_at = time.time()
 
-    def refresh(self, reason: str = "poll") -> RefreshResult:
-        """Re-resolve the alias; load and swap in its version when it differs from the served one.
+    def _refuse(self, version: str, reason: str, served: str | None) -> str:
+        """Record that the alias's ``version`` may not serve: counted once per version the alias moved to, logged
+        then and when the reason changes (its tags were edited), not on every poll."""
+        refused = self._refused
+        if refused is None or refused.version != version:
+            self.stats.refusals += 1
+        if refused is None or (refused.version, refused.reason) != (version, reason):
+            self._refused = Refusal(version, reason)
+            logger.warning(
+                "%s@%s points to version %s, refused as champion: %s; %s",
+                self.model_name, self.alias, version, reason,
+                f"still serving version {served}" if served else "serving nothing until an acceptable champion",
+            )  # fmt: skip
+        return f"{self.model_name}@{self.alias} points to version {version}, refused as champion: {reason}"
 
-        Never raises for registry or load errors and never drops the served model: errors are logged, counted and
-        returned in ``RefreshResult.error``.
+    def _lift_refusal(self, version: str) -> None:
+        """The alias's ``version`` is acceptable (or already served): any refusal is over."""
+        if self._refused is not None:
+            logger.info("%s@%s: refusal of version %s is over, the alias points to acceptable version %s",
+                        self.model_name, self.alias, self._refused.version, version)  # fmt: skip
+            self._refused = None
+
+    def refresh(self, reason: str = "poll") -> RefreshResult:
+        """Re-resolve the alias; load and swap in its version when it differs from the served one and the champion
+        rule accepts it.
+
+        Never raises for registry or load errors and never drops the served model: errors and refusals are logged,
+        counted and returned in ``RefreshResult.error``.
         """
         with self._refresh_lock:
             previous = self._current
@@ -137,15 +197,22 @@ class ModelHolder:
             self.stats.checks += 1
             self.stats.last_check_at = time.time()
             try:
-                alias_version = self._resolver()
+                target = self._resolver()
             except Exception as error:  # noqa: BLE001 - any registry failure must leave the service serving
                 message = f"cannot resolve {self.model_name}@{self.alias}: {type(error).__name__}: {error}"
                 self._fail(message, resolve=True)
                 logger.warning("%s (%s); still serving version %s", message, reason, previous_version)
                 return RefreshResult(previous_version, previous_version, None, False, message)
+            alias_version = target.version
             if previous is not None and previous.version == alias_version:
+                self._lift_refusal(alias_version)
                 self.stats.last_ok_at = time.time()
                 return RefreshResult(previous_version, previous_version, alias_version, False)
+            acceptance = champion_acceptable(target.tags)
+            if not acceptance.ok:
+                message = self._refuse(alias_version, acceptance.reason, previous_version)
+                return RefreshResult(previous_version, previous_version, alias_version, False, message)
+            self._lift_refusal(alias_version)
             logger.info(
                 "%s@%s points to version %s (serving %s): loading (%s)",
                 self.model_name, self.alias, alias_version, previous_version, reason,
@@ -206,5 +273,6 @@ class ModelHolder:
             "resolution": model.resolution if model else None,
             "device": str(self.device),
             "poll_interval_s": self.poll_interval_s,
+            "refused": self._refused,
             "stats": self.stats,
         }

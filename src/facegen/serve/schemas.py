@@ -175,9 +175,17 @@ class Health(BaseModel):
     status: str
 
 
+class RefusedChampion(BaseModel):
+    """The version the alias points at that the champion rule refuses (:func:`facegen.gates.champion_acceptable`)."""
+
+    version: str
+    reason: str
+
+
 class Readiness(BaseModel):
     status: str
     model_name: str
     alias: str
     model_version: str | None = None
     reason: str | None = None
+    refused: RefusedChampion | None = None  # the alias's version, refused; the served model (if any) stays

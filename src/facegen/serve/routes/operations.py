@@ -1,5 +1,9 @@
 """What operators and orchestrators poll: ``/healthz`` (the process is up), ``/readyz`` (a model is loaded) and
-``/metrics`` (Prometheus)."""
+``/metrics`` (Prometheus).
+
+A champion the gate rule refuses shows in ``/readyz``'s ``refused``: 200 while the previous version still serves,
+503 when there is none.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from facegen.serve.dependencies import HolderDep, MetricsDep
-from facegen.serve.schemas import Health, Readiness
+from facegen.serve.model_holder import ModelHolder
+from facegen.serve.schemas import Health, Readiness, RefusedChampion
 
 router = APIRouter()
 
@@ -21,18 +26,25 @@ async def healthz() -> Health:
 
 
 @router.get(
-    "/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "No model loaded"}},
-    summary="A model is loaded",
+    "/readyz", response_model=Readiness, summary="A model is loaded",
+    responses={503: {"model": Readiness, "description": "No model loaded (none yet, or the champion is refused)"}},
 )  # fmt: skip
 async def readyz(holder: HolderDep) -> Any:
-    model = holder.current
+    model, refused = holder.current, _refused(holder)
     if model is None:
         body = Readiness(
-            status="not ready", model_name=holder.model_name, alias=holder.alias,
-            reason=holder.stats.last_error or "no model loaded yet",
+            status="not ready", model_name=holder.model_name, alias=holder.alias, reason=holder.not_ready_reason(),
+            refused=refused,
         )  # fmt: skip
         return JSONResponse(status_code=503, content=body.model_dump())
-    return Readiness(status="ready", model_name=model.name, alias=holder.alias, model_version=model.version)
+    return Readiness(
+        status="ready", model_name=model.name, alias=holder.alias, model_version=model.version, refused=refused
+    )
+
+
+def _refused(holder: ModelHolder) -> RefusedChampion | None:
+    refusal = holder.refused
+    return RefusedChampion(version=refusal.version, reason=refusal.reason) if refusal else None
 
 
 @router.get(
