@@ -8,7 +8,9 @@ Import the fixtures into a test module (``from tests.serve_fixtures import tiny_
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -26,6 +28,7 @@ from mlflow import MlflowClient
 from facegen.gates import GateDecision
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
 from facegen.models.registry import build_generator
+from facegen.provenance.credentials import write_local_credentials
 from facegen.registry.generator_model import log_generator_model
 from facegen.registry.model_registry import apply_gate, approve_version, register_version
 from facegen.serve.inference import render_faces
@@ -98,7 +101,14 @@ def move_champion(server_uri: str, name: str, version: str) -> None:
     approve_version(MlflowClient(tracking_uri=server_uri, registry_uri=server_uri), name, version, approved_by="test")
 
 
+@functools.cache
+def signing_credentials() -> Path:
+    """One throwaway CA and signing certificate for the whole test session (what `facegen provenance init` makes)."""
+    return write_local_credentials(Path(tempfile.mkdtemp(prefix="facegen-test-provenance-")), common_name="facegen test")
+
+
 def serve_settings(server_uri: str, name: str, tmp_path: Path, **overrides: Any) -> ServeSettings:
+    """Settings of a service on the test server; faces are marked with :func:`signing_credentials`."""
     values: dict[str, Any] = {
         "tracking_uri": server_uri,
         "model_name": name,
@@ -109,6 +119,7 @@ def serve_settings(server_uri: str, name: str, tmp_path: Path, **overrides: Any)
         "max_forward_batch": 16,
         "feedback_db": tmp_path / "feedback.db",
         "admin_token_env": "FACEGEN_TEST_ADMIN_TOKEN",
+        "provenance": {"credentials_dir": signing_credentials()},
     }
     values.update(overrides)
     return load_settings(None, environ={}, **values)

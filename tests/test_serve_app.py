@@ -95,8 +95,9 @@ def test_faces_are_determined_by_version_seed_and_truncation(
         assert headers["x-facegen-seed"] == "5" and headers["x-facegen-truncation"] == "1.0"
         assert headers["x-facegen-size"] == str(RESOLUTION) and headers["cache-control"] == "no-store"
 
-        # Same request, same bytes; another seed, another face.
-        assert client.get("/generate", params={"seed": 5, "format": "png"}).content == first.content
+        # Same request, same pixels (not the same bytes: each face's C2PA manifest has its own id); another seed,
+        # another face.
+        assert np.array_equal(png_face(client.get("/generate", params={"seed": 5, "format": "png"})), face)
         assert not np.array_equal(png_face(client.get("/generate", params={"seed": 6, "format": "png"})), face)
 
         # The face is the one the registered pyfunc gives for the seed (psi = 1 is no truncation).
@@ -107,7 +108,7 @@ def test_faces_are_determined_by_version_seed_and_truncation(
         # No seed: the server picks one and says which, and that seed reproduces the face.
         random_face = client.get("/generate", params={"format": "png"})
         seed = int(random_face.headers["x-facegen-seed"])
-        assert client.get("/generate", params={"seed": seed, "format": "png"}).content == random_face.content
+        assert np.array_equal(png_face(client.get("/generate", params={"seed": seed, "format": "png"})), png_face(random_face))
 
         # Truncation: psi scales z toward 0, psi = 0 is one "mean" face for every seed.
         half = client.get("/generate", params={"seed": 5, "truncation": 0.5, "format": "png"})
@@ -121,7 +122,9 @@ def test_faces_are_determined_by_version_seed_and_truncation(
         jpeg = client.get("/generate", params={"seed": 5, "size": 64})
         assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
         assert decode_image(jpeg.content).shape == (64, 64, 3)
-        assert jpeg.content == encode_face(expected_face(bundle_v1, 5), size=64, fmt="jpeg", jpeg_quality=90)
+        # The same JPEG as an unmarked encode (too small for a watermark), plus its C2PA manifest.
+        unmarked = encode_face(expected_face(bundle_v1, 5), size=64, fmt="jpeg", jpeg_quality=90)
+        assert np.array_equal(decode_image(jpeg.content), decode_image(unmarked)) and len(jpeg.content) > len(unmarked)
 
         # A batch gives each seed's face, whatever else is in the batch; headers list the seeds.
         batch = client.post("/generate", json={"seeds": [6, 5, 6], "format": "png", "size": 16})
@@ -562,7 +565,7 @@ def test_hot_swap_under_concurrent_load_fails_no_request(mlflow_server: str, tin
             time.sleep(0.2)
 
         expected = {
-            (version, seed): encode_face(expected_face(bundle, seed), size=32, fmt="jpeg", jpeg_quality=90)
+            (version, seed): decode_image(encode_face(expected_face(bundle, seed), size=32, fmt="jpeg", jpeg_quality=90))
             for version, bundle in (("1", tiny_generators.bundles[0]), ("2", tiny_generators.bundles[1]))
             for seed in range(20)
         }
@@ -581,7 +584,9 @@ def test_hot_swap_under_concurrent_load_fails_no_request(mlflow_server: str, tin
                         results[worker].append((time.monotonic(), -1, None, False))
                         continue
                     version = response.headers.get("x-facegen-model-version")
-                    correct = response.status_code == 200 and response.content == expected.get((version, seed))
+                    correct = response.status_code == 200 and np.array_equal(
+                        decode_image(response.content), expected.get((version, seed))
+                    )
                     results[worker].append((time.monotonic(), response.status_code, version, correct))
 
         threads = [threading.Thread(target=load, args=(i,)) for i in range(len(results))]

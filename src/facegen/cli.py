@@ -7,6 +7,7 @@ stays fast.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -149,6 +150,65 @@ def feedback_export(
     if result.unlisted:
         click.echo(f"{len(result.unlisted)} other image(s) in {result.out_dir} are not from this export (not in "
                    f"{result.csv_path.name}): ingest quarantines them as feedback_unlisted", err=True)  # fmt: skip
+
+
+@main.command(short_help="Report each file's C2PA manifest, its signer's trust and the invisible watermark.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Serve settings YAML whose provenance block names the trusted CA [default: configs/serve.yaml].")
+@click.option("--trust-anchor", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="PEM of the CA to trust [default: trust-anchor.pem in the configured credentials folder].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file instead of text.")
+def verify(files: tuple[Path, ...], config_path: str | None, trust_anchor: Path | None, as_json: bool) -> None:
+    """For each FILE: C2PA manifest valid / invalid / absent and what it says, trusted or untrusted signer, and the
+    watermark with the model version it names. Exits 1 when any file could not be read (the others are reported)."""
+    import json
+
+    from facegen.provenance.verify import format_report, verify_files
+    from facegen.serve.settings import load_settings
+
+    if trust_anchor is None:
+        try:
+            configured = load_settings(config_path).provenance.trust_anchor_path()
+        except (OSError, ValueError) as error:
+            raise click.ClickException(str(error)) from error
+        if configured.is_file():
+            trust_anchor = configured
+        else:
+            click.echo(f"no trust anchor at {configured}: every signer reads as untrusted", err=True)
+    reports = verify_files(list(files), trust_anchor)
+    for report in reports:
+        click.echo(json.dumps(report.as_dict()) if as_json else format_report(report))
+    if any(report.error for report in reports):
+        raise SystemExit(1)
+
+
+@main.group(short_help="Signing credentials of the faces' C2PA manifests.")
+def provenance() -> None:
+    """Signing credentials for C2PA content credentials (see docs/serving.md, "Provenance")."""
+
+
+@provenance.command("init", short_help="Make a throwaway local CA and signing certificate (once; make setup).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Serve settings YAML naming the credentials folder [default: configs/serve.yaml].")
+@click.option("--force", is_flag=True, help="Replace valid credentials too (faces signed before read untrusted).")
+def provenance_init(config_path: str | None, force: bool) -> None:
+    """Write trust-anchor.pem, signer-chain.pem and signer-key.pem into the configured credentials folder
+    ($FACEGEN_HOME/provenance by default), unless usable ones are there already."""
+    from facegen.provenance.credentials import signing_problem, write_local_credentials
+    from facegen.serve.settings import load_settings
+
+    try:
+        config = load_settings(config_path).provenance.model_copy(update={"enabled": True})
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    directory = config.resolved_credentials_dir()
+    problem = signing_problem(config)
+    if problem is None and not force:
+        click.echo(f"signing credentials in {directory} are usable: kept (--force replaces them)")
+        return
+    write_local_credentials(directory)
+    click.echo(f"wrote a local CA and signing certificate to {directory}" + (f" (was: {problem})" if problem else ""))
 
 
 @main.group("human-eval", short_help="Import raters' answers on an exported set; finish the human-eval gate.")

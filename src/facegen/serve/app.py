@@ -29,6 +29,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from facegen import __version__ as facegen_version
+from facegen.provenance.marking import FaceMarker
 from facegen.serve.auth import admin_guard
 from facegen.serve.errors import EXCEPTION_HANDLERS
 from facegen.serve.feedback import FeedbackStore
@@ -59,6 +60,7 @@ def create_app(settings: ServeSettings, holder: ModelHolder | None = None) -> Fa
     app.state.settings = settings
     app.state.holder = holder
     app.state.metrics = metrics
+    app.state.marker = FaceMarker(settings.provenance)
     app.state.renderer = BatchingRenderer(
         holder, max_forward_batch=settings.max_forward_batch, on_batch=metrics.observe_batch
     )

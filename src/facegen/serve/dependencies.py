@@ -1,7 +1,8 @@
 """What the routes take from the running app, as FastAPI dependencies over ``app.state``.
 
-:func:`facegen.serve.app.create_app` sets ``settings``, ``holder``, ``renderer`` and ``metrics``; its lifespan opens
-``feedback``. The accessors are ``async`` so FastAPI calls them inline instead of sending each to its threadpool.
+:func:`facegen.serve.app.create_app` sets ``settings``, ``holder``, ``renderer``, ``metrics`` and ``marker``; its
+lifespan opens ``feedback``. The accessors are ``async`` so FastAPI calls them inline instead of sending each to its
+threadpool.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from facegen.provenance.marking import FaceMarker
 from facegen.serve.feedback import FeedbackStore
 from facegen.serve.inference import BatchingRenderer
 from facegen.serve.metrics import ServiceMetrics
@@ -37,8 +39,13 @@ async def _feedback(request: Request) -> FeedbackStore:
     return request.app.state.feedback
 
 
+async def _marker(request: Request) -> FaceMarker:
+    return request.app.state.marker
+
+
 SettingsDep = Annotated[ServeSettings, Depends(_settings)]
 HolderDep = Annotated[ModelHolder, Depends(_holder)]
 RendererDep = Annotated[BatchingRenderer, Depends(_renderer)]
 MetricsDep = Annotated[ServiceMetrics, Depends(_metrics)]
 FeedbackDep = Annotated[FeedbackStore, Depends(_feedback)]
+MarkerDep = Annotated[FaceMarker, Depends(_marker)]

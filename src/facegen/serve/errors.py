@@ -2,7 +2,8 @@
 
 - a malformed request: 422 with pydantic's per-field ``detail`` plus a one-line ``message`` (a value outside the
   attribute vocabulary names the allowed values);
-- no model loaded yet (:class:`ModelNotReady`): 503;
+- no model loaded yet (:class:`ModelNotReady`) or no face can be marked (:class:`MarkingUnavailable`: signing
+  credentials missing or expired while marking is on): 503 with the reason;
 - well-formed attributes the served version is not conditioned on (:class:`AttributesNotSupported`): 409;
 - a body that is not JSON at all: 400, answered by Starlette before validation runs.
 """
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from facegen.provenance.marking import MarkingUnavailable
 from facegen.serve.inference import AttributesNotSupported, ModelNotReady
 
 
@@ -34,7 +36,9 @@ ATTRIBUTE_CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "Attributes requested from a version that cannot condition on them"}
 }
 
-NOT_READY: dict[int | str, dict[str, Any]] = {503: {"model": ErrorOut, "description": "No model loaded yet"}}
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "No model loaded yet, or no face can be marked (signing credentials)"}
+}
 
 
 def validation_message(errors: list[dict[str, Any]]) -> str:
@@ -55,6 +59,10 @@ async def model_not_ready(request: Request, error: ModelNotReady) -> JSONRespons
     return JSONResponse(status_code=503, content={"detail": str(error)})
 
 
+async def marking_unavailable(request: Request, error: MarkingUnavailable) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": f"faces cannot be marked as synthetic: {error}"})
+
+
 async def attributes_not_supported(request: Request, error: AttributesNotSupported) -> JSONResponse:
     # A conflict with the current state (the same request succeeds once a version conditioned on them is champion),
     # not a malformed request.
@@ -65,5 +73,6 @@ async def attributes_not_supported(request: Request, error: AttributesNotSupport
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     RequestValidationError: invalid_request,
     ModelNotReady: model_not_ready,
+    MarkingUnavailable: marking_unavailable,
     AttributesNotSupported: attributes_not_supported,
 }

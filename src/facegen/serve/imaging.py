@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-ImageFormat = Literal["jpeg", "png"]
+ImageFormat = Literal["jpeg", "png"]  # both carry a C2PA manifest (JUMBF in APP11 / a caBX chunk)
 MEDIA_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png"}
 
 
@@ -41,8 +41,16 @@ def encode_face(
     jpeg_quality: int = 90,
     png_compress_level: int = 1,
 ) -> bytes:
-    """Resize ``face`` (uint8 H×W×3) to ``size``×``size`` and encode it; deterministic for equal inputs."""
-    image = resize_face(face, size)
+    """Resize ``face`` (uint8 H×W×3) to ``size``×``size`` and encode it, unmarked; deterministic for equal inputs."""
+    return encode_image(resize_face(face, size), fmt=fmt, jpeg_quality=jpeg_quality, png_compress_level=png_compress_level)
+
+
+def encode_image(
+    image: Image.Image | np.ndarray, *, fmt: ImageFormat, jpeg_quality: int, png_compress_level: int
+) -> bytes:
+    """Encode an RGB image as it is (no resize): the watermark goes in between resizing and encoding."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
     buffer = io.BytesIO()
     if fmt == "jpeg":
         # 4:2:0 subsampling (Pillow's default at quality < 95) and no optimize pass: the fast libjpeg-turbo path.

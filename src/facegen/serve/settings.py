@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from facegen.paths import facegen_home
+from facegen.provenance.credentials import ProvenanceConfig
 from facegen.registry.names import CHAMPION_ALIAS, GENERATOR_MODEL_NAME
 
 #: Prefix of the environment variables that override settings.
@@ -49,6 +50,7 @@ class ServeSettings(BaseModel):
     feedback_export_min_rating: float = Field(4.0, ge=1, le=5)  # default threshold of `facegen feedback-export`
     admin_token_env: str = "FACEGEN_ADMIN_TOKEN"
     warmup: bool = True  # run one forward pass on a freshly loaded model before it serves
+    provenance: ProvenanceConfig = ProvenanceConfig()  # C2PA signing + watermark of every face (fails closed)
 
     @field_validator("allowed_sizes", mode="before")
     @classmethod

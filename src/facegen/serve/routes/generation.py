@@ -1,7 +1,10 @@
 """``GET /generate`` (one face as image bytes) and ``POST /generate`` (a bounded batch as JSON, base64 images).
 
 Both take attributes for conditional models and answer with the headers that regenerate each face exactly
-(:mod:`facegen.serve.feedback_export`). The router is built per app: its sizes, bounds and defaults are settings.
+(:mod:`facegen.serve.feedback_export`). Every face is marked (:mod:`facegen.provenance.marking`): watermarked at 256²
+and up, C2PA-signed with the same version, seed, truncation and attributes; with marking on and no usable signing
+credentials both routes answer 503 before rendering. The router is built per app: its sizes, bounds and defaults are
+settings.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request model built inside router().
@@ -13,9 +16,11 @@ import numpy as np
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 
-from facegen.serve.dependencies import RendererDep, SettingsDep
+from facegen.provenance.c2pa_manifest import FaceProvenance
+from facegen.provenance.marking import FaceMarker, MarkingUnavailable
+from facegen.serve.dependencies import MarkerDep, RendererDep, SettingsDep
 from facegen.serve.errors import ATTRIBUTE_CONFLICT, BODY_ERRORS, NOT_READY
-from facegen.serve.imaging import MEDIA_TYPES, encode_face
+from facegen.serve.imaging import MEDIA_TYPES
 from facegen.serve.inference import MAX_SEED
 from facegen.serve.loading import LoadedModel
 from facegen.serve.schemas import (
@@ -81,18 +86,30 @@ def random_seed() -> int:
     return secrets.randbelow(2**32)
 
 
-def encode_faces(settings: ServeSettings, faces: np.ndarray, size: int, fmt: str) -> list[bytes]:
+def check_marking(marker: FaceMarker) -> None:
+    """Refuse before rendering when no face could leave marked (the encode checks again, for expiry in between)."""
+    problem = marker.problem()
+    if problem is not None:
+        raise MarkingUnavailable(problem)
+
+
+def encode_faces(
+    settings: ServeSettings, marker: FaceMarker, model: LoadedModel, faces: np.ndarray, seeds: list[int],
+    truncation: float, attributes: dict[str, str], size: int, fmt: str,
+) -> list[bytes]:  # fmt: skip
+    """Each face marked with what made it."""
     return [
-        encode_face(
-            face, size=size, fmt=fmt, jpeg_quality=settings.jpeg_quality, png_compress_level=settings.png_compress_level
-        )
-        for face in faces
+        marker.encode(
+            face, FaceProvenance(model.name, model.version, model.run_id, seed, truncation, attributes), size=size,
+            fmt=fmt, jpeg_quality=settings.jpeg_quality, png_compress_level=settings.png_compress_level,
+        )  # fmt: skip
+        for face, seed in zip(faces, seeds, strict=True)
     ]
 
 
-def encode_faces_base64(settings: ServeSettings, faces: np.ndarray, size: int, fmt: str) -> list[str]:
+def encode_faces_base64(*args: Any) -> list[str]:
     """As :func:`encode_faces`, base64 included: in the worker thread, not on the event loop, for large batches."""
-    return [base64.b64encode(data).decode("ascii") for data in encode_faces(settings, faces, size, fmt)]
+    return [base64.b64encode(data).decode("ascii") for data in encode_faces(*args)]
 
 
 def router(settings: ServeSettings) -> APIRouter:
@@ -107,6 +124,7 @@ def router(settings: ServeSettings) -> APIRouter:
     async def generate_one(
         settings: SettingsDep,
         renderer: RendererDep,
+        marker: MarkerDep,
         seed: Annotated[int | None, Query(ge=0, le=MAX_SEED, description="Latent seed; random when omitted")] = None,
         truncation: Annotated[
             float, Query(ge=0.0, le=1.0, allow_inf_nan=False, description="Truncation psi in [0, 1]")
@@ -119,8 +137,11 @@ def router(settings: ServeSettings) -> APIRouter:
     ) -> Response:
         seed = random_seed() if seed is None else seed
         attributes = Attributes(gender=gender, age_bin=age_bin, ethnicity=ethnicity).requested()
+        check_marking(marker)
         model, faces = await renderer.render([seed], truncation, attributes)
-        [data] = await run_in_threadpool(encode_faces, settings, faces, size, format)
+        [data] = await run_in_threadpool(
+            encode_faces, settings, marker, model, faces, [seed], truncation, attributes, size, format
+        )
         headers = {**face_headers(model, truncation, attributes), HEADER_SEED: str(seed), HEADER_SIZE: str(size)}
         return Response(content=data, media_type=MEDIA_TYPES[format], headers=headers)
 
@@ -131,12 +152,17 @@ def router(settings: ServeSettings) -> APIRouter:
         summary=f"A batch of up to {max_batch} faces",
     )
     async def generate_batch(
-        request: GenerateBatchRequest, response: Response, settings: SettingsDep, renderer: RendererDep
+        request: GenerateBatchRequest, response: Response, settings: SettingsDep, renderer: RendererDep,
+        marker: MarkerDep,
     ) -> GenerateBatchResponse:
         seeds = request.seeds or [random_seed() for _ in range(request.count or 1)]
         attributes = request.attributes.requested() if request.attributes else {}
+        check_marking(marker)
         model, faces = await renderer.render(seeds, request.truncation, attributes)
-        encoded = await run_in_threadpool(encode_faces_base64, settings, faces, request.size, request.format)
+        encoded = await run_in_threadpool(
+            encode_faces_base64, settings, marker, model, faces, seeds, request.truncation, attributes, request.size,
+            request.format,
+        )  # fmt: skip
         response.headers.update(face_headers(model, request.truncation, attributes))
         response.headers[HEADER_SEEDS] = ",".join(map(str, seeds))
         images = [
