@@ -322,6 +322,8 @@ def test_a_champion_moved_to_a_failed_version_keeps_the_previous_one_serving_unt
         reload = client.post("/admin/reload", headers=auth)
         assert reload.status_code == 200 and reload.json()["changed"] is True and reload.json()["model_version"] == "2"
         assert client.get("/readyz").json()["refused"] is None
+        accepted = "accepted as champion: gate_status is 'failed', approval forced by ada: raters prefer it"
+        assert any(accepted in record.getMessage() for record in caplog.records)  # the log says on what grounds
         forced = client.get("/generate", params={"seed": 4, "format": "png"})
         assert forced.headers["x-facegen-model-version"] == "2"
         assert np.array_equal(png_face(forced), expected_face(tiny_generators.bundles[1], 4))

@@ -214,8 +214,8 @@ class ModelHolder:
                 return RefreshResult(previous_version, previous_version, alias_version, False, message)
             self._lift_refusal(alias_version)
             logger.info(
-                "%s@%s points to version %s (serving %s): loading (%s)",
-                self.model_name, self.alias, alias_version, previous_version, reason,
+                "%s@%s points to version %s (serving %s; accepted as champion: %s): loading (%s)",
+                self.model_name, self.alias, alias_version, previous_version, acceptance.reason, reason,
             )  # fmt: skip
             started = time.perf_counter()
             try:
