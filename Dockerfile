@@ -17,8 +17,9 @@ RUN groupadd --gid 10001 facegen && useradd --uid 10001 --gid 10001 --create-hom
 
 # ---------------------------------------------------------------------------------------------------- mlflow
 FROM python-base AS mlflow
-# Same MLflow as the clients (pyproject.toml); psycopg2 for the PostgreSQL backend, boto3 for S3 artifacts.
-RUN pip install mlflow==3.17.2 psycopg2-binary boto3
+# Same MLflow as the clients (pyproject.toml) with its basic-auth app ([auth]: Flask-WTF); psycopg2 for the PostgreSQL
+# backend, boto3 for S3 artifacts.
+RUN pip install "mlflow[auth]==3.17.2" psycopg2-binary boto3
 USER 10001:10001
 EXPOSE 5000
 CMD ["mlflow", "server", "--host", "0.0.0.0", "--port", "5000"]
@@ -41,6 +42,8 @@ ENV FACEGEN_HOME=/opt/facegen \
     ZENML_ANALYTICS_OPT_IN=false
 RUN python -m facegen.metrics.inception_weights \
  && mkdir -p /opt/facegen/serve && chown -R 10001:10001 /opt/facegen
+# The MLflow users' bootstrap (the Job mlflow-users in k8s/base/mlflow-users-job.yaml).
+COPY scripts/mlflow_users.py /opt/facegen/scripts/mlflow_users.py
 # No USER here on purpose: ZenML builds the step image FROM this one and needs root for its COPY and pip install; it
 # then switches to uid 10001 itself (configs/k8s.yaml: settings.docker.user). The generator and the PyTorchJob run
 # as uid 10001 through their pod securityContext (runAsNonRoot).

@@ -111,12 +111,12 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=15)
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URI of a real MLflow server on 127.0.0.1 (SQLite + local artifacts in a session temp dir)."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+@contextlib.contextmanager
+def running_mlflow_server(root: Path, env: dict[str, str], extra_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """``mlflow server`` (SQLite backend and proxied artifacts under ``root``, ``env`` + :data:`SERVER_ENV`, then
+    ``extra_args``) on a free loopback port; yields its URI and stops its process group afterwards."""
     log_path = root / "server.log"
-    env = {**os.environ, **SERVER_ENV}
+    env = {**env, **SERVER_ENV}
     env.pop("MLFLOW_TRACKING_URI", None)
 
     def launch(port: int) -> subprocess.Popen:
@@ -127,6 +127,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--workers", "1",
             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
             "--artifacts-destination", str(root / "artifacts"),
+            *extra_args,
         ]  # fmt: skip
         with log_path.open("wb") as log:
             return subprocess.Popen(
@@ -141,6 +142,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"http://{HOST}:{port}"
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of a real MLflow server on 127.0.0.1 (SQLite + local artifacts in a session temp dir)."""
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), dict(os.environ)) as uri:
+        yield uri
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from scripts.mlflow_users import GRANTS
 from tests.conftest import REPO_ROOT
 
 K8S = REPO_ROOT / "k8s"
@@ -91,6 +92,7 @@ def test_every_rendered_object_validates_strictly(rendered: dict[str, list[dict]
         ("StatefulSet", "mlflow-postgres"), ("Service", "mlflow"), ("Deployment", "mlflow"),
         ("ConfigMap", "facegen-serve"), ("Service", "facegen-generator"), ("Deployment", "facegen-generator"),
         ("HorizontalPodAutoscaler", "facegen-generator"), ("PodDisruptionBudget", "facegen-generator"),
+        ("ConfigMap", "mlflow-auth"), ("Job", "mlflow-users"),
     }  # fmt: skip
     for name, objects in rendered.items():
         assert {(o["kind"], o["metadata"]["name"]) for o in objects} == expected, name
@@ -232,6 +234,75 @@ def test_mlflow_server_has_postgres_backend_s3_artifacts_and_probes(rendered: di
 
 def env_value(configmap: dict, key: str) -> str:
     return configmap["data"][key]
+
+
+def _secret_env(container: dict) -> dict[str, tuple[str, str]]:
+    """Env var → (Secret, key) for every variable the container takes from a Secret."""
+    return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+            for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}  # fmt: skip
+
+
+def test_mlflow_runs_the_basic_auth_app_with_the_admin_from_a_secret(
+    rendered: dict[str, list[dict]], tmp_path: Path
+) -> None:
+    from mlflow.server.auth.config import read_auth_config
+
+    objects = rendered["overlays/production"]
+    pod = _one(objects, "Deployment", "mlflow")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert "mlflow server --app-name basic-auth" in container["args"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    secrets = _secret_env(container)
+    assert secrets["MLFLOW_AUTH_ADMIN_USERNAME"] == ("mlflow-admin", "MLFLOW_TRACKING_USERNAME")
+    assert secrets["MLFLOW_AUTH_ADMIN_PASSWORD"] == ("mlflow-admin", "MLFLOW_TRACKING_PASSWORD")
+    assert secrets["MLFLOW_FLASK_SERVER_SECRET_KEY"][0] == "mlflow-admin"
+    ini = _one(objects, "ConfigMap", "mlflow-auth")["data"]["basic_auth.ini"]
+    assert not re.search(r"(?m)^\s*(admin_password|database_uri)\s*=", ini)  # secrets stay in Secrets
+    # The start command composes the config the server reads: run it (up to the server) against a temp dir.
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (config_mount,) = [mounts[name] for name, v in volumes.items() if v.get("configMap", {}).get("name") == "mlflow-auth"]
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "basic_auth.ini").write_text(ini)
+    compose = container["args"][0].split("exec mlflow server")[0].replace(config_mount, str(tmp_path / "config"))
+    config_path = tmp_path / "runtime" / Path(env["MLFLOW_AUTH_CONFIG_PATH"]).name
+    backend = "postgresql://mlflow:0123abcd@mlflow-postgres:5432/mlflow"
+    result = subprocess.run(["sh", "-c", compose + " true"], capture_output=True, text=True, timeout=30,
+                            env={"PATH": os.environ["PATH"], "MLFLOW_AUTH_CONFIG_PATH": str(config_path),
+                                 "MLFLOW_BACKEND_STORE_URI": backend})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(config_path))
+        patch.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
+        patch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "from-the-secret")
+        config = read_auth_config()
+    assert (config.database_uri, config.default_permission) == (backend, "NO_PERMISSIONS")
+    assert (config.admin_username, config.admin_password) == ("admin", "from-the-secret")
+    auth_runtime = [v for v in volumes.values() if "emptyDir" in v and mounts[v["name"]] in env["MLFLOW_AUTH_CONFIG_PATH"]]
+    assert auth_runtime and auth_runtime[0]["emptyDir"]["medium"] == "Memory"  # the composed file holds a password
+
+
+def test_users_job_runs_the_bootstrap_with_each_roles_secret_and_pods_use_theirs(
+    rendered: dict[str, list[dict]],
+) -> None:
+    objects = rendered["overlays/production"]
+    job = _one(objects, "Job", "mlflow-users")["spec"]
+    (container,) = job["template"]["spec"]["containers"]
+    script = container["command"][-1]
+    assert container["command"] == ["python", script] and script.endswith("scripts/mlflow_users.py")
+    assert f"COPY scripts/mlflow_users.py {script}" in (REPO_ROOT / "Dockerfile").read_text()  # in the facegen image
+    secrets = _secret_env(container)
+    assert secrets["MLFLOW_TRACKING_USERNAME"] == ("mlflow-admin", "MLFLOW_TRACKING_USERNAME")
+    assert secrets["MLFLOW_TRACKING_PASSWORD"] == ("mlflow-admin", "MLFLOW_TRACKING_PASSWORD")
+    for role in GRANTS:
+        for field in ("USERNAME", "PASSWORD"):
+            assert secrets[f"FACEGEN_MLFLOW_{role.upper()}_{field}"] == (f"mlflow-{role}", f"MLFLOW_TRACKING_{field}")
+    assert job["template"]["spec"]["restartPolicy"] == "OnFailure" and job["backoffLimit"] > 0  # waits for MLflow
+    generator = _one(objects, "Deployment", "facegen-generator")["spec"]["template"]["spec"]["containers"][0]
+    assert {key: value for key, value in _secret_env(generator).items() if key.startswith("MLFLOW_")} == {
+        "MLFLOW_TRACKING_USERNAME": ("mlflow-service", "MLFLOW_TRACKING_USERNAME"),
+        "MLFLOW_TRACKING_PASSWORD": ("mlflow-service", "MLFLOW_TRACKING_PASSWORD"),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ DDP job
