@@ -28,7 +28,7 @@ from mlflow import MlflowClient
 from facegen.gates import GateDecision
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
 from facegen.models.registry import build_generator
-from facegen.provenance.credentials import write_local_credentials
+from facegen.provenance.credentials import ProvenanceConfig, write_local_credentials
 from facegen.registry.generator_model import log_generator_model
 from facegen.registry.model_registry import apply_gate, approve_version, register_version
 from facegen.serve.inference import render_faces
@@ -107,6 +107,11 @@ def signing_credentials() -> Path:
     return write_local_credentials(Path(tempfile.mkdtemp(prefix="facegen-test-provenance-")), common_name="facegen test")
 
 
+def marking_config() -> ProvenanceConfig:
+    """Marking on, with the session's :func:`signing_credentials`."""
+    return ProvenanceConfig(credentials_dir=signing_credentials())
+
+
 def serve_settings(server_uri: str, name: str, tmp_path: Path, **overrides: Any) -> ServeSettings:
     """Settings of a service on the test server; faces are marked with :func:`signing_credentials`."""
     values: dict[str, Any] = {
@@ -119,7 +124,7 @@ def serve_settings(server_uri: str, name: str, tmp_path: Path, **overrides: Any)
         "max_forward_batch": 16,
         "feedback_db": tmp_path / "feedback.db",
         "admin_token_env": "FACEGEN_TEST_ADMIN_TOKEN",
-        "provenance": {"credentials_dir": signing_credentials()},
+        "provenance": marking_config(),
     }
     values.update(overrides)
     return load_settings(None, environ={}, **values)

@@ -31,7 +31,7 @@ from facegen.serve.feedback_export import export_feedback
 from facegen.train.config import TrainingConfig
 from facegen.train.loop import train_gan
 from tests.conftest import REPO_ROOT
-from tests.serve_fixtures import register_champion
+from tests.serve_fixtures import marking_config, register_champion
 from tests.test_training_pipeline_e2e import BIN, _run, zenml_env  # noqa: F401 - zenml_env is a fixture
 
 pytestmark = pytest.mark.e2e
@@ -78,7 +78,7 @@ def feedback_folder(mlflow_server: str, utkface_zip: Path, tmp_path_factory: pyt
             store.add(model_name=name, model_version="1", seed=seed, truncation=1.0, rating=5, attributes=attributes)
         store.add(model_name=name, model_version="1", seed=9, truncation=1.0, rating=2, attributes={"gender": "male"})
     result = export_feedback(root / "feedback.db", root / "export", min_rating=4, tracking_uri=mlflow_server,
-                             model_name=name)  # fmt: skip
+                             provenance=marking_config(), model_name=name)  # fmt: skip
     assert len(result.written) == len(WELL_RATED) and not result.skipped and not result.unlisted
     return result.out_dir
 

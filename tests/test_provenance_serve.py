@@ -11,10 +11,13 @@ from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
 from facegen.provenance.c2pa_manifest import DIGITAL_SOURCE_TYPE
-from facegen.provenance.credentials import TRUST_ANCHOR_FILE, write_local_credentials
+from facegen.provenance.credentials import TRUST_ANCHOR_FILE, ProvenanceConfig, write_local_credentials
+from facegen.provenance.marking import MarkingUnavailable
 from facegen.provenance.verify import trust_context, verify_bytes
 from facegen.serve.app import create_app
-from tests.serve_fixtures import register_model, serve_settings, signing_credentials
+from facegen.serve.feedback import FeedbackStore
+from facegen.serve.feedback_export import export_feedback
+from tests.serve_fixtures import marking_config, register_model, serve_settings, signing_credentials
 from tests.serve_fixtures import tiny_generators as _tiny_generators_fixture
 
 tiny_generators = _tiny_generators_fixture  # the session fixture, used by this module's tests
@@ -49,6 +52,25 @@ def test_a_served_face_verifies_as_ours_and_carries_version_and_seed(mlflow_serv
     assert (report.watermark.found, report.watermark.version, report.watermark.model_hash) == (True, 2, run_id[:4])
     assert [r.manifest.parameters["seed"] for r in batch_reports] == [7, 8]
     assert all(r.manifest.trusted and r.media_type == "image/png" and not r.watermark.found for r in batch_reports)
+
+
+def test_exported_feedback_faces_verify_as_ours(mlflow_server, model_name, tmp_path):
+    with FeedbackStore(tmp_path / "feedback.db") as store:
+        store.add(model_name=model_name, model_version="1", seed=11, truncation=0.5, rating=5)
+    result = export_feedback(tmp_path / "feedback.db", tmp_path / "out", min_rating=4, tracking_uri=mlflow_server,
+                             provenance=marking_config(), model_name=model_name)  # fmt: skip
+    [path] = result.written
+    report = verify_served(path.read_bytes())
+    assert (report.manifest.trusted, report.manifest.generator_version) == (True, "1")
+    assert report.manifest.parameters["seed"] == 11 and report.manifest.parameters["truncation"] == 0.5
+
+    expired = write_local_credentials(
+        tmp_path / "expired", valid_from=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10), leaf_days=2
+    )
+    with pytest.raises(MarkingUnavailable, match="expired"):
+        export_feedback(tmp_path / "feedback.db", tmp_path / "refused", min_rating=4, tracking_uri=mlflow_server,
+                        provenance=ProvenanceConfig(credentials_dir=expired), model_name=model_name)  # fmt: skip
+    assert not (tmp_path / "refused").exists()
 
 
 def test_an_expired_signing_certificate_means_no_face_is_served(mlflow_server, model_name, tmp_path):

@@ -182,7 +182,7 @@ def test_one_seed_is_one_face_on_every_path(champion: Champion, mlflow_server: s
 
     export = export_feedback(
         settings.resolved_feedback_db(), tmp_path / "export", min_rating=4, tracking_uri=mlflow_server,
-        model_name=champion.model_name,
+        provenance=settings.provenance, model_name=champion.model_name,
     )  # fmt: skip
     assert len(export.written) == len(cases)
     for case, face in zip(cases, expected, strict=True):

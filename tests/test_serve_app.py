@@ -43,6 +43,7 @@ from tests.serve_fixtures import (
     RESOLUTION,
     expected_face,
     free_port,
+    marking_config,
     move_champion,
     register_champion,
     register_model,
@@ -370,8 +371,9 @@ def test_conditional_versions_honour_requested_attributes(mlflow_server: str, tm
         assert rated.status_code == 201 and rated.json()["attributes"] == {"gender": "female"}
 
     result = export_feedback(
-        tmp_path / "feedback.db", tmp_path / "out", min_rating=4, tracking_uri=mlflow_server, model_name=name
-    )
+        tmp_path / "feedback.db", tmp_path / "out", min_rating=4, tracking_uri=mlflow_server,
+        provenance=marking_config(), model_name=name,
+    )  # fmt: skip
     assert len(result.written) == 1 and result.written[0].name.startswith("feedback_v1_s4_a")
     assert np.array_equal(decode_image(result.written[0].read_bytes()), expected_face(bundle, 4, labels=female))
     assert pd.read_csv(result.csv_path)["attributes"].tolist() == ['{"gender": "female"}']
@@ -511,7 +513,8 @@ def test_feedback_export_regenerates_well_rated_faces(mlflow_server: str, tiny_g
             store.add(model_name=name, model_version=version, seed=seed, truncation=psi, rating=rating)
         store.add(model_name="another-model", model_version="1", seed=1, truncation=1.0, rating=5)
     out = tmp_path / "export"
-    result = export_feedback(tmp_path / "feedback.db", out, min_rating=4, tracking_uri=mlflow_server, model_name=name)
+    result = export_feedback(tmp_path / "feedback.db", out, min_rating=4, tracking_uri=mlflow_server,
+                             provenance=marking_config(), model_name=name)  # fmt: skip
     assert sorted(path.name for path in result.written) == ["feedback_v1_s5.png", "feedback_v2_s8_t0.5000.png"]
     assert list(result.skipped) == ["7"]
     assert np.array_equal(

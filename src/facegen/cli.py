@@ -127,6 +127,7 @@ def feedback_export(
 ) -> None:
     """Write faces rated MIN_RATING or better (mean per face) as PNGs at the generator's resolution plus feedback.csv
     into OUT: ingest's feedback_source (see docs/data.md, "Feedback faces")."""
+    from facegen.provenance.marking import MarkingUnavailable
     from facegen.serve.feedback_export import export_feedback
     from facegen.serve.settings import load_settings
 
@@ -138,10 +139,12 @@ def feedback_export(
     try:
         result = export_feedback(
             settings.resolved_feedback_db(), out_dir, min_rating=threshold,
-            tracking_uri=settings.resolved_tracking_uri(), model_name=settings.model_name,
+            tracking_uri=settings.resolved_tracking_uri(), provenance=settings.provenance, model_name=settings.model_name,
         )  # fmt: skip
     except FileNotFoundError as error:
         raise click.ClickException(str(error)) from error
+    except MarkingUnavailable as error:
+        raise click.ClickException(f"no face exported, none could be marked as synthetic: {error}") from error
     click.echo(
         f"{len(result.written)} face(s) rated >= {threshold:g} written to {result.out_dir} ({result.csv_path.name})"
     )

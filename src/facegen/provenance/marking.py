@@ -15,7 +15,15 @@ import numpy as np
 from facegen.provenance.c2pa_manifest import FaceProvenance, ManifestSigner
 from facegen.provenance.credentials import CredentialsError, ProvenanceConfig, SigningCredentials
 from facegen.provenance.watermark import MIN_WATERMARK_SIDE, embed_watermark
-from facegen.serve.imaging import MEDIA_TYPES, ImageFormat, encode_face, encode_image, resize_face
+from facegen.serve.imaging import (
+    JPEG_QUALITY,
+    MEDIA_TYPES,
+    PNG_COMPRESS_LEVEL,
+    ImageFormat,
+    encode_face,
+    encode_image,
+    resize_face,
+)
 
 logger = logging.getLogger("facegen.provenance")
 
@@ -26,7 +34,7 @@ class MarkingUnavailable(RuntimeError):
 
 def mark_face(
     face: np.ndarray, provenance: FaceProvenance, signer: ManifestSigner, *, size: int, fmt: ImageFormat,
-    jpeg_quality: int, png_compress_level: int,
+    jpeg_quality: int = JPEG_QUALITY, png_compress_level: int = PNG_COMPRESS_LEVEL,
 ) -> bytes:  # fmt: skip
     """``face`` (uint8 H×W×3) resized to ``size``, watermarked when ``size`` ≥ 256, encoded and C2PA-signed."""
     image = np.asarray(resize_face(face, size))
@@ -64,8 +72,8 @@ class FaceMarker:
         return self._signer.credentials.problem()
 
     def encode(
-        self, face: np.ndarray, provenance: FaceProvenance, *, size: int, fmt: ImageFormat, jpeg_quality: int,
-        png_compress_level: int,
+        self, face: np.ndarray, provenance: FaceProvenance, *, size: int, fmt: ImageFormat,
+        jpeg_quality: int = JPEG_QUALITY, png_compress_level: int = PNG_COMPRESS_LEVEL,
     ) -> bytes:  # fmt: skip
         """The face's bytes, marked (or plain when marking is switched off); :class:`MarkingUnavailable` otherwise."""
         problem = self.problem()

@@ -4,7 +4,9 @@
 is at or above ``min_rating`` (a face rated 5 by one person and 1 by another does not qualify), re-generates it from
 the registry (the face is fully determined by version, seed, truncation and attributes, see
 :mod:`facegen.serve.inference`) and writes into ``out_dir``:
-- one lossless PNG per face at the generator's own resolution, named ``feedback_v{version}_s{seed}.png``;
+- one lossless PNG per face at the generator's own resolution, named ``feedback_v{version}_s{seed}.png``, marked as
+  every face that leaves facegen is (:mod:`facegen.provenance.marking`: C2PA manifest, watermark from 256²; no
+  usable signing credentials → :class:`~facegen.provenance.marking.MarkingUnavailable` before anything is written);
   a truncated face gets ``_t{psi}`` (4 decimals) and a conditional one ``_a{8 hex digits of its attributes' hash}``
   before ``.png``, so two variants of a seed never collide;
 - ``feedback.csv``: ``file, origin, model_name, model_version, seed, truncation, attributes, mean_rating, n_ratings,
@@ -30,9 +32,11 @@ from pathlib import Path
 
 from facegen.data.manifest import FEEDBACK_CSV, FEEDBACK_ORIGIN
 from facegen.data.sources import is_image_name
+from facegen.provenance.c2pa_manifest import FaceProvenance
+from facegen.provenance.credentials import ProvenanceConfig
+from facegen.provenance.marking import FaceMarker, MarkingUnavailable
 from facegen.registry.names import GENERATOR_MODEL_NAME
 from facegen.serve.feedback import FeedbackStore, RatedFace
-from facegen.serve.imaging import encode_face
 from facegen.serve.inference import label_row_for, render_faces
 from facegen.serve.loading import load_registered_generator
 
@@ -72,13 +76,19 @@ def export_feedback(
     *,
     min_rating: float,
     tracking_uri: str,
+    provenance: ProvenanceConfig,
     model_name: str = GENERATOR_MODEL_NAME,
     device: str = "cpu",
 ) -> ExportResult:
-    """Re-generate the faces rated ``min_rating`` or better (mean per face) into ``out_dir``; see the module doc."""
+    """Re-generate the faces rated ``min_rating`` or better (mean per face) into ``out_dir``, marked under
+    ``provenance`` (the service's block); see the module doc."""
     feedback_db = Path(feedback_db)
     if not feedback_db.is_file():
         raise FileNotFoundError(f"feedback store {feedback_db} does not exist (has the service stored any rating?)")
+    marker = FaceMarker(provenance)
+    problem = marker.problem()
+    if problem is not None:
+        raise MarkingUnavailable(problem)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with FeedbackStore(feedback_db) as store:
@@ -112,7 +122,8 @@ def export_feedback(
                 name = face_file_name(version, face.seed, face.truncation, face.attributes)
                 path = out_dir / name
                 temp = path.with_name(f".{name}.tmp")
-                temp.write_bytes(encode_face(image, size=model.resolution, fmt="png", png_compress_level=6))
+                made = FaceProvenance(model_name, version, model.run_id, face.seed, face.truncation, face.attributes)
+                temp.write_bytes(marker.encode(image, made, size=model.resolution, fmt="png", png_compress_level=6))
                 os.replace(temp, path)
                 result.written.append(path)
                 rows.append(

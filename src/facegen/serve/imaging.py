@@ -20,6 +20,9 @@ from PIL import Image
 
 ImageFormat = Literal["jpeg", "png"]  # both carry a C2PA manifest (JUMBF in APP11 / a caBX chunk)
 MEDIA_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png"}
+#: Encoder defaults of the library functions (the service takes its own from its settings).
+JPEG_QUALITY = 90
+PNG_COMPRESS_LEVEL = 1
 
 
 def resize_face(face: np.ndarray, size: int) -> Image.Image:
@@ -38,8 +41,8 @@ def encode_face(
     *,
     size: int,
     fmt: ImageFormat = "jpeg",
-    jpeg_quality: int = 90,
-    png_compress_level: int = 1,
+    jpeg_quality: int = JPEG_QUALITY,
+    png_compress_level: int = PNG_COMPRESS_LEVEL,
 ) -> bytes:
     """Resize ``face`` (uint8 H×W×3) to ``size``×``size`` and encode it, unmarked; deterministic for equal inputs."""
     return encode_image(resize_face(face, size), fmt=fmt, jpeg_quality=jpeg_quality, png_compress_level=png_compress_level)
