@@ -8,9 +8,7 @@ Import the fixtures into a test module (``from tests.serve_fixtures import tiny_
 from __future__ import annotations
 
 import contextlib
-import functools
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -28,12 +26,12 @@ from mlflow import MlflowClient
 from facegen.gates import GateDecision
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
 from facegen.models.registry import build_generator
-from facegen.provenance.credentials import ProvenanceConfig, write_local_credentials
 from facegen.registry.generator_model import log_generator_model
 from facegen.registry.model_registry import apply_gate, approve_version, register_version
 from facegen.serve.inference import render_faces
 from facegen.serve.settings import ServeSettings, load_settings
 from tests.mlflow_server import use_tracking_uri
+from tests.provenance_fixtures import marking_config
 
 MODEL_CONFIG = {"resolution": 16, "width": 8}
 RESOLUTION = MODEL_CONFIG["resolution"]
@@ -101,19 +99,8 @@ def move_champion(server_uri: str, name: str, version: str) -> None:
     approve_version(MlflowClient(tracking_uri=server_uri, registry_uri=server_uri), name, version, approved_by="test")
 
 
-@functools.cache
-def signing_credentials() -> Path:
-    """One throwaway CA and signing certificate for the whole test session (what `facegen provenance init` makes)."""
-    return write_local_credentials(Path(tempfile.mkdtemp(prefix="facegen-test-provenance-")), common_name="facegen test")
-
-
-def marking_config() -> ProvenanceConfig:
-    """Marking on, with the session's :func:`signing_credentials`."""
-    return ProvenanceConfig(credentials_dir=signing_credentials())
-
-
 def serve_settings(server_uri: str, name: str, tmp_path: Path, **overrides: Any) -> ServeSettings:
-    """Settings of a service on the test server; faces are marked with :func:`signing_credentials`."""
+    """Settings of a service on the test server; faces are marked with the session's test credentials."""
     values: dict[str, Any] = {
         "tracking_uri": server_uri,
         "model_name": name,

@@ -31,7 +31,8 @@ from facegen.serve.feedback_export import export_feedback
 from facegen.train.config import TrainingConfig
 from facegen.train.loop import train_gan
 from tests.conftest import REPO_ROOT
-from tests.serve_fixtures import marking_config, register_champion
+from tests.provenance_fixtures import marking_config
+from tests.serve_fixtures import register_champion
 from tests.test_training_pipeline_e2e import BIN, _run, zenml_env  # noqa: F401 - zenml_env is a fixture
 
 pytestmark = pytest.mark.e2e

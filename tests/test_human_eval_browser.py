@@ -24,6 +24,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from facegen.humaneval.export import CANDIDATE_VS_CHAMPION, REAL_VS_GENERATED, TEMPLATE_COLUMNS, export_pairwise_set
 from facegen.humaneval.ratings import AnswerKey, load_answer_key, load_ratings
 from facegen.humaneval.scoring import Rate, score_ratings
+from tests.provenance_fixtures import pairwise_marking
 from tests.test_human_eval_export import random_faces
 from tests.test_mlflow_ui_alias import chromium
 
@@ -87,8 +88,9 @@ def test_rater_page_downloads_the_clicked_answers(
 ) -> None:
     driver, downloads = browser
     paths = export_pairwise_set(
-        random_faces(6, 1), real_faces_32[:6], tmp_path / "set", n_pairs=6, seed=2, champion=random_faces(6, 2)
-    )
+        random_faces(6, 1), real_faces_32[:6], tmp_path / "set", n_pairs=6, seed=2, champion=random_faces(6, 2),
+        **pairwise_marking(random_faces(6, 1), random_faces(6, 2)),
+    )  # fmt: skip
     key = load_answer_key(paths["answer_key"])
     by_task = {task: sorted(p for p, pair in key.pairs.items() if pair.task == task) for task in
                (REAL_VS_GENERATED, CANDIDATE_VS_CHAMPION)}  # fmt: skip

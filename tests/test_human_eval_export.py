@@ -22,6 +22,9 @@ from facegen.humaneval.export import (
     TEMPLATE_COLUMNS,
     export_pairwise_set,
 )
+from facegen.provenance.credentials import TRUST_ANCHOR_FILE
+from facegen.provenance.verify import verify_files
+from tests.provenance_fixtures import pairwise_marking, signing_credentials
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -56,8 +59,9 @@ def page_images(html_text: str) -> dict[str, dict[str, np.ndarray]]:
 
 def test_writes_both_tasks_with_balanced_sides(tmp_path: Path, inputs: dict[str, np.ndarray]) -> None:
     paths = export_pairwise_set(
-        inputs["generated"], inputs["real"], tmp_path, n_pairs=12, seed=3, champion=inputs["champion"]
-    )
+        inputs["generated"], inputs["real"], tmp_path, n_pairs=12, seed=3, champion=inputs["champion"],
+        **pairwise_marking(inputs["generated"], inputs["champion"]),
+    )  # fmt: skip
     assert set(paths) == {"rater_dir", "html", "ratings_template", "images_dir", "answer_key"}
     assert all(path.exists() for path in paths.values())
     # The answer key is not among the files that go to raters.
@@ -100,7 +104,7 @@ def test_writes_both_tasks_with_balanced_sides(tmp_path: Path, inputs: dict[str,
 def test_answer_key_matches_the_images_raters_see(tmp_path: Path, inputs: dict[str, np.ndarray]) -> None:
     paths = export_pairwise_set(
         inputs["generated"], inputs["real"], tmp_path, n_pairs=8, seed=5, champion=inputs["champion"],
-        candidate_label="v7",
+        candidate_label="v7", **pairwise_marking(inputs["generated"], inputs["champion"]),
     )  # fmt: skip
     sources = {"v7": inputs["generated"], "real": inputs["real"], "champion": inputs["champion"]}
     shown = page_images(paths["html"].read_text(encoding="utf-8"))
@@ -113,6 +117,13 @@ def test_answer_key_matches_the_images_raters_see(tmp_path: Path, inputs: dict[s
             image_file = paths["rater_dir"] / "images" / f"{row['pair_id']}_{side}.png"
             on_disk = np.asarray(Image.open(image_file)).transpose(2, 0, 1)
             assert np.array_equal(on_disk, expected)
+            [report] = verify_files([image_file], signing_credentials() / TRUST_ANCHOR_FILE)
+            if row[f"{side}_source"] == "real":  # a photograph is never claimed as generated
+                assert report.manifest.state == "absent"
+            else:  # a generated face says what made it: the candidate is not registered yet, the champion is
+                version, first_seed = ("1", 1000) if row[f"{side}_source"] == "champion" else (None, 0)
+                assert report.manifest.trusted and report.manifest.generator_version == version
+                assert report.manifest.parameters["seed"] == first_seed + int(row[f"{side}_index"])
         if row["task"] == REAL_VS_GENERATED:
             assert row[f"{row['generated_side']}_source"] == "v7"
             assert row[f"{'right' if row['generated_side'] == 'left' else 'left'}_source"] == "real"
@@ -122,7 +133,9 @@ def test_answer_key_matches_the_images_raters_see(tmp_path: Path, inputs: dict[s
 
 
 def test_page_is_self_contained_and_lists_the_template_pairs(tmp_path: Path, inputs: dict[str, np.ndarray]) -> None:
-    paths = export_pairwise_set(inputs["generated"], inputs["real"], tmp_path, n_pairs=5, seed=0)
+    paths = export_pairwise_set(
+        inputs["generated"], inputs["real"], tmp_path, n_pairs=5, seed=0, **pairwise_marking(inputs["generated"])
+    )
     page = paths["html"].read_text(encoding="utf-8")
     assert "http://" not in page and "https://" not in page and "//cdn" not in page
     assert "<link" not in page and "@import" not in page and "url(" not in page
@@ -145,11 +158,19 @@ def test_page_is_self_contained_and_lists_the_template_pairs(tmp_path: Path, inp
 
 def test_same_seed_same_set_other_seed_other_set(tmp_path: Path, inputs: dict[str, np.ndarray]) -> None:
     def export(out: str, seed: int) -> dict[str, bytes]:
-        paths = export_pairwise_set(inputs["generated"], inputs["real"], tmp_path / out, n_pairs=9, seed=seed)
-        return {name: paths[name].read_bytes() for name in ("html", "ratings_template", "answer_key")}
+        paths = export_pairwise_set(
+            inputs["generated"], inputs["real"], tmp_path / out, n_pairs=9, seed=seed,
+            **pairwise_marking(inputs["generated"]),
+        )  # fmt: skip
+        files = {name: paths[name].read_bytes() for name in ("ratings_template", "answer_key")}
+        return {**files, "shown": page_images(paths["html"].read_text(encoding="utf-8"))}
 
     first, again, other = export("a", 11), export("b", 11), export("c", 12)
-    assert first == again
+    # The same pairs, sides, set id and pixels (the signed image bytes differ: each manifest has its own id).
+    assert first["answer_key"] == again["answer_key"] and first["ratings_template"] == again["ratings_template"]
+    assert first["shown"].keys() == again["shown"].keys()
+    for pair_id, sides in first["shown"].items():
+        assert all(np.array_equal(image, again["shown"][pair_id][side]) for side, image in sides.items())
     assert first["answer_key"] != other["answer_key"]
     # Odd n: the generated face is on the left in 4 or 5 of 9 pairs.
     _, key = read_csv(tmp_path / "a" / "answer_key.csv")
@@ -175,6 +196,6 @@ def test_bad_input_is_refused_clearly(tmp_path: Path, inputs: dict[str, np.ndarr
     with pytest.raises(ValueError, match=match):
         export_pairwise_set(
             args["generated"], args["real"], tmp_path, n_pairs=args["n_pairs"], champion=args["champion"],
-            candidate_label=args["candidate_label"],
+            candidate_label=args["candidate_label"], **pairwise_marking(inputs["generated"], inputs["champion"]),
         )  # fmt: skip
     assert not (tmp_path / "answer_key.csv").exists()

@@ -38,6 +38,7 @@ from facegen.registry.model_registry import (
     register_version,
     require_human_eval,
 )
+from tests.provenance_fixtures import pairwise_marking
 from tests.serve_fixtures import tiny_generators as _tiny_generators_fixture
 from tests.test_human_eval_export import random_faces, read_csv
 
@@ -266,7 +267,7 @@ def exported_version(
     client = mlflow_tracking
     paths = export_pairwise_set(
         random_faces(N_PAIRS, 1), real_faces_32[:N_PAIRS], tmp_path / "set", n_pairs=N_PAIRS, seed=4,
-        champion=random_faces(N_PAIRS, 2),
+        champion=random_faces(N_PAIRS, 2), **pairwise_marking(random_faces(N_PAIRS, 1), random_faces(N_PAIRS, 2)),
     )  # fmt: skip
     with mlflow.start_run() as run:
         mlflow.log_artifacts(str(tmp_path / "set"), artifact_path="human_eval")

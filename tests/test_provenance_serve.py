@@ -17,7 +17,8 @@ from facegen.provenance.verify import trust_context, verify_bytes
 from facegen.serve.app import create_app
 from facegen.serve.feedback import FeedbackStore
 from facegen.serve.feedback_export import export_feedback
-from tests.serve_fixtures import marking_config, register_model, serve_settings, signing_credentials
+from tests.provenance_fixtures import marking_config, signing_credentials
+from tests.serve_fixtures import register_model, serve_settings
 from tests.serve_fixtures import tiny_generators as _tiny_generators_fixture
 
 tiny_generators = _tiny_generators_fixture  # the session fixture, used by this module's tests

@@ -39,11 +39,11 @@ from facegen.serve.inference import render_faces
 from facegen.serve.model_holder import AliasTarget, ModelHolder
 from facegen.serve.settings import load_settings
 from tests.mlflow_server import use_tracking_uri
+from tests.provenance_fixtures import marking_config
 from tests.serve_fixtures import (
     RESOLUTION,
     expected_face,
     free_port,
-    marking_config,
     move_champion,
     register_champion,
     register_model,

@@ -21,6 +21,13 @@ Every rating row (template, page downloads) and every answer key row carries the
 The ``rater/`` folder is what raters get; nothing in it (file names, pair ids, order) tells which side is which.
 The correct side is counterbalanced: per task, half the pairs (±1) put the generated / candidate face on the left,
 assigned in a seeded random order, and the pairs are shown in one seeded random order across tasks.
+
+Every generated face (candidate and champion) leaves marked like any face facegen hands out
+(:mod:`facegen.provenance.marking`): a C2PA manifest naming its generator and seed, and the watermark from 256². The
+real photographs stay as they are: a manifest saying "trainedAlgorithmicMedia" or anything else would be false. So a
+rater who opens an image file in a C2PA viewer can tell the generated side: the page does not show that metadata,
+and a blind set for such raters would have to be exported without marking (``provenance.enabled: false``).
+The set id is a digest of the shown pixels, so the same seed gives the same set (the signed bytes differ each time).
 """
 
 from __future__ import annotations
@@ -29,13 +36,17 @@ import base64
 import csv
 import hashlib
 import html
-import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from facegen.provenance.c2pa_manifest import FaceProvenance
+from facegen.provenance.credentials import ProvenanceConfig
+from facegen.provenance.marking import FaceMarker, MarkingUnavailable
+from facegen.serve.imaging import encode_image
 
 REAL_VS_GENERATED = "real_vs_generated"
 CANDIDATE_VS_CHAMPION = "candidate_vs_champion"
@@ -59,6 +70,8 @@ ANSWER_KEY_COLUMNS = [
 ]
 #: Smallest on-screen side of a face in the page (small faces are upscaled by the browser).
 MIN_DISPLAY_PX = 192
+#: zlib level of every image in the set, real or generated (unequal levels would tell the sides apart by file size).
+PNG_LEVEL = 6
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,16 @@ def _check_images(name: str, images: np.ndarray) -> None:
         raise ValueError(f"{name} must be N×3×H×W (channels first), got shape {images.shape}")
     if images.shape[2] < 1 or images.shape[3] < 1:
         raise ValueError(f"{name} has empty images: shape {images.shape}")
+
+
+def _check_provenance(name: str, images: np.ndarray | None, provenance: Sequence[FaceProvenance] | None) -> None:
+    if images is None:
+        if provenance is not None:
+            raise ValueError(f"{name}_provenance given without {name} faces")
+        return
+    if provenance is None or len(provenance) != len(images):
+        given = "none" if provenance is None else len(provenance)
+        raise ValueError(f"{name} faces need one FaceProvenance each ({len(images)}), got {given}")
 
 
 def _validate(
@@ -124,10 +147,12 @@ def _task_pairs(
     ]
 
 
-def _png_bytes(image_chw: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image_chw.transpose(1, 2, 0))).save(buffer, format="PNG")
-    return buffer.getvalue()
+def _png_bytes(image_chw: np.ndarray, marker: FaceMarker, provenance: FaceProvenance | None) -> bytes:
+    """A real photo as it is (``provenance`` None), a generated face marked."""
+    image = np.ascontiguousarray(image_chw.transpose(1, 2, 0))
+    if provenance is None:
+        return encode_image(image, fmt="png", png_compress_level=PNG_LEVEL)
+    return marker.encode(image, provenance, size=image.shape[0], fmt="png", png_compress_level=PNG_LEVEL)
 
 
 def export_pairwise_set(
@@ -139,23 +164,37 @@ def export_pairwise_set(
     seed: int = 0,
     champion: np.ndarray | None = None,
     candidate_label: str = "candidate",
+    generated_provenance: Sequence[FaceProvenance],
+    champion_provenance: Sequence[FaceProvenance] | None = None,
+    marking: ProvenanceConfig = ProvenanceConfig(),
 ) -> dict[str, Path]:
     """Write a pairwise (2AFC) human evaluation set of ``n_pairs`` pairs per task; return the written paths.
 
     ``generated`` (the candidate's faces), ``real`` and ``champion`` are uint8 N×3×H×W with one shared H×W; each
     task draws ``n_pairs`` distinct images from each input (``ValueError`` when there are fewer). The same ``seed``
     gives the same set. ``candidate_label`` names the candidate in the answer key only (raters never see it).
+    ``generated_provenance`` / ``champion_provenance`` say what made each generated face (its manifest; see
+    :func:`facegen.provenance.c2pa_manifest.faces_provenance`); faces are marked under ``marking``
+    (:class:`~facegen.provenance.marking.MarkingUnavailable` before anything is written when they cannot be).
 
     Returns ``{"rater_dir", "html", "ratings_template", "images_dir", "answer_key"}``; the set's id is in the
     ``set_id`` column of the answer key and of the template.
     """
     _validate(generated, real, champion, n_pairs, candidate_label)
+    _check_provenance("generated", generated, generated_provenance)
+    _check_provenance("champion", champion, champion_provenance)
+    marker = FaceMarker(marking)
+    problem = marker.problem()
+    if problem is not None:
+        raise MarkingUnavailable(problem)
     n_pairs = int(n_pairs)
     rng = np.random.default_rng(seed)
     sources = {candidate_label: generated, "real": real}
+    made_by: dict[str, Sequence[FaceProvenance]] = {candidate_label: generated_provenance}
     pairs = _task_pairs(rng, REAL_VS_GENERATED, (candidate_label, generated), ("real", real), n_pairs)
     if champion is not None:
         sources["champion"] = champion
+        made_by["champion"] = champion_provenance or []
         pairs += _task_pairs(rng, CANDIDATE_VS_CHAMPION, (candidate_label, generated), ("champion", champion), n_pairs)
     pairs = [pairs[i] for i in rng.permutation(len(pairs))]
 
@@ -165,6 +204,7 @@ def export_pairwise_set(
     images_dir.mkdir(parents=True, exist_ok=True)
     width = len(str(len(pairs)))
     rows, key_rows, page_pairs = [], [], []
+    shown = hashlib.sha256()
     for number, pair in enumerate(pairs, start=1):
         pair_id = f"p{number:0{width}d}"
         first = (pair.first_source, pair.first_index)
@@ -172,7 +212,8 @@ def export_pairwise_set(
         left, right = (first, other) if pair.first_on_left else (other, first)
         files = {}
         for side, (source, index) in (("left", left), ("right", right)):
-            data = _png_bytes(sources[source][index])
+            shown.update(sources[source][index].tobytes())
+            data = _png_bytes(sources[source][index], marker, made_by[source][index] if source in made_by else None)
             files[side] = f"images/{pair_id}_{side}.png"
             (rater_dir / files[side]).write_bytes(data)
             files[side + "_b64"] = base64.b64encode(data).decode("ascii")
@@ -202,8 +243,7 @@ def export_pairwise_set(
 
     # The id follows the shown content: answers kept in the browser are keyed by it, so two sets never mix answers,
     # and imports match ratings to the answer key by it.
-    digest = hashlib.sha256("".join(p["left_b64"] + p["right_b64"] for p in page_pairs).encode()).hexdigest()
-    set_id = f"facegen-humaneval-{digest[:16]}"
+    set_id = f"facegen-humaneval-{shown.hexdigest()[:16]}"
     template_path = rater_dir / "ratings_template.csv"
     _write_csv(template_path, TEMPLATE_COLUMNS, [{**row, "choice": "", "rater": "", "set_id": set_id} for row in rows])
     key_path = out_dir / "answer_key.csv"

@@ -10,7 +10,7 @@ certificate chain adds ~3.3 KB to a face (docs/serving.md, "Provenance").
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,22 @@ class FaceProvenance:
     @property
     def watermark_version(self) -> int:
         return UNREGISTERED_VERSION if self.model_version is None else int(self.model_version)
+
+
+def faces_provenance(
+    model_name: str, model_version: str | None, model_run_id: str | None, seeds: Sequence[int], *,
+    truncation: float = 1.0, requested: Mapping[str, Sequence[str | None]] | None = None,
+) -> list[FaceProvenance]:  # fmt: skip
+    """One :class:`FaceProvenance` per seed; ``requested`` is attribute → value per face (None: any), as
+    :class:`facegen.metrics.samples.EvaluationSample` keeps it."""
+    requested = requested or {}
+    return [
+        FaceProvenance(
+            model_name, model_version, model_run_id, int(seed), truncation,
+            {name: str(values[i]) for name, values in requested.items() if values[i] is not None},
+        )  # fmt: skip
+        for i, seed in enumerate(seeds)
+    ]
 
 
 def manifest_definition(provenance: FaceProvenance, title: str) -> dict[str, Any]:

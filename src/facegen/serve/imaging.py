@@ -49,8 +49,9 @@ def encode_face(
 
 
 def encode_image(
-    image: Image.Image | np.ndarray, *, fmt: ImageFormat, jpeg_quality: int, png_compress_level: int
-) -> bytes:
+    image: Image.Image | np.ndarray, *, fmt: ImageFormat, jpeg_quality: int = JPEG_QUALITY,
+    png_compress_level: int = PNG_COMPRESS_LEVEL,
+) -> bytes:  # fmt: skip
     """Encode an RGB image as it is (no resize): the watermark goes in between resizing and encoding."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
