@@ -29,6 +29,7 @@ from facegen.metrics.inception_weights import ensure_inception_weights
 from facegen.models.bundle import load_generator_bundle
 from facegen.models.conditioning import label_vocabulary
 from facegen.registry.generator_model import log_generator_model
+from facegen.registry.model_card import DATA_SOURCE_PARAM, FEEDBACK_SOURCE_PARAM, MANIFEST_HASH_PARAM, write_model_card
 from facegen.registry.model_registry import (
     GATE_STATUS_TAG,
     apply_gate,
@@ -96,6 +97,11 @@ def deploy_gate(
     log_generated_features(client, run_id, generated_features)
     vocabulary = label_vocabulary(load_generator_bundle(generator_bundle).label_dims)
     context = get_step_context()
+    ingest = context.pipeline_run.steps["ingest"]  # the data's identity, for the model card
+    feedback_source = ingest.config.parameters.get("feedback_source")
+    mlflow.log_params({DATA_SOURCE_PARAM: ingest.config.parameters["source"],
+                       MANIFEST_HASH_PARAM: ingest.outputs["manifest"][0].content_hash,
+                       **({FEEDBACK_SOURCE_PARAM: feedback_source} if feedback_source else {})})  # fmt: skip
     version = register_version(
         model_info.model_uri,
         name=model_name,
@@ -110,6 +116,7 @@ def deploy_gate(
         record_comparison(client, version, comparison)
     requirement = HumanEvalRequirement.from_config(human_eval_gate, has_champion=champion is not None)
     apply_gate(client, version, decision, human_eval=requirement)
+    write_model_card(client, version)
     status = client.get_model_version(model_name, version.version).tags.get(GATE_STATUS_TAG)
     outcome = {
         "model_name": model_name,

@@ -61,6 +61,7 @@ from facegen.metrics.comparison import (
 )
 from facegen.metrics.features import RealFeatures
 from facegen.metrics.fidelity import fidelity_from_features
+from facegen.registry.model_card import write_model_card
 from facegen.registry.names import ATTRIBUTES_ALIAS, CANDIDATE_ALIAS, CHAMPION_ALIAS, GENERATOR_MODEL_NAME
 
 if TYPE_CHECKING:
@@ -447,12 +448,14 @@ def complete_human_eval_gate(
 ) -> GateDecision | None:
     """Decide an awaiting version against its recorded requirement and apply the decision (``candidate`` if passed).
 
-    Returns None, changing nothing, for a version that is not ``awaiting_human_eval``. A passing version older
-    than the current ``candidate`` is marked passed but does not take the alias back from the newer one.
+    Returns None, changing only the model card, for a version that is not ``awaiting_human_eval``. A passing
+    version older than the current ``candidate`` is marked passed but does not take the alias back from the newer
+    one. The version's model card is written again either way: its human-evaluation section shows the results.
     """
     current = client.get_model_version(version.name, version.version)
     tags = current.tags or {}
     if tags.get(GATE_STATUS_TAG) != AWAITING_HUMAN_EVAL:
+        _refresh_model_card(client, current)
         return None
     decision = decide_human_eval(results, human_eval_requirement_from_tags(tags))
     holder = (client.get_registered_model(current.name).aliases or {}).get(CANDIDATE_ALIAS)
@@ -461,9 +464,17 @@ def complete_human_eval_gate(
         client.set_model_version_tag(current.name, current.version, GATE_STATUS_TAG, GATE_PASSED)
         client.set_model_version_tag(current.name, current.version, GATE_REASONS_TAG,
                                      f"all gates passed; {CANDIDATE_ALIAS} stays on newer version {holder}")  # fmt: skip
+        _refresh_model_card(client, current)
         return decision
     apply_gate(client, current, decision)
+    _refresh_model_card(client, current)
     return decision
+
+
+def _refresh_model_card(client: MlflowClient, version: ModelVersion) -> None:
+    """Re-render the version's card with what is recorded now; a version without a source run has no card."""
+    if version.run_id:
+        write_model_card(client, version)
 
 
 def apply_promotion(
