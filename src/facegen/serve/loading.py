@@ -50,7 +50,7 @@ class LoadedModel:
     @property
     def conditional_attributes(self) -> tuple[str, ...]:
         """Attributes a conditional generator is conditioned on (its ``label_dims``); empty for unconditional ones."""
-        return tuple(getattr(self.generator, "label_dims", {}) or {})
+        return tuple(self.generator.label_dims)
 
 
 def bundle_dir_of(model_dir: Path) -> Path:
@@ -72,13 +72,11 @@ def bundle_dir_of(model_dir: Path) -> Path:
 
 def check_generator(generator: nn.Module, device: torch.device) -> None:
     """One forward pass on a fixed latent: right output shape, finite values (a warm-up that also validates)."""
-    label_dims = dict(getattr(generator, "label_dims", {}) or {})
+    attributes = len(generator.label_dims)  # a conditional generator gets every attribute unspecified (−1)
     with torch.inference_mode():
         z = torch.zeros(1, generator.latent_dim, device=device)
-        if label_dims:  # a conditional generator: every attribute unspecified (−1)
-            out = generator(z, torch.full((1, len(label_dims)), -1, dtype=torch.long, device=device))
-        else:
-            out = generator(z)
+        labels = torch.full((1, attributes), -1, dtype=torch.long, device=device) if attributes else None
+        out = generator(z, labels)
     expected = (1, 3, generator.resolution, generator.resolution)
     if tuple(out.shape) != expected:
         raise ValueError(f"generator produced {tuple(out.shape)}, expected {expected}")

@@ -67,7 +67,7 @@ class TrainingResult:
 def sample_grid(generator: nn.Module, latents: torch.Tensor, labels: torch.Tensor | None = None) -> np.ndarray:
     """A H×W×3 uint8 grid of the generator's faces for fixed latents."""
     with torch.no_grad():
-        images = generator(latents) if labels is None else generator(latents, labels)
+        images = generator(latents, labels)
     images = torch.from_numpy(to_uint8(images))
     return make_grid(images, nrow=max(1, int(math.sqrt(len(images)))), padding=1).permute(1, 2, 0).numpy()
 
@@ -97,7 +97,7 @@ class _Trainer:
         self.model_config = {**config.model, "resolution": int(images.shape[-1])}
         self.generator = build_generator(config.architecture, self.model_config).to(self.device)
         self.discriminator = build_discriminator(config.architecture, self.model_config).to(self.device)
-        self.conditional = bool(getattr(self.generator, "conditional", False))
+        self.conditional = bool(self.generator.conditional)
         if self.conditional and labels is None:
             raise ValueError("a conditional architecture needs labels for the training images")
         if config.channels_last:
