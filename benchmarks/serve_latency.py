@@ -11,11 +11,14 @@ What it does, all on 127.0.0.1:
    clients (aiohttp by default, or httpx.AsyncClient; keep-alive) for ``--duration`` seconds, each asking ``GET /generate`` for a random seed
    at ``--size`` in ``--format``;
 5. with ``--swap``: moves ``champion`` to version 2 halfway through and reports failed requests and how long until
-   responses carry the new version (the service polls the alias every ``--poll-interval`` seconds).
+   responses carry the new version (the service polls the alias every ``--poll-interval`` seconds);
+6. ``--marking both`` (the default) runs steps 4-5 twice, with provenance marking on (watermark + C2PA signature,
+   a throwaway CA made for the run) and off, one after the other on the same service settings, and reports the p95
+   each adds; the baselines include the marking of one face in-process (watermark, encode, sign).
 Prints p50 / p95 / p99 / max latency, throughput, errors and ratios against the baselines; ``--json-out`` saves them.
 
     python benchmarks/serve_latency.py --duration 60                       # 32×32 generator (configs/local.yaml) at 256
-    python benchmarks/serve_latency.py --duration 60 --swap
+    python benchmarks/serve_latency.py --duration 60 --swap --marking on
     python benchmarks/serve_latency.py --duration 60 --resolution 256 --width 16   # native 256×256 generator
 """
 
@@ -133,7 +136,7 @@ def timed(function, repeats: int) -> float:
     return (time.perf_counter() - started) / repeats
 
 
-def baselines(bundle: Path, size: int, batch: int, quality: int) -> dict[str, float]:
+def baselines(bundle: Path, size: int, batch: int, quality: int, credentials: Path) -> dict[str, float]:
     """Per-face costs in this process on ONE torch thread (wall ≈ CPU time): with two OpenMP threads on a 2-core
     machine that other jobs share, a single forward pass stalls at barriers (measured here: 55-108 ms instead of
     3.7 ms for one 32×32 face), which would make the baseline measure the neighbours instead of the work."""
@@ -158,9 +161,42 @@ def baselines(bundle: Path, size: int, batch: int, quality: int) -> dict[str, fl
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _baselines(one_face, batch_faces, generator, face, rng, size, batch, quality, repeats)
+        return {
+            **_baselines(one_face, batch_faces, generator, face, rng, size, batch, quality, repeats),
+            **_marking_baselines(face, size, quality, credentials, repeats),
+        }
     finally:
         torch.set_num_threads(threads)
+
+
+def _marking_baselines(face, size: int, quality: int, credentials: Path, repeats: int) -> dict[str, float]:
+    """What marking one face costs in-process, and the bytes the watermark (entropy) and the manifest each add."""
+    import numpy as np
+
+    from facegen.provenance.c2pa_manifest import FaceProvenance, ManifestSigner
+    from facegen.provenance.credentials import SigningCredentials
+    from facegen.provenance.marking import mark_face
+    from facegen.provenance.watermark import MIN_WATERMARK_SIDE, embed_watermark
+    from facegen.serve.imaging import encode_face, encode_image, resize_face
+
+    signer = ManifestSigner(SigningCredentials.load(credentials))
+    made = FaceProvenance(GENERATOR_MODEL_NAME, "1", "0123456789abcdef0123456789abcdef", 1, 1.0, {})
+    resized = np.asarray(resize_face(face, size))
+    watermarked = embed_watermark(resized, 1, made.model_run_id) if size >= MIN_WATERMARK_SIDE else resized
+    plain = {fmt: encode_face(face, size=size, fmt=fmt, jpeg_quality=quality) for fmt in ("jpeg", "png")}
+    unsigned = {fmt: encode_image(watermarked, fmt=fmt, jpeg_quality=quality) for fmt in plain}
+    marked = {fmt: mark_face(face, made, signer, size=size, fmt=fmt, jpeg_quality=quality) for fmt in plain}
+    costs = {
+        "mark_jpeg_ms": 1000 * timed(lambda: mark_face(face, made, signer, size=size, fmt="jpeg", jpeg_quality=quality),
+                                     repeats),  # fmt: skip
+        "sign_jpeg_ms": 1000 * timed(lambda: signer.sign(plain["jpeg"], "image/jpeg", made), repeats),
+        **{f"manifest_bytes_{fmt}": float(len(marked[fmt]) - len(unsigned[fmt])) for fmt in plain},
+        **{f"watermark_bytes_{fmt}": float(len(unsigned[fmt]) - len(plain[fmt])) for fmt in plain},
+        **{f"plain_bytes_{fmt}": float(len(plain[fmt])) for fmt in plain},
+    }
+    if size >= MIN_WATERMARK_SIDE:
+        costs["watermark_embed_ms"] = 1000 * timed(lambda: embed_watermark(resized, 1, made.model_run_id), repeats)
+    return costs
 
 
 def _baselines(one_face, batch_faces, generator, face, rng, size, batch, quality, repeats) -> dict[str, float]:
@@ -177,7 +213,9 @@ def _baselines(one_face, batch_faces, generator, face, rng, size, batch, quality
     }
 
 
-def start_service(root: Path, tracking_uri: str, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+def start_service(
+    root: Path, tracking_uri: str, args: argparse.Namespace, marking: bool
+) -> tuple[subprocess.Popen, str]:
     import yaml
 
     port = free_port()
@@ -190,6 +228,7 @@ def start_service(root: Path, tracking_uri: str, args: argparse.Namespace) -> tu
                 "allowed_sizes": sizes, "default_size": args.size, "jpeg_quality": args.jpeg_quality,
                 "feedback_db": str(root / "feedback.db"), "device": "auto",
                 "torch_threads": args.torch_threads,
+                "provenance": {"enabled": marking, "credentials_dir": str(root / "credentials")},
             }
         )
     )  # fmt: skip
@@ -302,65 +341,25 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured load")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured load first")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--size", type=int, default=256, help="side of the requested face")
-    parser.add_argument("--format", choices=["jpeg", "png"], default="jpeg")
-    parser.add_argument("--jpeg-quality", type=int, default=90)
-    parser.add_argument("--resolution", type=int, default=32, help="generator's native resolution")
-    parser.add_argument("--width", type=int, default=64, help="DCGAN channel multiplier")
-    parser.add_argument("--swap", action="store_true", help="move champion to version 2 halfway through")
-    parser.add_argument("--poll-interval", type=float, default=2.0, help="the service's alias poll interval (s)")
-    parser.add_argument("--torch-threads", type=int, default=None, help="the service's torch_threads setting")
-    parser.add_argument(
-        "--client", choices=["aiohttp", "httpx"], default="aiohttp",
-        help="async HTTP client (aiohttp costs ~0.2 ms CPU a request here, httpx ~1.5 ms: CPU the service then lacks)",
-    )  # fmt: skip
-    parser.add_argument("--json-out", type=Path, default=None)
-    args = parser.parse_args()
-
-    import torch
-
-    from facegen.devices import resolve_device
-
-    model_config = {"resolution": args.resolution, "width": args.width, "latent_dim": 100, "norm": "batch"}
-    device = str(resolve_device())
-    summary: dict = {
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "cpu": cpu_model(), "cores": os.cpu_count(), "device": device,
-        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
-        "model": {"architecture": "dcgan", **model_config, "weights": "random init"},
-        "size": args.size, "format": args.format, "concurrency": args.concurrency, "duration_s": args.duration,
-        "client": args.client, "torch_threads": args.torch_threads,
-    }  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="facegen-bench-") as scratch:
-        root = Path(scratch)
-        mlflow_process, tracking_uri = start_mlflow(root)
-        service = None
-        try:
-            bundles = register_two_versions(tracking_uri, root, model_config)
-            summary["baseline"] = baselines(bundles[0], args.size, args.concurrency, args.jpeg_quality)
-            service, base = start_service(root, tracking_uri, args)
-            asyncio.run(run_load(base, args, args.warmup, None, tracking_uri))  # warm-up, discarded
-            swap_at = args.duration / 2 if args.swap else None
-            service_cpu_before, client_cpu_before, load_before = (
-                process_cpu_s(service.pid),
-                time.process_time(),
-                os.getloadavg(),
-            )
-            records, swap_time, started = asyncio.run(run_load(base, args, args.duration, swap_at, tracking_uri))
-            service_cpu = process_cpu_s(service.pid) - service_cpu_before
-            client_cpu = time.process_time() - client_cpu_before
-            load_after = os.getloadavg()
-            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
-                metrics_text = response.read().decode()
-        finally:
-            if service is not None:
-                stop(service)
-            stop(mlflow_process)
+def measure(root: Path, tracking_uri: str, args: argparse.Namespace, marking: bool, base_ms: dict) -> dict:
+    """One service (marking on or off) under ``--concurrency`` clients for ``--duration`` s: its latency figures."""
+    service, base = start_service(root, tracking_uri, args, marking)
+    try:
+        asyncio.run(run_load(base, args, args.warmup, None, tracking_uri))  # warm-up, discarded
+        swap_at = args.duration / 2 if args.swap else None
+        service_cpu_before, client_cpu_before, load_before = (
+            process_cpu_s(service.pid),
+            time.process_time(),
+            os.getloadavg(),
+        )
+        records, swap_time, started = asyncio.run(run_load(base, args, args.duration, swap_at, tracking_uri))
+        service_cpu = process_cpu_s(service.pid) - service_cpu_before
+        client_cpu = time.process_time() - client_cpu_before
+        load_after = os.getloadavg()
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            metrics_text = response.read().decode()
+    finally:
+        stop(service)
 
     ok = [(t0, t1, version) for t0, t1, status, version in records if status == 200]
     latencies_ms = [1000 * (t1 - t0) for t0, t1, _ in ok]
@@ -393,7 +392,6 @@ def main() -> None:
         0,
     )
     result["mean_faces_per_forward"] = batch_sum / batch_count if batch_count else None
-    base_ms = summary["baseline"]
     result["ratio_p50_vs_inprocess_face"] = result["p50_ms"] / base_ms["inprocess_face_jpeg_ms"]
     # CPU the service spends per request vs the bare work of one face in a batch: the cost of HTTP + serving.
     result["ratio_service_cpu_vs_inprocess_batched_face"] = (
@@ -415,7 +413,93 @@ def main() -> None:
             "responses_v1": sum(1 for *_, version in ok if version == "1"),
             "responses_v2": len(new),
         }
-    summary["result"] = result
+    return result
+
+
+def print_run(label: str, result: dict, args: argparse.Namespace) -> None:
+    errors = result["errors"]
+    print(f"{label}: {args.concurrency} clients x {args.duration:g} s: {result['requests']} requests, {errors} errors, "
+          f"{result['throughput_rps']:.1f} req/s, mean {result['mean_faces_per_forward'] or 0:.1f} faces per forward")  # fmt: skip
+    print(f"latency ms: p50 {result['p50_ms']:.1f}  p95 {result['p95_ms']:.1f}  p99 {result['p99_ms']:.1f}  "
+          f"max {result['max_ms']:.1f}  (p50 / in-process face = {result['ratio_p50_vs_inprocess_face']:.2f}x; "
+          f"PNG/JPEG encode = {result['ratio_png1_vs_jpeg_encode']:.1f}x at level 1, {result['ratio_png6_vs_jpeg_encode']:.1f}x at 6)")  # fmt: skip
+    print(
+        f"cpu per request: service {result['service_cpu_ms_per_request']:.2f} ms "
+        f"({result['ratio_service_cpu_vs_inprocess_batched_face']:.2f}x the in-process batched face), load generator "
+        f"{result['client_cpu_ms_per_request']:.2f} ms; 1-min load average {result['loadavg_1m_before_after'][0]} -> "
+        f"{result['loadavg_1m_before_after'][1]} on {os.cpu_count()} cores (other jobs share the machine)"
+    )
+    if "swap" in result:
+        s = result["swap"]
+        visible = (
+            f"{s['new_version_visible_after_s']:.2f} s" if s["new_version_visible_after_s"] is not None else "never"
+        )
+        print(f"swap: champion moved at t={s['moved_at_s']:.1f} s; version 2 visible after {visible} "
+              f"(poll {s['poll_interval_s']:g} s); failed requests {s['failed_requests']}; "
+              f"v1 responses started after v2 was visible {s['old_version_started_after_new_visible']}; "
+              f"v1/v2 responses {s['responses_v1']}/{s['responses_v2']}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured load")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured load first")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--size", type=int, default=256, help="side of the requested face")
+    parser.add_argument("--format", choices=["jpeg", "png"], default="jpeg")
+    parser.add_argument("--jpeg-quality", type=int, default=90)
+    parser.add_argument("--resolution", type=int, default=32, help="generator's native resolution")
+    parser.add_argument("--width", type=int, default=64, help="DCGAN channel multiplier")
+    parser.add_argument("--swap", action="store_true", help="move champion to version 2 halfway through")
+    parser.add_argument("--poll-interval", type=float, default=2.0, help="the service's alias poll interval (s)")
+    parser.add_argument("--torch-threads", type=int, default=None, help="the service's torch_threads setting")
+    parser.add_argument(
+        "--client", choices=["aiohttp", "httpx"], default="aiohttp",
+        help="async HTTP client (aiohttp costs ~0.2 ms CPU a request here, httpx ~1.5 ms: CPU the service then lacks)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--marking", choices=["both", "on", "off"], default="both",
+        help="provenance marking of the served faces: both runs the load twice, on then off, and reports the difference",
+    )  # fmt: skip
+    parser.add_argument("--json-out", type=Path, default=None)
+    args = parser.parse_args()
+
+    import torch
+
+    from facegen.devices import resolve_device
+    from facegen.provenance.credentials import write_local_credentials
+    from facegen.registry.model_registry import approve_version
+    from facegen.registry.tracking import mlflow_client
+
+    model_config = {"resolution": args.resolution, "width": args.width, "latent_dim": 100, "norm": "batch"}
+    device = str(resolve_device())
+    summary: dict = {
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "device": device,
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+        "model": {"architecture": "dcgan", **model_config, "weights": "random init"},
+        "size": args.size, "format": args.format, "concurrency": args.concurrency, "duration_s": args.duration,
+        "client": args.client, "torch_threads": args.torch_threads, "marking": args.marking,
+    }  # fmt: skip
+    modes = {"both": [True, False], "on": [True], "off": [False]}[args.marking]
+    with tempfile.TemporaryDirectory(prefix="facegen-bench-") as scratch:
+        root = Path(scratch)
+        write_local_credentials(root / "credentials", common_name="facegen benchmark")
+        mlflow_process, tracking_uri = start_mlflow(root)
+        try:
+            bundles = register_two_versions(tracking_uri, root, model_config)
+            summary["baseline"] = baselines(
+                bundles[0], args.size, args.concurrency, args.jpeg_quality, root / "credentials"
+            )
+            summary["results"] = {}
+            for marking in modes:
+                if args.swap:  # each run swaps from version 1 to 2
+                    approve_version(mlflow_client(tracking_uri), GENERATOR_MODEL_NAME, "1", approved_by="benchmark")
+                summary["results"]["on" if marking else "off"] = measure(
+                    root, tracking_uri, args, marking, summary["baseline"]
+                )
+        finally:
+            stop(mlflow_process)
 
     b = summary["baseline"]
     print(
@@ -427,26 +511,25 @@ def main() -> None:
     print(f"baseline in-process (1 thread): face+{args.format} {b['inprocess_face_jpeg_ms']:.2f} ms, batched/{args.concurrency} "
           f"{b['inprocess_batched_face_jpeg_ms']:.2f} ms/face, generate {b['generate_only_ms']:.2f} ms, "
           f"JPEG {b['encode_jpeg_ms']:.2f} ms, PNG(l1) {b['encode_png_level1_ms']:.2f} ms, PNG(l6) {b['encode_png_level6_ms']:.2f} ms")  # fmt: skip
-    print(f"load: {args.concurrency} clients x {args.duration:g} s: {result['requests']} requests, {errors} errors, "
-          f"{result['throughput_rps']:.1f} req/s, mean {result['mean_faces_per_forward'] or 0:.1f} faces per forward")  # fmt: skip
-    print(f"latency ms: p50 {result['p50_ms']:.1f}  p95 {result['p95_ms']:.1f}  p99 {result['p99_ms']:.1f}  "
-          f"max {result['max_ms']:.1f}  (p50 / in-process face = {result['ratio_p50_vs_inprocess_face']:.2f}x; "
-          f"PNG/JPEG encode = {result['ratio_png1_vs_jpeg_encode']:.1f}x at level 1, {result['ratio_png6_vs_jpeg_encode']:.1f}x at 6)")  # fmt: skip
-    print(
-        f"cpu per request: service {result['service_cpu_ms_per_request']:.2f} ms "
-        f"({result['ratio_service_cpu_vs_inprocess_batched_face']:.2f}x the in-process batched face), load generator "
-        f"{result['client_cpu_ms_per_request']:.2f} ms; 1-min load average {result['loadavg_1m_before_after'][0]} -> "
-        f"{result['loadavg_1m_before_after'][1]} on {summary['cores']} cores (other jobs share the machine)"
-    )
-    if "swap" in result:
-        s = result["swap"]
-        visible = (
-            f"{s['new_version_visible_after_s']:.2f} s" if s["new_version_visible_after_s"] is not None else "never"
-        )
-        print(f"swap: champion moved at t={s['moved_at_s']:.1f} s; version 2 visible after {visible} "
-              f"(poll {s['poll_interval_s']:g} s); failed requests {s['failed_requests']}; "
-              f"v1 responses started after v2 was visible {s['old_version_started_after_new_visible']}; "
-              f"v1/v2 responses {s['responses_v1']}/{s['responses_v2']}")  # fmt: skip
+    watermark = f", watermark alone {b['watermark_embed_ms']:.2f} ms" if "watermark_embed_ms" in b else ""
+    print(f"marking one face in-process: resize + mark + JPEG + sign {b['mark_jpeg_ms']:.2f} ms (sign alone "
+          f"{b['sign_jpeg_ms']:.2f} ms{watermark}) vs resize + JPEG {b['encode_jpeg_ms']:.2f} ms; the manifest adds "
+          f"{b['manifest_bytes_jpeg']:.0f} B to a {b['plain_bytes_jpeg']:.0f} B JPEG ({b['manifest_bytes_png']:.0f} B "
+          f"to a {b['plain_bytes_png']:.0f} B PNG), the watermark's texture {b['watermark_bytes_jpeg']:.0f} B "
+          f"({b['watermark_bytes_png']:.0f} B)")  # fmt: skip
+    for mode, result in summary["results"].items():
+        print_run(f"marking {mode}", result, args)
+    if len(summary["results"]) == 2:
+        on, off = summary["results"]["on"], summary["results"]["off"]
+        summary["marking_added"] = {
+            "p50_ms": on["p50_ms"] - off["p50_ms"], "p95_ms": on["p95_ms"] - off["p95_ms"],
+            "p95_ratio": on["p95_ms"] / off["p95_ms"],
+            "service_cpu_ms_per_request": on["service_cpu_ms_per_request"] - off["service_cpu_ms_per_request"],
+        }  # fmt: skip
+        added = summary["marking_added"]
+        print(f"marking on vs off at {args.size}x{args.size} {args.format}: p95 {on['p95_ms']:.1f} vs {off['p95_ms']:.1f} ms "
+              f"(+{added['p95_ms']:.1f} ms, {added['p95_ratio']:.2f}x), p50 +{added['p50_ms']:.1f} ms, service CPU "
+              f"+{added['service_cpu_ms_per_request']:.2f} ms per request")  # fmt: skip
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(summary, indent=2))
