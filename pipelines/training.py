@@ -5,6 +5,8 @@ evaluate_fairness) → export_human_eval → deploy_gate. Only wiring lives here
 Run: ``zenml pipeline run pipelines.training.training -c configs/local.yaml``
 """
 
+from typing import Optional
+
 from zenml import pipeline
 
 from facegen.paths import DEFAULT_SOURCE
@@ -24,8 +26,13 @@ from steps.validate_data import validate_data
 
 
 @pipeline(name="training")
-def training(source: str = DEFAULT_SOURCE, resolution: int = 32, seed: int = 0) -> None:
-    """Retrain the face GAN on ``source`` (folder, zip or s3:// prefix) and gate the result for deployment."""
+def training(
+    source: str = DEFAULT_SOURCE, resolution: int = 32, seed: int = 0, fairness_gates: Optional[dict] = None
+) -> None:
+    """Retrain the face GAN on ``source`` (folder, zip or s3:// prefix) and gate the result for deployment.
+
+    ``fairness_gates`` goes to both steps that use the fairness limits (the power reported, the decision made).
+    """
     manifest = ingest(source=source, seed=seed)
     screened, quality_settings = quality_filter(manifest)
     tagged = tag_attributes(screened)
@@ -38,6 +45,7 @@ def training(source: str = DEFAULT_SOURCE, resolution: int = 32, seed: int = 0) 
     real = real_features(dataset, seed=seed)
     bundle, _checkpoint = train_gan(dataset, labels, weights, real, balance_shares, seed=seed)
     metrics, generated_features, eval_protocol = evaluate(bundle, real, balance_shares, seed=seed)
-    fairness = evaluate_fairness(bundle, dataset, weights, balance_shares, seed=seed)
+    fairness = evaluate_fairness(bundle, dataset, weights, balance_shares, seed=seed, fairness_gates=fairness_gates)
     human_eval = export_human_eval(bundle, dataset, balance_shares, seed=seed)
-    deploy_gate(bundle, metrics, generated_features, eval_protocol, real, fairness, human_eval)
+    deploy_gate(bundle, metrics, generated_features, eval_protocol, real, fairness, human_eval,
+                fairness_gates=fairness_gates)

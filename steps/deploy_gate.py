@@ -15,8 +15,6 @@ from zenml import get_step_context, log_metadata, step
 
 from facegen.devices import resolve_device
 from facegen.gates import (
-    DEFAULT_MAX_TV,
-    DEFAULT_MIN_REPRESENTATION_RATIO,
     FairnessThresholds,
     GateThresholds,
     HumanEvalRequirement,
@@ -61,8 +59,7 @@ def deploy_gate(
     max_kid: Optional[float] = None,
     require_beats_champion: bool = True,
     champion_comparison: Optional[dict] = None,
-    max_tv: Optional[dict[str, float]] = None,
-    min_representation_ratio: Optional[float] = DEFAULT_MIN_REPRESENTATION_RATIO,
+    fairness_gates: Optional[dict] = None,
     human_eval_gate: Optional[dict] = None,
     model_name: str = GENERATOR_MODEL_NAME,
 ) -> Annotated[dict, "gate_decision"]:
@@ -72,8 +69,9 @@ def deploy_gate(
     ``require_beats_champion``: with a champion, the candidate must be significantly better under its own
     evaluation protocol, by the rule ``champion_comparison`` (``{metric, confidence, bootstrap, seed}``; None: the
     defaults of ``ComparisonRule``); a champion that cannot be scored under the protocol is "not comparable".
-    Fairness gates: ``max_tv`` (attribute → largest TV distance to the balancing target; None: the defaults,
-    gender 0.05, age_bin and ethnicity 0.10; {}: fairness not gated) and ``min_representation_ratio``.
+    ``fairness_gates``: the pipeline's ``{max_tv, min_representation_ratio}`` block, the same one evaluate_fairness
+    reports the gate's power for (``FairnessThresholds.from_config``: None → gender 0.05, age_bin and ethnicity
+    0.10, ratio 0.8; ``{max_tv: {}}``: fairness not gated).
     ``human_eval_gate`` (``{min_fool_rate, min_win_rate, min_ratings}``; None: not required): a version that passes
     the automatic gates waits (``awaiting_human_eval``) for ``facegen human-eval import`` before it becomes
     ``candidate``. The win rate is required only when there is a champion to be compared with.
@@ -90,7 +88,7 @@ def deploy_gate(
             weights_path=ensure_inception_weights(), record_run_id=run_id,
             device=resolve_device(),
         )  # fmt: skip
-    fairness = FairnessThresholds(dict(DEFAULT_MAX_TV if max_tv is None else max_tv), min_representation_ratio)
+    fairness = FairnessThresholds.from_config(fairness_gates)
     thresholds = GateThresholds(max_fid, max_kid, require_beats_champion, fairness)
     decision = decide_gate(metrics, thresholds, comparison, fairness_report)
     model_info = log_generator_model(generator_bundle)

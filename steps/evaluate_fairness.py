@@ -2,7 +2,7 @@
 the generator's resolution, vs the balancing target; charts and the by-attribute grid to MLflow."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import mlflow
 import numpy as np
@@ -12,6 +12,7 @@ from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.attributes_model.registry import load_attribute_classifier
 from facegen.attributes_model.scoring import held_out_at
 from facegen.devices import resolve_device
+from facegen.gates import FairnessThresholds
 from facegen.metrics.attribute_grid import attribute_grid
 from facegen.metrics.fairness import fairness_metrics, fairness_report, plot_fairness
 from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP
@@ -33,12 +34,14 @@ def evaluate_fairness(
     model_name: str = ATTRIBUTES_MODEL_NAME,
     alias: str = ATTRIBUTES_ALIAS,
     seed: int = 0,
+    fairness_gates: Optional[dict] = None,
 ) -> Annotated[dict, "fairness_report"]:
     """Classifies ``num_generated`` generated faces (a conditional generator is asked for labels stratified over the
     target) and ``num_real`` training faces (drawn as the trainer draws them, by sampling weight) with
     ``model_name@alias``; shares are corrected with its readings of held-out real faces at this resolution. Fails
     with the command to train the classifier when none is registered, or to retrain it when it was never scored
-    at this resolution.
+    at this resolution. ``fairness_gates`` (the pipeline's block, also deploy_gate's): the limits the report's
+    ``perfect_pass_rate`` (how often a generator that draws exactly the target would pass) is computed for.
     """
     # The registry of the server ZenML's MLflow tracker logs this run to.
     classifier, registered = load_attribute_classifier(mlflow_client(mlflow.get_tracking_uri()), model_name, alias)
@@ -55,7 +58,8 @@ def evaluate_fairness(
     real = packed_dataset[rng.choice(len(packed_dataset), size=num_real, p=weights / weights.sum())]
     report = fairness_report(classifier.predict(sample.faces).probabilities, targets,
                              reference=classifier.predict(real).probabilities, requested=sample.requested,
-                             held_out=held_out, bootstrap=bootstrap, seed=seed)  # fmt: skip
+                             held_out=held_out, gates=FairnessThresholds.from_config(fairness_gates), bootstrap=bootstrap,
+                             seed=seed)  # fmt: skip
 
     mlflow.log_metrics(fairness_metrics(report))
     mlflow.log_params({"fairness_num_generated": num_generated, "fairness_num_real": len(real),

@@ -193,3 +193,12 @@ def test_a_forced_approval_needs_both_who_and_why() -> None:
     assert champion_acceptable({"gate_status": "failed", "approval_forced_reason": "raters prefer it"}) == Acceptance(
         False, "gate_status is 'failed' and no forced approval (approved_by not set)"
     )
+
+
+def test_fairness_gates_block_defaults_once_and_refuses_unknown_keys() -> None:
+    assert FairnessThresholds.from_config(None) == FairnessThresholds()
+    assert FairnessThresholds.from_config({"max_tv": {}}).max_tv == {}
+    custom = FairnessThresholds.from_config({"max_tv": {"gender": 0.2}, "min_representation_ratio": None})
+    assert custom == FairnessThresholds(max_tv={"gender": 0.2}, min_representation_ratio=None)
+    with pytest.raises(ValueError, match=r"unknown fairness_gates key\(s\) \['max_TV'\]"):
+        FairnessThresholds.from_config({"max_TV": {"gender": 0.2}})

@@ -50,6 +50,19 @@ class FairnessThresholds:
     max_tv: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_TV))
     min_representation_ratio: float | None = DEFAULT_MIN_REPRESENTATION_RATIO
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> FairnessThresholds:
+        """The pipeline's ``fairness_gates`` block: None → the defaults; ``{max_tv: {}}`` → fairness not gated.
+
+        One block serves both steps that need it: evaluate_fairness (the gate's power, ``perfect_pass_rate``) and
+        deploy_gate (the decision), so the power is always reported for the limits that decide.
+        """
+        settings = dict(config or {})
+        unknown = sorted(set(settings) - {"max_tv", "min_representation_ratio"})
+        if unknown:
+            raise ValueError(f"unknown fairness_gates key(s) {unknown}; allowed: ['max_tv', 'min_representation_ratio']")
+        return cls(**{**settings, **({"max_tv": dict(settings["max_tv"])} if "max_tv" in settings else {})})
+
 
 @dataclass(frozen=True)
 class GateThresholds:
