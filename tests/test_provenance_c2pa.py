@@ -121,6 +121,9 @@ def test_tampered_pixels_make_the_manifest_invalid(face, ours, tmp_path):
 
     assert report.error is None and report.manifest.state == "invalid"
     assert any(failure.startswith("assertion.dataHash.mismatch") for failure in report.manifest.failures)
+    assert "C2PA manifest: INVALID, altered after signing or corrupt; claimed signer: facegen test signer" in (
+        format_report(report)
+    )
 
 
 def test_a_real_photo_has_neither_manifest_nor_watermark(photo, ours, tmp_path):

@@ -27,6 +27,8 @@ MAX_FILE_BYTES = 64 * 2**20
 MAX_PIXELS = 40_000_000
 
 ManifestState = Literal["valid", "invalid", "absent"]
+#: The c2pa.created parameters in the order a person reads them (c2pa keeps no order); any others follow.
+PARAMETER_ORDER = ("seed", "truncation", "attributes", "model_run_id")
 
 
 @dataclass(frozen=True)
@@ -193,15 +195,19 @@ def format_report(report: FileReport) -> str:
     if manifest is None or manifest.state == "absent":
         lines.append("  C2PA manifest: absent" + "".join(f" ({note})" for note in (manifest.failures if manifest else [])))
     else:
-        trust = "trusted signer" if manifest.trusted else "UNTRUSTED signer (does not chain to the configured CA)"
+        if manifest.state == "invalid":
+            trust = "altered after signing or corrupt; claimed signer"
+        else:
+            trust = "trusted signer" if manifest.trusted else "UNTRUSTED signer (does not chain to the configured CA)"
         lines.append(f"  C2PA manifest: {manifest.state.upper()}, {trust}: {manifest.signer}")
         if manifest.digital_source_type:
             lines.append(f"    digital source type: {manifest.digital_source_type}")
         if manifest.generator:
-            version = f" version {manifest.generator_version}" if manifest.generator_version else ""
-            lines.append(f"    generator: {manifest.generator}{version} (claim generator {manifest.claim_generator})")
-        for key, value in manifest.parameters.items():
-            lines.append(f"    {key}: {value}")
+            version = f"version {manifest.generator_version}" if manifest.generator_version else "not registered yet"
+            lines.append(f"    generator: {manifest.generator} {version} (claim generator {manifest.claim_generator})")
+        known = [key for key in PARAMETER_ORDER if key in manifest.parameters]
+        for key in known + sorted(set(manifest.parameters) - set(known)):
+            lines.append(f"    {key}: {manifest.parameters[key]}")
         for failure in manifest.failures:
             lines.append(f"    failed: {failure}")
     watermark = report.watermark
