@@ -6,7 +6,8 @@
 #   registry      facegen-mlflow-registry  MLflow model registry
 #   images        facegen-registry + facegen-image-builder (local Docker, or kaniko inside the cluster)
 # Idempotent: re-running updates the components in place. Nothing secret is written to a file or a component's
-# configuration: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (when exported) go into the ZenML secret only.
+# configuration: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and FACEGEN_MLFLOW_PASSWORD (when exported) go into ZenML
+# secrets only; the tracker references the MLflow one ({{facegen-mlflow.username}}).
 #
 #   export KUBE_CONTEXT=prod-cluster FACEGEN_REGISTRY=123456789012.dkr.ecr.eu-west-1.amazonaws.com/facegen
 #   export FACEGEN_ARTIFACT_STORE=s3://facegen-artifacts/zenml AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...
@@ -17,7 +18,9 @@
 # FACEGEN_S3_ENDPOINT_URL [unset: AWS S3; set for MinIO], FACEGEN_S3_REGION [$AWS_DEFAULT_REGION],
 # FACEGEN_S3_SECRET [facegen-s3], FACEGEN_NAMESPACE [facegen],
 # FACEGEN_MLFLOW_URI [http://mlflow.facegen.svc.cluster.local:5000], FACEGEN_IMAGE_BUILDER [local],
-# FACEGEN_STACK [facegen-k8s], PYTHON [python].
+# FACEGEN_STACK [facegen-k8s], PYTHON [python], FACEGEN_MLFLOW_SECRET [facegen-mlflow]: ZenML secret with the
+# pipeline's MLflow user, created/updated from FACEGEN_MLFLOW_USERNAME [facegen-pipeline] / FACEGEN_MLFLOW_PASSWORD
+# (the mlflow-pipeline Kubernetes Secret's password) when set, else it must exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +29,7 @@ if [[ "${FACEGEN_INCLUSTER:-0}" != 1 ]]; then
   : "${KUBE_CONTEXT:?set KUBE_CONTEXT to the kubeconfig context of the cluster (or FACEGEN_INCLUSTER=1)}"
 fi
 PYTHON="${PYTHON:-python}"
+if [[ -n "${FACEGEN_MLFLOW_PASSWORD:-}" ]]; then export FACEGEN_MLFLOW_USERNAME="${FACEGEN_MLFLOW_USERNAME:-facegen-pipeline}"; fi
 STACK="${FACEGEN_STACK:-facegen-k8s}"
 
 store_type="$("$PYTHON" -c 'from zenml.client import Client; print(Client().zen_store.type.value)' 2>/dev/null | tail -1)"
@@ -37,7 +41,7 @@ fi
 args=(
   --stack "$STACK"
   --tracking-uri "${FACEGEN_MLFLOW_URI:-http://mlflow.facegen.svc.cluster.local:5000}"
-  --username facegen --password unused   # the in-cluster MLflow has no auth; ZenML's tracker wants a pair anyway
+  --mlflow-secret "${FACEGEN_MLFLOW_SECRET:-facegen-mlflow}"   # MLflow's basic-auth user facegen-pipeline
   --artifact-store "${FACEGEN_ARTIFACT_STORE:-s3://facegen-artifacts/zenml}"
   --s3-secret "${FACEGEN_S3_SECRET:-facegen-s3}"
   --orchestrator kubernetes

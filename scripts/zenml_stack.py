@@ -46,6 +46,8 @@ S3_SECRET_KEYS = {
     "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
     "AWS_SESSION_TOKEN": "aws_session_token",
 }
+#: Environment variable -> key in the ZenML secret the MLflow tracker authenticates with (--mlflow-secret).
+MLFLOW_SECRET_KEYS = {"FACEGEN_MLFLOW_USERNAME": "username", "FACEGEN_MLFLOW_PASSWORD": "password"}
 
 
 def ensure_repository(root: Path) -> None:
@@ -74,20 +76,21 @@ def ensure_component(
     client.update_stack_component(name, kind, configuration=configuration)
 
 
-def ensure_s3_secret(client: Client, name: str, environ: dict[str, str]) -> None:
-    """Create or update the ZenML secret ``name`` from the AWS_* keys in ``environ``.
+def ensure_secret(client: Client, name: str, environ: dict[str, str], keys: dict[str, str], required: int) -> None:
+    """Create or update the ZenML secret ``name`` from the environment variables ``keys`` maps to secret keys.
 
-    Without those keys the secret must already exist (e.g. made with ``zenml secret create``).
+    Without the first ``required`` of those variables the secret must already exist (``zenml secret create``).
     """
-    values = {key: environ[env] for env, key in S3_SECRET_KEYS.items() if environ.get(env)}
+    values = {key: environ[env] for env, key in keys.items() if environ.get(env)}
     try:
         client.get_secret(name, allow_partial_name_match=False)
     except KeyError:
-        if not {"aws_access_key_id", "aws_secret_access_key"} <= values.keys():
+        needed = list(keys.items())[:required]
+        if not {key for _, key in needed} <= values.keys():
             raise SystemExit(
-                f"ZenML secret {name!r} does not exist and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set: "
-                f"export them, or create it: zenml secret create {name} --aws_access_key_id=... "
-                "--aws_secret_access_key=..."
+                f"ZenML secret {name!r} does not exist and {' / '.join(env for env, _ in needed)} are not set: "
+                f"export them, or create it: zenml secret create {name} "
+                + " ".join(f"--{key}=..." for _, key in needed)
             ) from None
         client.create_secret(name=name, values=values)
     else:
@@ -110,7 +113,11 @@ def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None
     environ = dict(os.environ if environ is None else environ)
     client = Client()
     tracker_config = {"tracking_uri": args.tracking_uri}
-    if args.username:
+    if args.mlflow_secret:  # an MLflow server with auth: the credentials stay in a ZenML secret, referenced here
+        ensure_secret(client, args.mlflow_secret, environ, MLFLOW_SECRET_KEYS, required=2)
+        tracker_config |= {"tracking_username": f"{{{{{args.mlflow_secret}.username}}}}",
+                           "tracking_password": f"{{{{{args.mlflow_secret}.password}}}}"}  # fmt: skip
+    elif args.username:
         tracker_config |= {"tracking_username": args.username, "tracking_password": args.password or ""}
     ensure_component(client, TRACKER, StackComponentType.EXPERIMENT_TRACKER, tracker_config)
     ensure_component(client, MODEL_REGISTRY, StackComponentType.MODEL_REGISTRY, {})
@@ -125,7 +132,7 @@ def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None
         if not args.artifact_store.startswith("s3://"):
             raise SystemExit(f"--artifact-store must be an s3://bucket/prefix, got {args.artifact_store!r}")
         if args.s3_secret:
-            ensure_s3_secret(client, args.s3_secret, environ)
+            ensure_secret(client, args.s3_secret, environ, S3_SECRET_KEYS, required=2)
         configuration = s3_store_configuration(args.artifact_store, args.s3_endpoint_url, args.s3_region, args.s3_secret)
         ensure_component(client, S3_ARTIFACT_STORE, StackComponentType.ARTIFACT_STORE, configuration, flavor="s3")
         components[StackComponentType.ARTIFACT_STORE] = S3_ARTIFACT_STORE
@@ -177,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--username", help="MLflow server username (servers without auth accept any value)")
     parser.add_argument("--password")
+    parser.add_argument("--mlflow-secret", metavar="NAME",
+                        help="ZenML secret with the MLflow user (username, password), created/updated from "
+                             "FACEGEN_MLFLOW_USERNAME / FACEGEN_MLFLOW_PASSWORD when set; the tracker references it "
+                             "instead of holding the credentials (k8s: the facegen-pipeline user)")  # fmt: skip
     parser.add_argument("--no-activate", action="store_true", help="register only; print the stack ID")
     parser.add_argument("--root", type=Path, default=Path.cwd())
 

@@ -449,6 +449,7 @@ def compiled(tmp_path_factory) -> dict[str, Any]:
         "KUBE_CONTEXT": "facegen-prod", "FACEGEN_REGISTRY": "registry.example.com/facegen",
         "FACEGEN_ARTIFACT_STORE": "s3://facegen-artifacts/zenml", "FACEGEN_S3_REGION": "eu-west-1",
         "AWS_ACCESS_KEY_ID": "registration-only", "AWS_SECRET_ACCESS_KEY": "registration-only",
+        "FACEGEN_MLFLOW_PASSWORD": "registration-only",
         "FACEGEN_IMAGE": "registry.example.com/facegen/facegen:0.1.0",
         "FACEGEN_TRAINING_DATA": "s3://facegen-data/faces/",
     }  # fmt: skip
@@ -542,3 +543,24 @@ def test_the_schedule_is_a_weekly_cronjob_that_never_overlaps(compiled: dict[str
     print(f"\nCronJob: schedule={cron['spec']['schedule']!r} concurrencyPolicy={cron['spec']['concurrencyPolicy']} "
           f"startingDeadlineSeconds={cron['spec']['startingDeadlineSeconds']} "
           f"activeDeadlineSeconds={job['activeDeadlineSeconds']}")  # fmt: skip
+
+
+def test_the_pipelines_mlflow_user_lives_in_a_zenml_secret_the_tracker_only_references(tmp_path: Path) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ZENML_", "FACEGEN_MLFLOW_"))},
+           "ZENML_CONFIG_PATH": str(tmp_path / "zenml"), "ZENML_ANALYTICS_OPT_IN": "false",
+           "FACEGEN_MLFLOW_USERNAME": "facegen-pipeline", "FACEGEN_MLFLOW_PASSWORD": "s3cret-from-k8s"}  # fmt: skip
+    register = [str(BIN / "python"), "scripts/zenml_stack.py", "--stack", "auth-test", "--no-activate",
+                "--tracking-uri", "http://mlflow.facegen.svc.cluster.local:5000", "--mlflow-secret", "facegen-mlflow"]
+    result = subprocess.run(register, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    inspect = ("from zenml.client import Client; c = Client(); import json; "
+               "t = c.get_stack_component('experiment_tracker', 'facegen-mlflow'); "
+               "s = c.get_secret('facegen-mlflow'); "
+               "print('RESULT', json.dumps([t.configuration, s.secret_values]))")  # fmt: skip
+    shown = subprocess.run([str(BIN / "python"), "-c", inspect], cwd=REPO_ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    line = next(line for line in shown.stdout.splitlines() if line.startswith("RESULT "))
+    configuration, secret = json.loads(line.removeprefix("RESULT "))
+    assert configuration["tracking_username"] == "{{facegen-mlflow.username}}"
+    assert configuration["tracking_password"] == "{{facegen-mlflow.password}}"
+    assert secret == {"username": "facegen-pipeline", "password": "s3cret-from-k8s"}
