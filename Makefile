@@ -43,6 +43,7 @@ $(STATE)/.stack: $(VENV)/.installed
 	$(BIN)/python scripts/zenml_stack.py --stack facegen-local --tracking-uri $(MLFLOW_TRACKING_URI) > $@
 
 setup: $(VENV)/.installed $(STATE)/weights/pt_inception-2015-12-05-fid.pth $(STATE)/.stack
+	$(BIN)/facegen provenance init   # local signing CA + leaf for C2PA (idempotent; renews expired ones)
 
 # The stack is named by ID (ZENML_ACTIVE_STACK_ID) so a repository-level active stack set elsewhere cannot redirect
 # the run to a stack without the MLflow tracker.

@@ -12,7 +12,10 @@ from zenml.logger import get_logger
 from facegen.humaneval.export import export_pairwise_set
 from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
+from facegen.models.sampling import base_seeds
+from facegen.provenance.c2pa_manifest import faces_provenance
 from facegen.registry.champion import champion_generator_images
+from facegen.registry.model_registry import champion_version
 from facegen.registry.names import GENERATOR_MODEL_NAME
 from facegen.registry.tracking import mlflow_client
 
@@ -51,8 +54,23 @@ def export_human_eval(
         note = f"champion generates {champion.shape[-1]}px, candidate {generated.shape[-1]}px: pair skipped"
         logger.warning("candidate_vs_champion not exported: %s", note)
         champion = None
+    # Every generated face is marked with what made it: the candidate is registered only after the gate, so its run
+    # names it; the champion's faces come from seeds seed + 3_000_017 … with the requests it was asked for.
+    generated_provenance = faces_provenance(
+        model_name, None, mlflow.active_run().info.run_id, sample.seeds, requested=sample.requested
+    )
+    champion_provenance = None
+    if champion is not None:
+        served = champion_version(client, model_name)
+        champion_provenance = faces_provenance(
+            model_name, served.version, served.run_id, base_seeds(seed + 3_000_017, n_pairs),
+            requested=None if note else asked,
+        )  # fmt: skip
     out_dir = Path(tempfile.mkdtemp(prefix="facegen-human-eval-"))
-    export_pairwise_set(generated, packed_dataset, out_dir, n_pairs=n_pairs, seed=seed, champion=champion)
+    export_pairwise_set(
+        generated, packed_dataset, out_dir, n_pairs=n_pairs, seed=seed, champion=champion,
+        generated_provenance=generated_provenance, champion_provenance=champion_provenance,
+    )  # fmt: skip
     mlflow.log_artifacts(str(out_dir), artifact_path="human_eval")
     log_metadata(metadata={"n_pairs": n_pairs, "with_champion": champion is not None, "champion_note": note or ""})
     return out_dir

@@ -82,10 +82,13 @@ def test_an_expired_signing_certificate_means_no_face_is_served(mlflow_server, m
     with TestClient(create_app(settings)) as client:
         one = client.get("/generate", params={"seed": 1})
         batch = client.post("/generate", json={"seeds": [1]})
+        ready = client.get("/readyz")
     for response in (one, batch):
         assert response.status_code == 503
         assert response.json()["detail"].startswith("faces cannot be marked as synthetic: signing certificate")
         assert "expired at" in response.json()["detail"]
+    assert ready.status_code == 503 and ready.json()["status"] == "not ready"
+    assert ready.json()["reason"].startswith("faces cannot be marked as synthetic: signing certificate")
 
 
 def test_with_marking_switched_off_faces_are_served_unmarked_and_the_start_up_says_so(

@@ -2,7 +2,8 @@
 ``/metrics`` (Prometheus).
 
 A champion the gate rule refuses shows in ``/readyz``'s ``refused``: 200 while the previous version still serves,
-503 when there is none.
+503 when there is none. Faces that cannot be marked as synthetic (no usable signing certificate) are never served,
+so ``/readyz`` is 503 with that reason too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from facegen.serve.dependencies import HolderDep, MetricsDep
+from facegen.serve.dependencies import HolderDep, MarkerDep, MetricsDep
 from facegen.serve.model_holder import ModelHolder
 from facegen.serve.schemas import Health, Readiness, RefusedChampion
 
@@ -27,14 +28,16 @@ async def healthz() -> Health:
 
 @router.get(
     "/readyz", response_model=Readiness, summary="A model is loaded",
-    responses={503: {"model": Readiness, "description": "No model loaded (none yet, or the champion is refused)"}},
+    responses={503: {"model": Readiness,
+                     "description": "No model loaded (none yet, or the champion is refused), or faces cannot be marked"}},
 )  # fmt: skip
-async def readyz(holder: HolderDep) -> Any:
-    model, refused = holder.current, _refused(holder)
-    if model is None:
+async def readyz(holder: HolderDep, marker: MarkerDep) -> Any:
+    model, refused, unmarkable = holder.current, _refused(holder), marker.problem()
+    if model is None or unmarkable:
+        reason = f"faces cannot be marked as synthetic: {unmarkable}" if unmarkable else holder.not_ready_reason()
         body = Readiness(
-            status="not ready", model_name=holder.model_name, alias=holder.alias, reason=holder.not_ready_reason(),
-            refused=refused,
+            status="not ready", model_name=holder.model_name, alias=holder.alias, reason=reason, refused=refused,
+            model_version=model.version if model else None,
         )  # fmt: skip
         return JSONResponse(status_code=503, content=body.model_dump())
     return Readiness(
