@@ -52,11 +52,14 @@ def real_faces_32(utkface_zip: Path, face_members: list[str]) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def facegen_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A FACEGEN_HOME with the offline FID weights converted into it (once per test session)."""
+    """A FACEGEN_HOME as `make setup` leaves it (once per test session): the offline FID weights converted into it
+    and local signing credentials (`facegen provenance init`), so pipeline runs can mark the faces they export."""
     from facegen.metrics.inception_weights import convert_fid_helper_weights
+    from facegen.provenance.credentials import write_local_credentials
 
     home = tmp_path_factory.mktemp("facegen_home")
     convert_fid_helper_weights(home / "weights" / "pt_inception-2015-12-05-fid.pth")
+    write_local_credentials(home / "provenance")
     return home
 
 

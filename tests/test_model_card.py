@@ -101,6 +101,13 @@ def test_the_fairness_table_has_target_raw_corrected_with_interval_tv_ratio_and_
     assert "Conditional accuracy (requested = classified): 0.800" in fairness and "0.910" in fairness
 
 
+def test_an_attribute_without_a_balancing_target_shows_its_shares_and_says_it_is_not_gated() -> None:
+    unbalanced = {"ethnicity": {"generated": {"n": 10, "shares": {"White": 0.7, "Black": 0.3}, "target": None}}}
+    fairness = section(render_model_card({**inputs(), "fairness": unbalanced}), "Fairness")
+    assert "| White | n/a | 0.700 | n/a n/a |" in fairness
+    assert "No balancing target for this attribute: shares as classified, not gated." in fairness
+
+
 def test_human_evaluation_is_pending_until_results_then_shows_them() -> None:
     pending = section(render_model_card(inputs()), "Human evaluation")
     assert PENDING in pending and "0.3125" not in pending

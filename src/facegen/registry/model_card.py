@@ -52,6 +52,8 @@ LIMITATIONS = """- Low resolution and visible artefacts: faces are recognisably 
 
 
 def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "n/a"
     try:
         return f"{float(value):.{digits}f}"
     except (TypeError, ValueError):
@@ -158,11 +160,16 @@ def _fairness_section(report: Mapping | None) -> list[str]:
                  "the classifier's confusion (with 95 % bootstrap intervals), against the balancing target.")  # fmt: skip
     for attribute, entry in report.items():
         generated = entry["generated"]
+        target, corrected = generated.get("target") or {}, generated.get("corrected") or {}
+        intervals = generated.get("corrected_ci") or {}
         lines += ["", f"### {attribute}", ""]
-        rows = [[group, _num(generated["target"].get(group), 3), _num(share, 3),
-                 f"{_num(generated['corrected'][group], 3)} {_interval(generated['corrected_ci'].get(group))}"]
+        rows = [[group, _num(target.get(group), 3), _num(share, 3),
+                 f"{_num(corrected.get(group), 3)} {_interval(intervals.get(group))}"]
                 for group, share in generated["shares"].items()]  # fmt: skip
         lines += _table(["group", "target", "classified (raw)", "corrected [95 % CI]"], rows)
+        if "tv" not in generated:  # not balanced on this attribute: nothing to measure the shares against
+            lines += ["", "- No balancing target for this attribute: shares as classified, not gated."]
+            continue
         lines += ["", f"- TV distance to target: {_num(generated['tv'], 3)} {_interval(generated.get('tv_ci'))} "
                   f"(raw {_num(generated['tv_raw'], 3)}); representation ratio: "
                   f"{_num(generated['representation_ratio'], 3)} {_interval(generated.get('representation_ratio_ci'))}",
