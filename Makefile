@@ -17,7 +17,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(STATE)/mlflow/mlflow.db
 
 CONFIG ?= configs/local.yaml
 
-.PHONY: setup train attributes attribute-model configs test test-all mlflow-ui clean
+.PHONY: format setup train attributes attribute-model configs test test-all mlflow-ui clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -69,8 +69,14 @@ configs: $(VENV)/.installed
 	$(BIN)/python -m facegen.config_render
 
 test: $(VENV)/.installed
+	$(BIN)/ruff format --check --quiet . && $(BIN)/ruff check --quiet --select I .
 	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
+
+# The formatter owns the layout (pyproject.toml [tool.ruff]); `make test` fails on a file it would change.
+format: $(VENV)/.installed
+	$(BIN)/ruff check --quiet --select I --fix .
+	$(BIN)/ruff format --quiet .
 
 test-all: $(VENV)/.installed
 	$(BIN)/python -m pytest -m ''

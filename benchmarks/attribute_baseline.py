@@ -42,13 +42,20 @@ def export(config_path: str, out: str) -> None:
 
     config = yaml.safe_load(Path(config_path).read_text())
     steps = config["steps"]
-    manifest = build_manifest(config["parameters"]["source"], max_images=steps["ingest"]["parameters"]["max_images"],
-                              seed=config["parameters"]["seed"])  # fmt: skip
+    manifest = build_manifest(
+        config["parameters"]["source"],
+        max_images=steps["ingest"]["parameters"]["max_images"],
+        seed=config["parameters"]["seed"],
+    )
     quality = QualityConfig.from_dict(steps["quality_filter"]["parameters"]["quality"])
     screened = assess_quality(manifest, config=quality)
     train = steps["train_attribute_model"]["parameters"]
-    _, holdout = split_frame(screened, holdout_fraction=train["holdout_fraction"], seed=config["parameters"]["seed"],
-                             max_images=train.get("max_images"))  # fmt: skip
+    _, holdout = split_frame(
+        screened,
+        holdout_fraction=train["holdout_fraction"],
+        seed=config["parameters"]["seed"],
+        max_images=train.get("max_images"),
+    )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     holdout[["uri", "sha256", "gender", "age", "age_bin", "ethnicity"]].to_csv(out, index=False)
     print(f"{len(holdout)} held-out faces -> {out}")
@@ -70,8 +77,11 @@ def _scores(truth: list[str], predicted: list[str], classes: tuple[str, ...]) ->
         support = [p for t, p in pairs if t == c]
         if support:
             recalls.append(sum(p == c for p in support) / len(support))
-    return {"accuracy": sum(t == p for t, p in pairs) / len(pairs), "balanced_accuracy": sum(recalls) / len(recalls),
-            "n": len(pairs)}  # fmt: skip
+    return {
+        "accuracy": sum(t == p for t, p in pairs) / len(pairs),
+        "balanced_accuracy": sum(recalls) / len(recalls),
+        "n": len(pairs),
+    }
 
 
 def evaluate(holdout: str, out: str | None) -> None:

@@ -54,8 +54,9 @@ def main() -> None:
     archive = str(args.source.resolve())
     with zipfile.ZipFile(archive) as handle:
         members = sorted(n for n in handle.namelist() if n.endswith(".jpg"))[:n_real]
-    packed = pack_images(pd.DataFrame({"uri": [f"zip://{archive}!/{m}" for m in members]}),
-                         resolution=args.resolution, progress=False)
+    packed = pack_images(
+        pd.DataFrame({"uri": [f"zip://{archive}!/{m}" for m in members]}), resolution=args.resolution, progress=False
+    )
     real = unique_images(packed)  # both paths score the same set (UTKFace holds a few pixel-identical files)
     generator = build_generator("dcgan", {"resolution": args.resolution}).to(device)
     generated = faces_from_seeds(generator, base_seeds(0, n_generated), device=device)
@@ -73,11 +74,21 @@ def main() -> None:
     inception_features(generated[: args.batch], **options)  # warm-up: weights read, kernels chosen
     cached, real_s = timed(lambda: RealFeatures.from_images(real, **options))
     generated_features, generated_s = timed(lambda: inception_features(generated, **options))
-    metrics, metrics_s = timed(lambda: fidelity_from_features(
-        generated_features, cached.features, kid_subset_size=args.kid_subset_size, device=device))
-    recomputed, recompute_s = timed(lambda: compute_fidelity(
-        generated, real, weights_path=weights, kid_subset_size=args.kid_subset_size, batch_size=args.batch,
-        device=str(device)))
+    metrics, metrics_s = timed(
+        lambda: fidelity_from_features(
+            generated_features, cached.features, kid_subset_size=args.kid_subset_size, device=device
+        )
+    )
+    recomputed, recompute_s = timed(
+        lambda: compute_fidelity(
+            generated,
+            real,
+            weights_path=weights,
+            kid_subset_size=args.kid_subset_size,
+            batch_size=args.batch,
+            device=str(device),
+        )
+    )
     _, memorisation_s = timed(lambda: memorisation_report(generated_features, cached.features, device=device))
 
     cached_eval_s = generated_s + metrics_s

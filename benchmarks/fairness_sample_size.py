@@ -29,8 +29,10 @@ from facegen.registry.tracking import mlflow_client
 def count_vs_probability_noise(held_out, groups, n: int, draws: int, rng: np.random.Generator) -> tuple[float, float]:
     members = held_out.by_group(groups)
     one_hot = np.eye(len(groups))[held_out.probabilities.argmax(1)]
-    rates = {"counts": np.stack([one_hot[m].mean(0) for m in members]),
-             "probabilities": mean_probabilities(held_out, members)}  # fmt: skip
+    rates = {
+        "counts": np.stack([one_hot[m].mean(0) for m in members]),
+        "probabilities": mean_probabilities(held_out, members),
+    }
     readings = {"counts": one_hot, "probabilities": held_out.probabilities}
     estimates: dict[str, list[np.ndarray]] = {"counts": [], "probabilities": []}
     for _ in range(draws):
@@ -47,24 +49,40 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=200)
     args = parser.parse_args()
     classifier, version = load_attribute_classifier(mlflow_client())
-    print(f"{ATTRIBUTES_MODEL_NAME} v{version.version} at {args.resolution} px; "
-          "perfect-generator pass rate: given the held-out readings / with their noise")  # fmt: skip
+    print(
+        f"{ATTRIBUTES_MODEL_NAME} v{version.version} at {args.resolution} px; "
+        "perfect-generator pass rate: given the held-out readings / with their noise"
+    )
     rng = np.random.default_rng(0)
     for attribute, groups in ATTRIBUTE_VALUES.items():
         held_out = held_out_at(classifier.spec, args.resolution, attribute, model=ATTRIBUTES_MODEL_NAME)
         target = {g: 1 / len(groups) for g in groups}
         rates = [
-            "n={:,}: {:.2f} / {:.2f}".format(n, *(perfect_generator_pass_rate(
-                held_out, groups, target, n, max_tv=DEFAULT_MAX_TV[attribute],
-                min_ratio=DEFAULT_MIN_REPRESENTATION_RATIO, draws=args.draws, calibration_noise=noise)
-                for noise in (False, True)))
+            "n={:,}: {:.2f} / {:.2f}".format(
+                n,
+                *(
+                    perfect_generator_pass_rate(
+                        held_out,
+                        groups,
+                        target,
+                        n,
+                        max_tv=DEFAULT_MAX_TV[attribute],
+                        min_ratio=DEFAULT_MIN_REPRESENTATION_RATIO,
+                        draws=args.draws,
+                        calibration_noise=noise,
+                    )
+                    for noise in (False, True)
+                ),
+            )
             for n in args.sizes
-        ]  # fmt: skip
+        ]
         print(f"{attribute:<10} " + " | ".join(rates))
         for n in (10000, 20000):
             counts, probabilities = count_vs_probability_noise(held_out, list(groups), n, args.draws, rng)
-            print(f"{'':<10} n={n:,}: largest share SD from counts {counts:.4f}, from probabilities "
-                  f"{probabilities:.4f} (ratio {counts / probabilities:.2f})")
+            print(
+                f"{'':<10} n={n:,}: largest share SD from counts {counts:.4f}, from probabilities "
+                f"{probabilities:.4f} (ratio {counts / probabilities:.2f})"
+            )
 
 
 if __name__ == "__main__":

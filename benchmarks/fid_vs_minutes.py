@@ -48,8 +48,12 @@ def _real_features(images, weights: Path, device, cache: Path | None):
 
     if cache is not None and cache.is_file():
         try:
-            return RealFeatures.load(cache, dataset_hash=dataset_hash(images), resolution=int(images.shape[-1]),
-                                     weights_sha256=file_sha256(weights))  # fmt: skip
+            return RealFeatures.load(
+                cache,
+                dataset_hash=dataset_hash(images),
+                resolution=int(images.shape[-1]),
+                weights_sha256=file_sha256(weights),
+            )
         except RealFeaturesMismatch as mismatch:
             print(f"real-feature cache {cache} not used: {mismatch}", flush=True)
     real = RealFeatures.from_images(images, weights_path=weights, device=device, progress=True)
@@ -69,8 +73,12 @@ def main() -> None:
     parser.add_argument("--fid-every-steps", type=int, default=1000)
     parser.add_argument("--fid-samples", type=int, default=10_000)
     parser.add_argument("--real", type=int, default=20_000, help="distinct training faces behind the real statistics")
-    parser.add_argument("--real-cache", type=Path, default=None,
-                        help="RealFeatures .npz: loaded when it matches (data, resolution, weights), else written")
+    parser.add_argument(
+        "--real-cache",
+        type=Path,
+        default=None,
+        help="RealFeatures .npz: loaded when it matches (data, resolution, weights), else written",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda; overrides the config's device")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, required=True)
@@ -101,8 +109,9 @@ def main() -> None:
     archive = str(args.source.resolve())
     with zipfile.ZipFile(archive) as handle:
         members = sorted(n for n in handle.namelist() if n.endswith(".jpg"))[: args.images]
-    packed = pack_images(pd.DataFrame({"uri": [f"zip://{archive}!/{m}" for m in members]}),
-                         resolution=args.resolution, progress=False)  # fmt: skip
+    packed = pack_images(
+        pd.DataFrame({"uri": [f"zip://{archive}!/{m}" for m in members]}), resolution=args.resolution, progress=False
+    )
     device = config.resolve_device()
     weights = ensure_inception_weights()
     real_images = unique_images(packed)[: args.real]
@@ -134,12 +143,24 @@ def main() -> None:
         train_gan(packed, config, monitor=StopAtBudget(), fid_fn=fid_fn, progress=False)
     except _TimeBudgetReached:
         pass
-    (args.out / "points.json").write_text(json.dumps({"config": values, "images": len(packed), "real": real.count,
-                                                      "fid_samples": args.fid_samples, "device": str(device),
-                                                      "points": tracker.points}, indent=2))  # fmt: skip
+    (args.out / "points.json").write_text(
+        json.dumps(
+            {
+                "config": values,
+                "images": len(packed),
+                "real": real.count,
+                "fid_samples": args.fid_samples,
+                "device": str(device),
+                "points": tracker.points,
+            },
+            indent=2,
+        )
+    )
     plot_fid_curve(tracker.points).savefig(args.out / "fid_curve.png", dpi=110, bbox_inches="tight")
-    print(f"\n{config.architecture} {args.resolution}px on {device}: FID ({args.fid_samples} samples vs {real.count} "
-          f"real) by training minutes")
+    print(
+        f"\n{config.architecture} {args.resolution}px on {device}: FID ({args.fid_samples} samples vs {real.count} "
+        f"real) by training minutes"
+    )
     for point in tracker.points:
         print(f"  {point['training_minutes']:6.1f} min  FID {point['fid']:8.2f}")
 

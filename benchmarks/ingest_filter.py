@@ -63,8 +63,12 @@ def main() -> None:
 
     result = run(args.workers)
     assessed = result.pop("_assessed")
-    report = {"cpu_count": os.cpu_count(), "face_check": not args.no_face_check, "run": result,
-              "cpu_bound_estimate_images_per_s": round(result["images_per_cpu_s"] * args.workers, 1)}
+    report = {
+        "cpu_count": os.cpu_count(),
+        "face_check": not args.no_face_check,
+        "run": result,
+        "cpu_bound_estimate_images_per_s": round(result["images_per_cpu_s"] * args.workers, 1),
+    }
     if args.baseline:
         baseline = run(1)
         baseline.pop("_assessed")

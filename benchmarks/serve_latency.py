@@ -86,9 +86,21 @@ def start_mlflow(root: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
     env.pop("MLFLOW_TRACKING_URI", None)
     command = [
-        sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+    ]
     with log.open("wb") as handle:
         process = subprocess.Popen(
             command, cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
@@ -120,8 +132,9 @@ def register_two_versions(uri: str, root: Path, model_config: dict) -> list[Path
             )
             bundles.append(bundle)
             info = log_generator_model(bundle, artifact_name=f"generator{weights_seed}")
-            version = register_version(info.model_uri, name=GENERATOR_MODEL_NAME, metrics={"fid": 0.0}, tags={},
-                                       client=client)  # fmt: skip
+            version = register_version(
+                info.model_uri, name=GENERATOR_MODEL_NAME, metrics={"fid": 0.0}, tags={}, client=client
+            )
             apply_gate(client, version, GateDecision(True, []))
     approve_version(client, GENERATOR_MODEL_NAME, "1", approved_by="benchmark")
     return bundles
@@ -187,8 +200,8 @@ def _marking_baselines(face, size: int, quality: int, credentials: Path, repeats
     unsigned = {fmt: encode_image(watermarked, fmt=fmt, jpeg_quality=quality) for fmt in plain}
     marked = {fmt: mark_face(face, made, signer, size=size, fmt=fmt, jpeg_quality=quality) for fmt in plain}
     costs = {
-        "mark_jpeg_ms": 1000 * timed(lambda: mark_face(face, made, signer, size=size, fmt="jpeg", jpeg_quality=quality),
-                                     repeats),  # fmt: skip
+        "mark_jpeg_ms": 1000
+        * timed(lambda: mark_face(face, made, signer, size=size, fmt="jpeg", jpeg_quality=quality), repeats),
         "sign_jpeg_ms": 1000 * timed(lambda: signer.sign(plain["jpeg"], "image/jpeg", made), repeats),
         **{f"manifest_bytes_{fmt}": float(len(marked[fmt]) - len(unsigned[fmt])) for fmt in plain},
         **{f"watermark_bytes_{fmt}": float(len(unsigned[fmt]) - len(plain[fmt])) for fmt in plain},
@@ -224,22 +237,42 @@ def start_service(
     config.write_text(
         yaml.safe_dump(
             {
-                "tracking_uri": tracking_uri, "model_name": GENERATOR_MODEL_NAME, "poll_interval_s": args.poll_interval,
-                "allowed_sizes": sizes, "default_size": args.size, "jpeg_quality": args.jpeg_quality,
-                "feedback_db": str(root / "feedback.db"), "device": "auto",
+                "tracking_uri": tracking_uri,
+                "model_name": GENERATOR_MODEL_NAME,
+                "poll_interval_s": args.poll_interval,
+                "allowed_sizes": sizes,
+                "default_size": args.size,
+                "jpeg_quality": args.jpeg_quality,
+                "feedback_db": str(root / "feedback.db"),
+                "device": "auto",
                 "torch_threads": args.torch_threads,
                 "provenance": {"enabled": marking, "credentials_dir": str(root / "credentials")},
             }
         )
-    )  # fmt: skip
+    )
     log = root / "serve.log"
     env = {**os.environ, "FACEGEN_HOME": str(root / "home")}
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "facegen.cli", "serve", "--config", str(config), "--host", HOST, "--port", str(port),
-             "--log-level", "warning"],
-            env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "facegen.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://{HOST}:{port}"
     wait_http(f"{base}/readyz", process, log)
     return process, base
@@ -418,11 +451,15 @@ def measure(root: Path, tracking_uri: str, args: argparse.Namespace, marking: bo
 
 def print_run(label: str, result: dict, args: argparse.Namespace) -> None:
     errors = result["errors"]
-    print(f"{label}: {args.concurrency} clients x {args.duration:g} s: {result['requests']} requests, {errors} errors, "
-          f"{result['throughput_rps']:.1f} req/s, mean {result['mean_faces_per_forward'] or 0:.1f} faces per forward")  # fmt: skip
-    print(f"latency ms: p50 {result['p50_ms']:.1f}  p95 {result['p95_ms']:.1f}  p99 {result['p99_ms']:.1f}  "
-          f"max {result['max_ms']:.1f}  (p50 / in-process face = {result['ratio_p50_vs_inprocess_face']:.2f}x; "
-          f"PNG/JPEG encode = {result['ratio_png1_vs_jpeg_encode']:.1f}x at level 1, {result['ratio_png6_vs_jpeg_encode']:.1f}x at 6)")  # fmt: skip
+    print(
+        f"{label}: {args.concurrency} clients x {args.duration:g} s: {result['requests']} requests, {errors} errors, "
+        f"{result['throughput_rps']:.1f} req/s, mean {result['mean_faces_per_forward'] or 0:.1f} faces per forward"
+    )
+    print(
+        f"latency ms: p50 {result['p50_ms']:.1f}  p95 {result['p95_ms']:.1f}  p99 {result['p99_ms']:.1f}  "
+        f"max {result['max_ms']:.1f}  (p50 / in-process face = {result['ratio_p50_vs_inprocess_face']:.2f}x; "
+        f"PNG/JPEG encode = {result['ratio_png1_vs_jpeg_encode']:.1f}x at level 1, {result['ratio_png6_vs_jpeg_encode']:.1f}x at 6)"
+    )
     print(
         f"cpu per request: service {result['service_cpu_ms_per_request']:.2f} ms "
         f"({result['ratio_service_cpu_vs_inprocess_batched_face']:.2f}x the in-process batched face), load generator "
@@ -434,10 +471,12 @@ def print_run(label: str, result: dict, args: argparse.Namespace) -> None:
         visible = (
             f"{s['new_version_visible_after_s']:.2f} s" if s["new_version_visible_after_s"] is not None else "never"
         )
-        print(f"swap: champion moved at t={s['moved_at_s']:.1f} s; version 2 visible after {visible} "
-              f"(poll {s['poll_interval_s']:g} s); failed requests {s['failed_requests']}; "
-              f"v1 responses started after v2 was visible {s['old_version_started_after_new_visible']}; "
-              f"v1/v2 responses {s['responses_v1']}/{s['responses_v2']}")  # fmt: skip
+        print(
+            f"swap: champion moved at t={s['moved_at_s']:.1f} s; version 2 visible after {visible} "
+            f"(poll {s['poll_interval_s']:g} s); failed requests {s['failed_requests']}; "
+            f"v1 responses started after v2 was visible {s['old_version_started_after_new_visible']}; "
+            f"v1/v2 responses {s['responses_v1']}/{s['responses_v2']}"
+        )
 
 
 def main() -> None:
@@ -454,13 +493,17 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=2.0, help="the service's alias poll interval (s)")
     parser.add_argument("--torch-threads", type=int, default=None, help="the service's torch_threads setting")
     parser.add_argument(
-        "--client", choices=["aiohttp", "httpx"], default="aiohttp",
+        "--client",
+        choices=["aiohttp", "httpx"],
+        default="aiohttp",
         help="async HTTP client (aiohttp costs ~0.2 ms CPU a request here, httpx ~1.5 ms: CPU the service then lacks)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--marking", choices=["both", "on", "off"], default="both",
+        "--marking",
+        choices=["both", "on", "off"],
+        default="both",
         help="provenance marking of the served faces: both runs the load twice, on then off, and reports the difference",
-    )  # fmt: skip
+    )
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -475,12 +518,19 @@ def main() -> None:
     device = str(resolve_device())
     summary: dict = {
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "cpu": cpu_model(), "cores": os.cpu_count(), "device": device,
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "device": device,
         "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
         "model": {"architecture": "dcgan", **model_config, "weights": "random init"},
-        "size": args.size, "format": args.format, "concurrency": args.concurrency, "duration_s": args.duration,
-        "client": args.client, "torch_threads": args.torch_threads, "marking": args.marking,
-    }  # fmt: skip
+        "size": args.size,
+        "format": args.format,
+        "concurrency": args.concurrency,
+        "duration_s": args.duration,
+        "client": args.client,
+        "torch_threads": args.torch_threads,
+        "marking": args.marking,
+    }
     modes = {"both": [True, False], "on": [True], "off": [False]}[args.marking]
     with tempfile.TemporaryDirectory(prefix="facegen-bench-") as scratch:
         root = Path(scratch)
@@ -508,28 +558,35 @@ def main() -> None:
     print(
         f"model: DCGAN {args.resolution}x{args.resolution} width {args.width} (random init), served at {args.size}x{args.size} {args.format}"
     )
-    print(f"baseline in-process (1 thread): face+{args.format} {b['inprocess_face_jpeg_ms']:.2f} ms, batched/{args.concurrency} "
-          f"{b['inprocess_batched_face_jpeg_ms']:.2f} ms/face, generate {b['generate_only_ms']:.2f} ms, "
-          f"JPEG {b['encode_jpeg_ms']:.2f} ms, PNG(l1) {b['encode_png_level1_ms']:.2f} ms, PNG(l6) {b['encode_png_level6_ms']:.2f} ms")  # fmt: skip
+    print(
+        f"baseline in-process (1 thread): face+{args.format} {b['inprocess_face_jpeg_ms']:.2f} ms, batched/{args.concurrency} "
+        f"{b['inprocess_batched_face_jpeg_ms']:.2f} ms/face, generate {b['generate_only_ms']:.2f} ms, "
+        f"JPEG {b['encode_jpeg_ms']:.2f} ms, PNG(l1) {b['encode_png_level1_ms']:.2f} ms, PNG(l6) {b['encode_png_level6_ms']:.2f} ms"
+    )
     watermark = f", watermark alone {b['watermark_embed_ms']:.2f} ms" if "watermark_embed_ms" in b else ""
-    print(f"marking one face in-process: resize + mark + JPEG + sign {b['mark_jpeg_ms']:.2f} ms (sign alone "
-          f"{b['sign_jpeg_ms']:.2f} ms{watermark}) vs resize + JPEG {b['encode_jpeg_ms']:.2f} ms; the manifest adds "
-          f"{b['manifest_bytes_jpeg']:.0f} B to a {b['plain_bytes_jpeg']:.0f} B JPEG ({b['manifest_bytes_png']:.0f} B "
-          f"to a {b['plain_bytes_png']:.0f} B PNG), the watermark's texture {b['watermark_bytes_jpeg']:.0f} B "
-          f"({b['watermark_bytes_png']:.0f} B)")  # fmt: skip
+    print(
+        f"marking one face in-process: resize + mark + JPEG + sign {b['mark_jpeg_ms']:.2f} ms (sign alone "
+        f"{b['sign_jpeg_ms']:.2f} ms{watermark}) vs resize + JPEG {b['encode_jpeg_ms']:.2f} ms; the manifest adds "
+        f"{b['manifest_bytes_jpeg']:.0f} B to a {b['plain_bytes_jpeg']:.0f} B JPEG ({b['manifest_bytes_png']:.0f} B "
+        f"to a {b['plain_bytes_png']:.0f} B PNG), the watermark's texture {b['watermark_bytes_jpeg']:.0f} B "
+        f"({b['watermark_bytes_png']:.0f} B)"
+    )
     for mode, result in summary["results"].items():
         print_run(f"marking {mode}", result, args)
     if len(summary["results"]) == 2:
         on, off = summary["results"]["on"], summary["results"]["off"]
         summary["marking_added"] = {
-            "p50_ms": on["p50_ms"] - off["p50_ms"], "p95_ms": on["p95_ms"] - off["p95_ms"],
+            "p50_ms": on["p50_ms"] - off["p50_ms"],
+            "p95_ms": on["p95_ms"] - off["p95_ms"],
             "p95_ratio": on["p95_ms"] / off["p95_ms"],
             "service_cpu_ms_per_request": on["service_cpu_ms_per_request"] - off["service_cpu_ms_per_request"],
-        }  # fmt: skip
+        }
         added = summary["marking_added"]
-        print(f"marking on vs off at {args.size}x{args.size} {args.format}: p95 {on['p95_ms']:.1f} vs {off['p95_ms']:.1f} ms "
-              f"(+{added['p95_ms']:.1f} ms, {added['p95_ratio']:.2f}x), p50 +{added['p50_ms']:.1f} ms, service CPU "
-              f"+{added['service_cpu_ms_per_request']:.2f} ms per request")  # fmt: skip
+        print(
+            f"marking on vs off at {args.size}x{args.size} {args.format}: p95 {on['p95_ms']:.1f} vs {off['p95_ms']:.1f} ms "
+            f"(+{added['p95_ms']:.1f} ms, {added['p95_ratio']:.2f}x), p50 +{added['p50_ms']:.1f} ms, service CPU "
+            f"+{added['service_cpu_ms_per_request']:.2f} ms per request"
+        )
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(summary, indent=2))

@@ -28,8 +28,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="decoding threads for the file path")
     parser.add_argument("--bundle", default=None)
-    parser.add_argument("--registered", action="store_true",
-                        help=f"load {ATTRIBUTES_MODEL_NAME}@{ATTRIBUTES_ALIAS} from MLflow")  # fmt: skip
+    parser.add_argument(
+        "--registered", action="store_true", help=f"load {ATTRIBUTES_MODEL_NAME}@{ATTRIBUTES_ALIAS} from MLflow"
+    )
     args = parser.parse_args()
 
     import torch

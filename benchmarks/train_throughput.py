@@ -62,8 +62,12 @@ def gan_step(generator, discriminator, opt_g, opt_d, real: torch.Tensor) -> None
 def models(resolution: int, device: torch.device):
     generator = build_generator("dcgan", {"resolution": resolution}).to(device)
     discriminator = build_discriminator("dcgan", {"resolution": resolution}).to(device)
-    return (generator, discriminator, torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999)),
-            torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999)))
+    return (
+        generator,
+        discriminator,
+        torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999)),
+        torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999)),
+    )
 
 
 def synchronise(device: torch.device) -> None:
@@ -84,10 +88,17 @@ def synthetic_loop(resolution: int, batch: int, steps: int, device: torch.device
 
 
 def reference_loop(folder: Path, resolution: int, batch: int, steps: int, device: torch.device, workers: int) -> float:
-    transform = T.Compose([T.Resize(resolution), T.CenterCrop(resolution), T.ToTensor(),
-                           T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
-    loader = DataLoader(ImageFolder(str(folder), transform=transform), batch_size=batch, shuffle=True,
-                        num_workers=workers, drop_last=True, pin_memory=device.type == "cuda")
+    transform = T.Compose(
+        [T.Resize(resolution), T.CenterCrop(resolution), T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))]
+    )
+    loader = DataLoader(
+        ImageFolder(str(folder), transform=transform),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+    )
     generator, discriminator, opt_g, opt_d = models(resolution, device)
     done, start = 0, None
     while done < steps + 1:
@@ -105,8 +116,14 @@ def reference_loop(folder: Path, resolution: int, batch: int, steps: int, device
 
 def facegen_loop(packed: np.ndarray, batch: int, steps: int, device: torch.device) -> float:
     epochs = max(1, -(-steps * batch // len(packed)))
-    config = TrainingConfig(epochs=epochs, batch_size=batch, device=str(device), log_every_steps=10**9,
-                            monitor_every_steps=10**9, grid_size=4)
+    config = TrainingConfig(
+        epochs=epochs,
+        batch_size=batch,
+        device=str(device),
+        log_every_steps=10**9,
+        monitor_every_steps=10**9,
+        grid_size=4,
+    )
     result = train_gan(packed, config, progress=False)
     return result.images_seen / result.seconds
 
@@ -122,17 +139,17 @@ def main() -> None:
     device = resolve_device()
     with tempfile.TemporaryDirectory() as tmp:
         files = extract_faces(args.images, Path(tmp))
-        packed = pack_images(pd.DataFrame({"uri": [str(f) for f in files]}), resolution=args.resolution,
-                             progress=False)
+        packed = pack_images(pd.DataFrame({"uri": [str(f) for f in files]}), resolution=args.resolution, progress=False)
         rates = {
             "synthetic": synthetic_loop(args.resolution, args.batch_size, args.steps, device),
             "facegen": facegen_loop(packed, args.batch_size, args.steps, device),
-            "reference": reference_loop(Path(tmp), args.resolution, args.batch_size, args.steps, device,
-                                        args.workers),
+            "reference": reference_loop(Path(tmp), args.resolution, args.batch_size, args.steps, device, args.workers),
         }
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; DCGAN {args.resolution}×{args.resolution}, batch {args.batch_size}, "
-          f"{args.images} faces, {args.steps} steps")
+    print(
+        f"device: {name}; DCGAN {args.resolution}×{args.resolution}, batch {args.batch_size}, "
+        f"{args.images} faces, {args.steps} steps"
+    )
     for loop, rate in rates.items():
         print(f"  {loop:<10} {rate:10.1f} images/s")
     print(f"  facegen / synthetic = {rates['facegen'] / rates['synthetic']:.2f}  (aim ≥ 0.90)")

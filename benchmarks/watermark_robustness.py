@@ -43,13 +43,13 @@ def resize(image: np.ndarray, factor: float) -> np.ndarray:
 def crop_centre(image: np.ndarray) -> np.ndarray:
     """10 % of each side removed, half from each edge."""
     h, w = image.shape[:2]
-    return image[h // 20: h - h // 20, w // 20: w - w // 20]
+    return image[h // 20 : h - h // 20, w // 20 : w - w // 20]
 
 
 def crop_corner(image: np.ndarray) -> np.ndarray:
     """10 % of each side removed from the top and left edges."""
     h, w = image.shape[:2]
-    return image[h // 10:, w // 10:]
+    return image[h // 10 :, w // 10 :]
 
 
 TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -68,8 +68,12 @@ def faces(source: Path, count: int, seed: int) -> list[np.ndarray]:
     with zipfile.ZipFile(source) as archive:
         names = sorted(n for n in archive.namelist() if n.endswith(".jpg"))
         picked = np.random.default_rng(seed).choice(len(names), count, replace=False)
-        return [np.asarray(Image.open(io.BytesIO(archive.read(names[i]))).convert("RGB")
-                           .resize((SIDE, SIDE), Image.LANCZOS)) for i in picked]
+        return [
+            np.asarray(
+                Image.open(io.BytesIO(archive.read(names[i]))).convert("RGB").resize((SIDE, SIDE), Image.LANCZOS)
+            )
+            for i in picked
+        ]
 
 
 def main() -> None:
@@ -82,7 +86,7 @@ def main() -> None:
     cv2.setNumThreads(1)  # one request's cost on one core
 
     everyone = faces(Path(args.source), args.marked + args.null, args.seed)
-    marked_faces, null_faces = everyone[: args.marked], everyone[args.marked:]
+    marked_faces, null_faces = everyone[: args.marked], everyone[args.marked :]
     rng = np.random.default_rng(args.seed + 1)
     stats = {name: {"accuracy": [], "detected": 0, "wrong": 0} for name in TRANSFORMS}
     psnr, embed_ms, read_ms = [], [], []
@@ -111,22 +115,30 @@ def main() -> None:
         false_positives += wm.read_watermark(face).found
     fp_rate = false_positives / len(null_faces)
 
-    print(f"faces: {args.marked} marked, {len(null_faces)} unmarked (UTKFace upscaled to {SIDE}², seed {args.seed}); "
-          f"load avg {os.getloadavg()[0]:.1f}")
+    print(
+        f"faces: {args.marked} marked, {len(null_faces)} unmarked (UTKFace upscaled to {SIDE}², seed {args.seed}); "
+        f"load avg {os.getloadavg()[0]:.1f}"
+    )
     print(f"PSNR marked vs original: mean {np.mean(psnr):.2f} dB, min {np.min(psnr):.2f} dB")
-    print(f"ms at {SIDE}² (OpenCV on one thread): embed median {np.median(embed_ms):.2f} "
-          f"(p95 {np.percentile(embed_ms, 95):.2f}), read median {np.median(read_ms):.1f} "
-          f"(p95 {np.percentile(read_ms, 95):.1f})")
-    print(f"false positives on unmarked real faces: {false_positives}/{len(null_faces)} = {fp_rate:.2%}; "
-          f"sync z on them: median {np.median(null_z):.2f}, p99 {np.percentile(null_z, 99):.2f}, "
-          f"max {np.max(null_z):.2f} (threshold {wm._SYNC_Z_THRESHOLD})")
+    print(
+        f"ms at {SIDE}² (OpenCV on one thread): embed median {np.median(embed_ms):.2f} "
+        f"(p95 {np.percentile(embed_ms, 95):.2f}), read median {np.median(read_ms):.1f} "
+        f"(p95 {np.percentile(read_ms, 95):.1f})"
+    )
+    print(
+        f"false positives on unmarked real faces: {false_positives}/{len(null_faces)} = {fp_rate:.2%}; "
+        f"sync z on them: median {np.median(null_z):.2f}, p99 {np.percentile(null_z, 99):.2f}, "
+        f"max {np.max(null_z):.2f} (threshold {wm._SYNC_Z_THRESHOLD})"
+    )
     print()
     print("| transform | n | bit accuracy mean | bit accuracy min | detection rate | wrong reads | FP rate (real) |")
     print("|---|---|---|---|---|---|---|")
     for name, s in stats.items():
         accuracy = np.array(s["accuracy"])
-        print(f"| {name} | {len(accuracy)} | {accuracy.mean():.4f} | {accuracy.min():.3f} | "
-              f"{s['detected'] / len(accuracy):.1%} | {s['wrong']} | {fp_rate:.2%} |")
+        print(
+            f"| {name} | {len(accuracy)} | {accuracy.mean():.4f} | {accuracy.min():.3f} | "
+            f"{s['detected'] / len(accuracy):.1%} | {s['wrong']} | {fp_rate:.2%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -47,5 +47,6 @@ def training(
     metrics, generated_features, eval_protocol = evaluate(bundle, real, balance_shares, seed=seed)
     fairness = evaluate_fairness(bundle, dataset, weights, balance_shares, seed=seed, fairness_gates=fairness_gates)
     human_eval = export_human_eval(bundle, dataset, balance_shares, seed=seed)
-    deploy_gate(bundle, metrics, generated_features, eval_protocol, real, fairness, human_eval,
-                fairness_gates=fairness_gates)
+    deploy_gate(
+        bundle, metrics, generated_features, eval_protocol, real, fairness, human_eval, fairness_gates=fairness_gates
+    )

@@ -137,8 +137,11 @@ def bootstrap(tracking_uri: str, users: Mapping[str, tuple[str, str]]) -> list[s
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                        help="the MLflow server [default: $MLFLOW_TRACKING_URI]")  # fmt: skip
+    parser.add_argument(
+        "--tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="the MLflow server [default: $MLFLOW_TRACKING_URI]",
+    )
     args = parser.parse_args(argv)
     if not args.tracking_uri or not args.tracking_uri.startswith(("http://", "https://")):
         raise SystemExit(f"--tracking-uri must be the MLflow server's http(s) URL, got {args.tracking_uri!r}")

@@ -115,8 +115,10 @@ def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None
     tracker_config = {"tracking_uri": args.tracking_uri}
     if args.mlflow_secret:  # an MLflow server with auth: the credentials stay in a ZenML secret, referenced here
         ensure_secret(client, args.mlflow_secret, environ, MLFLOW_SECRET_KEYS, required=2)
-        tracker_config |= {"tracking_username": f"{{{{{args.mlflow_secret}.username}}}}",
-                           "tracking_password": f"{{{{{args.mlflow_secret}.password}}}}"}  # fmt: skip
+        tracker_config |= {
+            "tracking_username": f"{{{{{args.mlflow_secret}.username}}}}",
+            "tracking_password": f"{{{{{args.mlflow_secret}.password}}}}",
+        }
     elif args.username:
         tracker_config |= {"tracking_username": args.username, "tracking_password": args.password or ""}
     ensure_component(client, TRACKER, StackComponentType.EXPERIMENT_TRACKER, tracker_config)
@@ -133,7 +135,9 @@ def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None
             raise SystemExit(f"--artifact-store must be an s3://bucket/prefix, got {args.artifact_store!r}")
         if args.s3_secret:
             ensure_secret(client, args.s3_secret, environ, S3_SECRET_KEYS, required=2)
-        configuration = s3_store_configuration(args.artifact_store, args.s3_endpoint_url, args.s3_region, args.s3_secret)
+        configuration = s3_store_configuration(
+            args.artifact_store, args.s3_endpoint_url, args.s3_region, args.s3_secret
+        )
         ensure_component(client, S3_ARTIFACT_STORE, StackComponentType.ARTIFACT_STORE, configuration, flavor="s3")
         components[StackComponentType.ARTIFACT_STORE] = S3_ARTIFACT_STORE
     elif args.s3_endpoint_url or args.s3_secret or args.s3_region:
@@ -152,12 +156,19 @@ def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None
         if args.skip_local_validations:
             orchestrator["skip_local_validations"] = True
         ensure_component(client, K8S_ORCHESTRATOR, StackComponentType.ORCHESTRATOR, orchestrator, flavor="kubernetes")
-        ensure_component(client, CONTAINER_REGISTRY, StackComponentType.CONTAINER_REGISTRY,
-                         {"uri": args.container_registry}, flavor=args.container_registry_flavor)  # fmt: skip
+        ensure_component(
+            client,
+            CONTAINER_REGISTRY,
+            StackComponentType.CONTAINER_REGISTRY,
+            {"uri": args.container_registry},
+            flavor=args.container_registry_flavor,
+        )
         builder: dict[str, Any] = {}
         if args.image_builder == "kaniko":
-            builder = {"kubernetes_context": args.kubernetes_context or "", "kubernetes_namespace":
-                       args.kubernetes_namespace}  # fmt: skip
+            builder = {
+                "kubernetes_context": args.kubernetes_context or "",
+                "kubernetes_namespace": args.kubernetes_namespace,
+            }
         ensure_component(client, IMAGE_BUILDER, StackComponentType.IMAGE_BUILDER, builder, flavor=args.image_builder)
         components |= {
             StackComponentType.ORCHESTRATOR: K8S_ORCHESTRATOR,
@@ -165,7 +176,9 @@ def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None
             StackComponentType.IMAGE_BUILDER: IMAGE_BUILDER,
         }
         if components[StackComponentType.ARTIFACT_STORE] == "default":
-            raise SystemExit("the Kubernetes orchestrator needs a remote artifact store: pass --artifact-store s3://...")
+            raise SystemExit(
+                "the Kubernetes orchestrator needs a remote artifact store: pass --artifact-store s3://..."
+            )
 
     try:
         existing = client.get_stack(args.stack)
@@ -178,16 +191,20 @@ def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stack", default="facegen-local")
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--username", help="MLflow server username (servers without auth accept any value)")
     parser.add_argument("--password")
-    parser.add_argument("--mlflow-secret", metavar="NAME",
-                        help="ZenML secret with the MLflow user (username, password), created/updated from "
-                             "FACEGEN_MLFLOW_USERNAME / FACEGEN_MLFLOW_PASSWORD when set; the tracker references it "
-                             "instead of holding the credentials (k8s: the facegen-pipeline user)")  # fmt: skip
+    parser.add_argument(
+        "--mlflow-secret",
+        metavar="NAME",
+        help="ZenML secret with the MLflow user (username, password), created/updated from "
+        "FACEGEN_MLFLOW_USERNAME / FACEGEN_MLFLOW_PASSWORD when set; the tracker references it "
+        "instead of holding the credentials (k8s: the facegen-pipeline user)",
+    )
     parser.add_argument("--no-activate", action="store_true", help="register only; print the stack ID")
     parser.add_argument("--root", type=Path, default=Path.cwd())
 
@@ -195,21 +212,31 @@ def build_parser() -> argparse.ArgumentParser:
     s3.add_argument("--artifact-store", metavar="S3_URI", help="s3://bucket/prefix (default: the local store)")
     s3.add_argument("--s3-endpoint-url", help="endpoint of MinIO or another S3-compatible store (not for AWS)")
     s3.add_argument("--s3-region", help="region name passed to the S3 client")
-    s3.add_argument("--s3-secret", metavar="NAME",
-                    help="ZenML secret with the S3 keys, created/updated from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                         "when set; omit it to use the default AWS credential chain where steps run")  # fmt: skip
+    s3.add_argument(
+        "--s3-secret",
+        metavar="NAME",
+        help="ZenML secret with the S3 keys, created/updated from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+        "when set; omit it to use the default AWS credential chain where steps run",
+    )
 
     k8s = parser.add_argument_group("Kubernetes orchestrator")
     k8s.add_argument("--orchestrator", choices=["local", "kubernetes"], default="local")
     k8s.add_argument("--kubernetes-context", help="kubeconfig context of the cluster")
     k8s.add_argument("--incluster", action="store_true", help="submit from a pod inside the cluster")
     k8s.add_argument("--kubernetes-namespace", default="facegen")
-    k8s.add_argument("--service-account", default="facegen-zenml",
-                     help="service account of the orchestrator pod (k8s/base/zenml-rbac.yaml)")  # fmt: skip
+    k8s.add_argument(
+        "--service-account",
+        default="facegen-zenml",
+        help="service account of the orchestrator pod (k8s/base/zenml-rbac.yaml)",
+    )
     k8s.add_argument("--container-registry", metavar="URI", help="registry the step images are pushed to")
     k8s.add_argument("--container-registry-flavor", default="default", help="default | aws | gcp | azure | ...")
-    k8s.add_argument("--image-builder", choices=["local", "kaniko"], default="local",
-                     help="local: Docker on the submitting machine (CI); kaniko: builds inside the cluster")  # fmt: skip
+    k8s.add_argument(
+        "--image-builder",
+        choices=["local", "kaniko"],
+        default="local",
+        help="local: Docker on the submitting machine (CI); kaniko: builds inside the cluster",
+    )
     k8s.add_argument("--skip-local-validations", action="store_true")
     return parser
 

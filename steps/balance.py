@@ -33,19 +33,36 @@ def balance(
     ``balance_shares`` (attribute → group → before / after / target share) is what fairness of the generated faces
     is measured against."""
     kept = tagged_manifest[tagged_manifest["status"] == "kept"]
-    knobs = {"cells": cells, "also": also, "targets": targets, "strategy": strategy, "oversample_cap": oversample_cap,
-             "max_weight_ratio": max_weight_ratio, "target_size": target_size}  # fmt: skip
+    knobs = {
+        "cells": cells,
+        "also": also,
+        "targets": targets,
+        "strategy": strategy,
+        "oversample_cap": oversample_cap,
+        "max_weight_ratio": max_weight_ratio,
+        "target_size": target_size,
+    }
     plan, report = plan_joint_balance(kept, seed=seed, **{k: v for k, v in knobs.items() if v is not None})
     out = Path(tempfile.mkdtemp(prefix="facegen-balance-"))
     write_balance_report(report, out)
     mlflow.log_artifacts(str(out), artifact_path="data/balance")
     mlflow.log_dict(report, "data/balance/balance_report.json")
-    mlflow.log_metrics({"balance_images_dropped": float(report["images_dropped"]),
-                        "balance_images_repeated": float(report["images_repeated"]),
-                        "balance_max_repeat": float(report["max_repeat"])})  # fmt: skip
-    mlflow.log_params({"balance_strategy": report["strategy"], "balanced": report["balanced"],
-                       "balance_cells": " x ".join(report["cells"])})  # fmt: skip
+    mlflow.log_metrics(
+        {
+            "balance_images_dropped": float(report["images_dropped"]),
+            "balance_images_repeated": float(report["images_repeated"]),
+            "balance_max_repeat": float(report["max_repeat"]),
+        }
+    )
+    mlflow.log_params(
+        {
+            "balance_strategy": report["strategy"],
+            "balanced": report["balanced"],
+            "balance_cells": " x ".join(report["cells"]),
+        }
+    )
     mlflow.log_metrics({"data_planned_samples": float(len(plan))})
-    log_metadata(metadata={"balance_report": {**{k: v for k, v in report.items() if k != "shares"},
-                                              "cost": cost_lines(report)}})  # fmt: skip
+    log_metadata(
+        metadata={"balance_report": {**{k: v for k, v in report.items() if k != "shares"}, "cost": cost_lines(report)}}
+    )
     return plan, report.get("shares", {})

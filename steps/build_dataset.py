@@ -26,6 +26,13 @@ def build_dataset(
     labels = encode_attribute_labels(sampling_plan)
     weights = sampling_plan["sample_weight"].to_numpy(dtype=np.float64)
     known = {f"labelled_{name}": int((labels[:, k] != UNSPECIFIED).sum()) for k, name in enumerate(LABEL_COLUMNS)}
-    log_metadata(metadata={"images": int(images.shape[0]), "resolution": resolution, "bytes": int(images.nbytes),
-                           "weighted_sampling": bool(not np.allclose(weights, weights[0])), **known})  # fmt: skip
+    log_metadata(
+        metadata={
+            "images": int(images.shape[0]),
+            "resolution": resolution,
+            "bytes": int(images.nbytes),
+            "weighted_sampling": bool(not np.allclose(weights, weights[0])),
+            **known,
+        }
+    )
     return images, labels, weights

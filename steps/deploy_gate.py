@@ -42,8 +42,17 @@ from facegen.registry.names import GENERATOR_MODEL_NAME
 from facegen.registry.tracking import mlflow_client
 
 #: Evaluation numbers copied onto the version as ``metric.<name>`` tags: quality, memorisation and speed side by side.
-VERSION_METRICS = ("fid", "kid_mean", "kid_std", "precision", "recall", "is_mean", "near_copy_share",
-                   "latency_p50_ms", "latency_p95_ms")  # fmt: skip
+VERSION_METRICS = (
+    "fid",
+    "kid_mean",
+    "kid_std",
+    "precision",
+    "recall",
+    "is_mean",
+    "near_copy_share",
+    "latency_p50_ms",
+    "latency_p95_ms",
+)
 
 
 @step
@@ -84,10 +93,16 @@ def deploy_gate(
     comparison = None
     if champion is not None and require_beats_champion:
         comparison = compare_with_champion(
-            client, champion, generated_features, protocol, RealFeatures.load(real_features / REAL_FEATURES_FILE), rule,
-            weights_path=ensure_inception_weights(), record_run_id=run_id,
+            client,
+            champion,
+            generated_features,
+            protocol,
+            RealFeatures.load(real_features / REAL_FEATURES_FILE),
+            rule,
+            weights_path=ensure_inception_weights(),
+            record_run_id=run_id,
             device=resolve_device(),
-        )  # fmt: skip
+        )
     fairness = FairnessThresholds.from_config(fairness_gates)
     thresholds = GateThresholds(max_fid, max_kid, require_beats_champion, fairness)
     decision = decide_gate(metrics, thresholds, comparison, fairness_report)
@@ -97,17 +112,25 @@ def deploy_gate(
     context = get_step_context()
     ingest = context.pipeline_run.steps["ingest"]  # the data's identity, for the model card
     feedback_source = ingest.config.parameters.get("feedback_source")
-    mlflow.log_params({DATA_SOURCE_PARAM: ingest.config.parameters["source"],
-                       MANIFEST_HASH_PARAM: ingest.outputs["manifest"][0].content_hash,
-                       **({FEEDBACK_SOURCE_PARAM: feedback_source} if feedback_source else {})})  # fmt: skip
+    mlflow.log_params(
+        {
+            DATA_SOURCE_PARAM: ingest.config.parameters["source"],
+            MANIFEST_HASH_PARAM: ingest.outputs["manifest"][0].content_hash,
+            **({FEEDBACK_SOURCE_PARAM: feedback_source} if feedback_source else {}),
+        }
+    )
     version = register_version(
         model_info.model_uri,
         name=model_name,
         metrics={key: metrics[key] for key in VERSION_METRICS},
-        tags={"zenml_pipeline_run": context.pipeline_run.name, "is_network": metrics["is_network"],
-              "latency_device": metrics["latency_device"],
-              "human_eval_set": f"runs:/{run_id}/human_eval",
-              **evaluation_tags(protocol, vocabulary), **fairness_tags(fairness_report)},
+        tags={
+            "zenml_pipeline_run": context.pipeline_run.name,
+            "is_network": metrics["is_network"],
+            "latency_device": metrics["latency_device"],
+            "human_eval_set": f"runs:/{run_id}/human_eval",
+            **evaluation_tags(protocol, vocabulary),
+            **fairness_tags(fairness_report),
+        },
         client=client,
     )
     if comparison is not None:
@@ -129,4 +152,3 @@ def deploy_gate(
     mlflow.log_dict(outcome, "deploy_gate.json")
     log_metadata(metadata=outcome)
     return outcome
-

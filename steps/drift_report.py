@@ -24,8 +24,9 @@ def previous_manifest(artifact: str = "tagged_manifest", step_name: str = "tag_a
     """The ``artifact`` output of ``step_name`` in the newest completed earlier run of this pipeline, if any."""
     context = get_step_context()
     current = context.pipeline_run
-    runs = Client().list_pipeline_runs(pipeline_id=current.pipeline.id, status=ExecutionStatus.COMPLETED,
-                                       sort_by="desc:created", size=20)  # fmt: skip
+    runs = Client().list_pipeline_runs(
+        pipeline_id=current.pipeline.id, status=ExecutionStatus.COMPLETED, sort_by="desc:created", size=20
+    )
     for run in runs.items:
         if run.id == current.id:
             continue
@@ -50,10 +51,18 @@ def drift_report(
     mlflow.log_artifacts(str(out), artifact_path="validation/drift")
     if outcome.has_reference:
         mlflow.log_metrics({"drift_share": outcome.drifted_share, "drift_columns": float(outcome.drifted_count)})
-    log_metadata(metadata={"has_reference": outcome.has_reference, "drifted_share": outcome.drifted_share,
-                           "columns": outcome.columns, "note": outcome.note or "",
-                           "html": str(outcome.html_path)})  # fmt: skip
+    log_metadata(
+        metadata={
+            "has_reference": outcome.has_reference,
+            "drifted_share": outcome.drifted_share,
+            "columns": outcome.columns,
+            "note": outcome.note or "",
+            "html": str(outcome.html_path),
+        }
+    )
     if outcome.has_reference and fail_on_drift and outcome.drifted_share >= drift_share and outcome.drifted_count:
-        raise ValueError(f"data drift: {outcome.drifted_count} columns ({outcome.drifted_share:.0%}) drifted "
-                         f"against the previous run, limit {drift_share:.0%}; report: {outcome.html_path}")  # fmt: skip
+        raise ValueError(
+            f"data drift: {outcome.drifted_count} columns ({outcome.drifted_share:.0%}) drifted "
+            f"against the previous run, limit {drift_share:.0%}; report: {outcome.html_path}"
+        )
     return out

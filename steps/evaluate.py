@@ -43,9 +43,7 @@ def evaluate(
     near_copy_quantile: float = 0.01,
     latency_repeats: int = 50,
     seed: int = 0,
-) -> Tuple[
-    Annotated[dict, "metrics"], Annotated[np.ndarray, "generated_features"], Annotated[dict, "eval_protocol"]
-]:
+) -> Tuple[Annotated[dict, "metrics"], Annotated[np.ndarray, "generated_features"], Annotated[dict, "eval_protocol"]]:
     """Metrics at the training resolution against the cached real features; every value is logged to MLflow.
 
     ``near_copy_quantile``: a generated face closer to its nearest training face than this quantile of the
@@ -55,8 +53,12 @@ def evaluate(
     device = resolve_device()
     generator = load_generator_bundle(generator_bundle, device=device)
     weights = ensure_inception_weights()
-    real = RealFeatures.load(real_features / REAL_FEATURES_FILE, resolution=generator.resolution,
-                             extractor=INCEPTION_POOL3, weights_sha256=file_sha256(weights))  # fmt: skip
+    real = RealFeatures.load(
+        real_features / REAL_FEATURES_FILE,
+        resolution=generator.resolution,
+        extractor=INCEPTION_POOL3,
+        weights_sha256=file_sha256(weights),
+    )
     evaluation = evaluate_generator(
         generator,
         real,
@@ -76,8 +78,14 @@ def evaluate(
     generated, protocol_id = evaluation.sample.faces, evaluation.protocol.id
     mlflow.log_metrics(evaluation.values)
     mlflow.set_tags({**evaluation.tags, EVAL_PROTOCOL_ID_TAG: protocol_id})
-    mlflow.log_params({"eval_num_generated": len(generated), "eval_num_real": real.count,
-                       "eval_real_dataset_hash": real.dataset_hash[:16], "eval_resolution": real.resolution})
+    mlflow.log_params(
+        {
+            "eval_num_generated": len(generated),
+            "eval_num_real": real.count,
+            "eval_real_dataset_hash": real.dataset_hash[:16],
+            "eval_resolution": real.resolution,
+        }
+    )
     grid = make_grid(torch.from_numpy(generated[:64]), nrow=8, padding=1).permute(1, 2, 0).numpy()
     mlflow.log_image(grid, artifact_file="samples/evaluation_grid.png")
     real_images = np.load(real_features / REAL_IMAGES_FILE)

@@ -56,15 +56,27 @@ def evaluate_fairness(
     rng = np.random.default_rng(seed)
     weights = np.asarray(sample_weights, dtype=np.float64)
     real = packed_dataset[rng.choice(len(packed_dataset), size=num_real, p=weights / weights.sum())]
-    report = fairness_report(classifier.predict(sample.faces).probabilities, targets,
-                             reference=classifier.predict(real).probabilities, requested=sample.requested,
-                             held_out=held_out, gates=FairnessThresholds.from_config(fairness_gates), bootstrap=bootstrap,
-                             seed=seed)  # fmt: skip
+    report = fairness_report(
+        classifier.predict(sample.faces).probabilities,
+        targets,
+        reference=classifier.predict(real).probabilities,
+        requested=sample.requested,
+        held_out=held_out,
+        gates=FairnessThresholds.from_config(fairness_gates),
+        bootstrap=bootstrap,
+        seed=seed,
+    )
 
     mlflow.log_metrics(fairness_metrics(report))
-    mlflow.log_params({"fairness_num_generated": num_generated, "fairness_num_real": len(real),
-                       "fairness_bootstrap": bootstrap, "fairness_resolution": resolution,
-                       "fairness_classifier": f"{model_name}@{alias} v{version}"})  # fmt: skip
+    mlflow.log_params(
+        {
+            "fairness_num_generated": num_generated,
+            "fairness_num_real": len(real),
+            "fairness_bootstrap": bootstrap,
+            "fairness_resolution": resolution,
+            "fairness_classifier": f"{model_name}@{alias} v{version}",
+        }
+    )
     mlflow.log_figure(plot_fairness(report, balance_shares), "fairness/generated_shares.png")
     mlflow.log_dict(report, "fairness/fairness_report.json")
     if set(ATTRIBUTE_VALUES) <= set(generator.label_dims):

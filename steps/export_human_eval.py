@@ -44,8 +44,9 @@ def export_human_eval(
     note = None
     client = mlflow_client(mlflow.get_tracking_uri())  # the server ZenML's MLflow tracker logs this run to
     try:
-        champion: Optional[np.ndarray] = champion_generator_images(client, model_name, n=n_pairs, seed=seed + 3_000_017,
-                                                                   attributes=asked or None)  # fmt: skip
+        champion: Optional[np.ndarray] = champion_generator_images(
+            client, model_name, n=n_pairs, seed=seed + 3_000_017, attributes=asked or None
+        )
     except ValueError as error:  # a champion conditioned on other attributes (or none): its unconditioned faces
         note = f"champion cannot take the candidate's requests ({error}): its faces are unconditioned"
         logger.warning(note)
@@ -63,14 +64,23 @@ def export_human_eval(
     if champion is not None:
         served = champion_version(client, model_name)
         champion_provenance = faces_provenance(
-            model_name, served.version, served.run_id, base_seeds(seed + 3_000_017, n_pairs),
+            model_name,
+            served.version,
+            served.run_id,
+            base_seeds(seed + 3_000_017, n_pairs),
             requested=None if note else asked,
-        )  # fmt: skip
+        )
     out_dir = Path(tempfile.mkdtemp(prefix="facegen-human-eval-"))
     export_pairwise_set(
-        generated, packed_dataset, out_dir, n_pairs=n_pairs, seed=seed, champion=champion,
-        generated_provenance=generated_provenance, champion_provenance=champion_provenance,
-    )  # fmt: skip
+        generated,
+        packed_dataset,
+        out_dir,
+        n_pairs=n_pairs,
+        seed=seed,
+        champion=champion,
+        generated_provenance=generated_provenance,
+        champion_provenance=champion_provenance,
+    )
     mlflow.log_artifacts(str(out_dir), artifact_path="human_eval")
     log_metadata(metadata={"n_pairs": n_pairs, "with_champion": champion is not None, "champion_note": note or ""})
     return out_dir

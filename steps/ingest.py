@@ -32,8 +32,15 @@ def ingest(
             manifest = pd.concat([manifest, feedback], ignore_index=True)
     counts = {origin: int(manifest["origin"].eq(origin).sum()) for origin in origins}
     labelled = {origin: int((manifest["origin"].eq(origin) & manifest["gender"].notna()).sum()) for origin in origins}
-    log_metadata(metadata={"source": source, "feedback_source": feedback_source or "", "images": len(manifest),
-                           "images_by_origin": counts, "labelled": sum(labelled.values()),
-                           "labelled_by_origin": labelled,
-                           "quarantined_at_ingest": manifest["reason"].value_counts().to_dict()})  # fmt: skip
+    log_metadata(
+        metadata={
+            "source": source,
+            "feedback_source": feedback_source or "",
+            "images": len(manifest),
+            "images_by_origin": counts,
+            "labelled": sum(labelled.values()),
+            "labelled_by_origin": labelled,
+            "quarantined_at_ingest": manifest["reason"].value_counts().to_dict(),
+        }
+    )
     return manifest

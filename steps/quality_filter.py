@@ -34,8 +34,13 @@ def quality_filter(
             f"all {len(screened)} quarantined ({quarantine_summary(screened)})"
         )
     reasons = quarantine_summary(screened)
-    counts = {"ingested": len(screened), "kept": kept, "quarantined": len(screened) - kept,
-              "grayscale_flagged": int(screened["grayscale"].eq(True).sum()), **origin_summary(screened)}  # fmt: skip
+    counts = {
+        "ingested": len(screened),
+        "kept": kept,
+        "quarantined": len(screened) - kept,
+        "grayscale_flagged": int(screened["grayscale"].eq(True).sum()),
+        **origin_summary(screened),
+    }
     mlflow.log_metrics({f"data_{name}": value for name, value in counts.items()})
     mlflow.log_metrics({f"quarantined_{reason}": count for reason, count in reasons.items()})
     quarantined = screened[screened["status"] == "quarantined"][["uri", "origin", "reason", "detail"]]

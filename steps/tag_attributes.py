@@ -45,17 +45,26 @@ def tag_attributes(
         raise ValueError(f"missing_model must be 'fail' or 'warn', got {missing_model!r}")
     client = mlflow_client(mlflow.get_tracking_uri())  # the server ZenML's MLflow tracker logs this run to
     if enabled and version_by_alias(client, model_name, alias) is None and missing_model == "warn":
-        logger.warning("no registered %s@%s: tagging with file-name labels only. Train the classifier with `%s`",
-                       model_name, alias, TRAIN_COMMAND)  # fmt: skip
+        logger.warning(
+            "no registered %s@%s: tagging with file-name labels only. Train the classifier with `%s`",
+            model_name,
+            alias,
+            TRAIN_COMMAND,
+        )
         enabled = False
     if not enabled:
         tagged = label_only_attributes(screened_manifest)
         log_metadata(metadata={"enabled": False, **tagging_summary(tagged)})
         return tagged
     classifier, version = load_attribute_classifier(client, model_name, alias)
-    tagged = tag_kept_rows(screened_manifest, classifier, min_confidence=min_confidence,
-                           audit_confidence=audit_confidence, min_attribute_confidence=min_attribute_confidence,
-                           workers=workers)  # fmt: skip
+    tagged = tag_kept_rows(
+        screened_manifest,
+        classifier,
+        min_confidence=min_confidence,
+        audit_confidence=audit_confidence,
+        min_attribute_confidence=min_attribute_confidence,
+        workers=workers,
+    )
     summary = tagging_summary(tagged)
     mlflow.log_params({"attribute_model": f"{model_name}@{alias}", "attribute_model_version": version.version})
     mlflow.log_metrics({f"tag_{key}": float(value) for key, value in summary.items()})

@@ -55,17 +55,31 @@ def train_attribute_model(
     """
     config = AttributeTrainingConfig.from_dict({**(training or {}), "seed": seed})
     resolutions = [int(r) for r in (score_resolutions or DEFAULT_SCORE_RESOLUTIONS)]
-    key_source = {"config": config.to_dict(), "holdout_fraction": holdout_fraction, "max_images": max_images,
-                  "score_resolutions": resolutions,
-                  "data": manifest_hash(screened_manifest[screened_manifest["status"] == "kept"])}  # fmt: skip
+    key_source = {
+        "config": config.to_dict(),
+        "holdout_fraction": holdout_fraction,
+        "max_images": max_images,
+        "score_resolutions": resolutions,
+        "data": manifest_hash(screened_manifest[screened_manifest["status"] == "kept"]),
+    }
     fit_key = hashlib.sha256(json.dumps(key_source, sort_keys=True, default=str).encode()).hexdigest()[:16]
     client = mlflow_client(mlflow.get_tracking_uri())  # the server ZenML's MLflow tracker logs this run to
     current = version_by_alias(client, model_name, alias)
     if current is not None and current.tags.get("fit_key") == fit_key and not force:
-        logger.info("%s@%s (version %s) was trained with these settings on this data: not retraining",
-                    model_name, alias, current.version)  # fmt: skip
-        outcome = {"model_name": model_name, "version": current.version, "alias": alias, "trained": False,
-                   "fit_key": fit_key, "metrics": json.loads(current.tags.get("metrics", "{}"))}  # fmt: skip
+        logger.info(
+            "%s@%s (version %s) was trained with these settings on this data: not retraining",
+            model_name,
+            alias,
+            current.version,
+        )
+        outcome = {
+            "model_name": model_name,
+            "version": current.version,
+            "alias": alias,
+            "trained": False,
+            "fit_key": fit_key,
+            "metrics": json.loads(current.tags.get("metrics", "{}")),
+        }
         log_metadata(metadata=outcome)
         return outcome
 
@@ -73,12 +87,21 @@ def train_attribute_model(
     logger.info("packing %d training and %d held-out faces at %dpx", len(train), len(holdout), config.input_size)
     train_images = pack_faces(train["uri"].tolist(), config.input_size, progress=True)
     holdout_images = pack_faces(holdout["uri"].tolist(), config.input_size)
-    mlflow.log_params({"attr_train_images": len(train), "attr_holdout_images": len(holdout), "attr_fit_key": fit_key,
-                       **{f"attr.{k}": v for k, v in config.to_dict().items() if k != "extra"}})  # fmt: skip
+    mlflow.log_params(
+        {
+            "attr_train_images": len(train),
+            "attr_holdout_images": len(holdout),
+            "attr_fit_key": fit_key,
+            **{f"attr.{k}": v for k, v in config.to_dict().items() if k != "extra"},
+        }
+    )
 
     def on_epoch(epoch: int, entry: dict[str, Any]) -> None:
-        logger.info("attribute model epoch %d: %s", epoch, {k: round(v, 4) if isinstance(v, float) else v
-                                                             for k, v in entry.items()})  # fmt: skip
+        logger.info(
+            "attribute model epoch %d: %s",
+            epoch,
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()},
+        )
         mlflow.log_metrics({k: float(v) for k, v in entry.items() if isinstance(v, (int, float))}, step=epoch)
 
     result = fit(train_images, encode_labels(train), holdout_images, encode_labels(holdout), config, on_epoch=on_epoch)
@@ -86,8 +109,12 @@ def train_attribute_model(
     mlflow.log_metrics({**metrics, "attr_train_seconds": result.seconds})
     mlflow.log_dict(result.report, "attributes/holdout_report.json")
     mlflow.log_figure(plot_confusions(result.report), "attributes/confusion_matrices.png")
-    scored = score_at_resolutions(AttributeClassifier(result.model, {"input_size": config.input_size}),
-                                  holdout["uri"].tolist(), encode_labels(holdout), resolutions)  # fmt: skip
+    scored = score_at_resolutions(
+        AttributeClassifier(result.model, {"input_size": config.input_size}),
+        holdout["uri"].tolist(),
+        encode_labels(holdout),
+        resolutions,
+    )
     for resolution, report in scored.items():
         mlflow.log_metrics(flat_metrics(report, prefix=f"holdout_at{resolution}_"))
         mlflow.log_figure(plot_confusions(report), f"attributes/confusion_matrices_at{resolution}px.png")
@@ -98,23 +125,46 @@ def train_attribute_model(
     baseline = dict(baseline or {})
     promotion = decide_attribute_promotion(metrics, baseline)
     work = Path(tempfile.mkdtemp(prefix="facegen-attributes-"))
-    bundle = save_bundle(work / "bundle", result.model, input_size=config.input_size,
-                         extra={"training": config.to_dict(), "metrics": metrics, "fit_key": fit_key,
-                                SCORED_AT: scored})  # fmt: skip
+    bundle = save_bundle(
+        work / "bundle",
+        result.model,
+        input_size=config.input_size,
+        extra={"training": config.to_dict(), "metrics": metrics, "fit_key": fit_key, SCORED_AT: scored},
+    )
     model_info = log_attribute_model(bundle)
     context = get_step_context()
     version = register_version(
-        model_info.model_uri, name=model_name, client=client, metrics=metrics,
-        tags={"fit_key": fit_key, "metrics": json.dumps(metrics), "baseline": json.dumps(baseline),
-              "zenml_pipeline_run": context.pipeline_run.name},
-    )  # fmt: skip
+        model_info.model_uri,
+        name=model_name,
+        client=client,
+        metrics=metrics,
+        tags={
+            "fit_key": fit_key,
+            "metrics": json.dumps(metrics),
+            "baseline": json.dumps(baseline),
+            "zenml_pipeline_run": context.pipeline_run.name,
+        },
+    )
     apply_promotion(client, version, promotion, alias)
     if not promotion.promote:
-        logger.warning("version %s does not beat the baseline (%s): alias %s not moved",
-                       version.version, "; ".join(promotion.reasons), alias)  # fmt: skip
-    outcome = {"model_name": model_name, "version": version.version, "alias": alias, "trained": True,
-               "fit_key": fit_key, "metrics": metrics, "baseline": baseline, "beats_baseline": promotion.beats_baseline,
-               "alias_moved": promotion.promote, "seconds": round(result.seconds, 1)}  # fmt: skip
+        logger.warning(
+            "version %s does not beat the baseline (%s): alias %s not moved",
+            version.version,
+            "; ".join(promotion.reasons),
+            alias,
+        )
+    outcome = {
+        "model_name": model_name,
+        "version": version.version,
+        "alias": alias,
+        "trained": True,
+        "fit_key": fit_key,
+        "metrics": metrics,
+        "baseline": baseline,
+        "beats_baseline": promotion.beats_baseline,
+        "alias_moved": promotion.promote,
+        "seconds": round(result.seconds, 1),
+    }
     mlflow.log_dict(outcome, "attributes/outcome.json")
     log_metadata(metadata=outcome)
     return outcome

@@ -43,26 +43,47 @@ def train_gan(
     label_dims = label_dims_for(config.model.get("conditioning"))
     if label_dims:
         require_labels(labels, label_dims)
-    mlflow.log_params({"architecture": config.architecture, "resolution": packed_dataset.shape[-1],
-                       "train_images": len(packed_dataset), **_flat("train", config.to_dict())})
+    mlflow.log_params(
+        {
+            "architecture": config.architecture,
+            "resolution": packed_dataset.shape[-1],
+            "train_images": len(packed_dataset),
+            **_flat("train", config.to_dict()),
+        }
+    )
     work = Path(tempfile.mkdtemp(prefix="facegen-train-"))
     checkpoint = work / "checkpoint" / "last.pt"
     fid_tracker = None
     if config.fid_every_steps:
-        fid_tracker = TrainingFID(RealFeatures.load(real_features / REAL_FEATURES_FILE), ensure_inception_weights(),
-                                  num_samples=config.fid_num_samples, seed=seed + 5_000_011,
-                                  targets=balance_targets(balance_shares))  # fmt: skip
-    result = run_training(packed_dataset, config, labels=labels_for_model(labels, label_dims) if label_dims else None,
-                          sample_weights=sample_weights, monitor=MlflowTrainingMonitor(),
-                          checkpoint_path=checkpoint, fid_fn=fid_tracker)
+        fid_tracker = TrainingFID(
+            RealFeatures.load(real_features / REAL_FEATURES_FILE),
+            ensure_inception_weights(),
+            num_samples=config.fid_num_samples,
+            seed=seed + 5_000_011,
+            targets=balance_targets(balance_shares),
+        )
+    result = run_training(
+        packed_dataset,
+        config,
+        labels=labels_for_model(labels, label_dims) if label_dims else None,
+        sample_weights=sample_weights,
+        monitor=MlflowTrainingMonitor(),
+        checkpoint_path=checkpoint,
+        fid_fn=fid_tracker,
+    )
     mlflow.log_figure(plot_loss_curves(result.history), "curves/losses.png")
     if fid_tracker is not None and fid_tracker.points:
         mlflow.log_figure(plot_fid_curve(fid_tracker.points), "curves/fid.png")
         mlflow.log_dict({"points": fid_tracker.points}, "curves/fid.json")
     mlflow.log_metrics({"train_seconds": result.seconds, "train_images_seen": float(result.images_seen)})
     bundle = save_generator_bundle(work / "generator", config.architecture, result.model_config, result.generator)
-    log_metadata(metadata={"generator_steps": result.generator_steps, "images_seen": result.images_seen,
-                           "seconds": round(result.seconds, 1)})
+    log_metadata(
+        metadata={
+            "generator_steps": result.generator_steps,
+            "images_seen": result.images_seen,
+            "seconds": round(result.seconds, 1),
+        }
+    )
     return bundle, checkpoint.parent
 
 

@@ -32,19 +32,33 @@ def validate_data(
     """
     if on_failure not in ("fail", "warn"):
         raise ValueError(f"on_failure must be 'fail' or 'warn', got {on_failure!r}")
-    knobs = {"max_side": max_side, "min_per_group": min_per_group,
-             "group_attributes": tuple(group_attributes) if group_attributes is not None else None}  # fmt: skip
-    settings = ManifestExpectations(quality=QualityConfig.from_dict(quality_settings),
-                                    **{k: v for k, v in knobs.items() if v is not None})  # fmt: skip
+    knobs = {
+        "max_side": max_side,
+        "min_per_group": min_per_group,
+        "group_attributes": tuple(group_attributes) if group_attributes is not None else None,
+    }
+    settings = ManifestExpectations(
+        quality=QualityConfig.from_dict(quality_settings), **{k: v for k, v in knobs.items() if v is not None}
+    )
     out = Path(tempfile.mkdtemp(prefix="facegen-validation-"))
     outcome = validate_manifest(tagged_manifest, out, settings)
     mlflow.log_artifacts(str(out), artifact_path="validation")
-    mlflow.log_metrics({"validation_success": float(outcome.success),
-                        "validation_unsuccessful": float(outcome.statistics["unsuccessful"])})  # fmt: skip
+    mlflow.log_metrics(
+        {
+            "validation_success": float(outcome.success),
+            "validation_unsuccessful": float(outcome.statistics["unsuccessful"]),
+        }
+    )
     failures = [f"{r['batch']}: {r['expectation']}({r['column'] or ''}) {r['result']}" for r in outcome.failures()]
-    log_metadata(metadata={"success": outcome.success, **outcome.statistics, "failures": failures[:20],
-                           "summary_html": str(outcome.summary_html),
-                           "data_docs": str(outcome.docs_index)})  # fmt: skip
+    log_metadata(
+        metadata={
+            "success": outcome.success,
+            **outcome.statistics,
+            "failures": failures[:20],
+            "summary_html": str(outcome.summary_html),
+            "data_docs": str(outcome.docs_index),
+        }
+    )
     if failures:
         message = f"{len(failures)} data expectation(s) not met (report: {outcome.summary_html}):\n" + "\n".join(
             failures[:20]

@@ -38,16 +38,19 @@ def train_tiny_attribute_bundle(utkface_zip: Path, members: list[str], out_dir: 
     uris = [f"zip://{Path(utkface_zip).resolve()}!/{m}" for m in members[:128]]
     frame = pd.DataFrame([parse_utkface_name(u) for u in uris])
     labels, images = encode_labels(frame), pack_faces(uris, SIZE)
-    config = AttributeTrainingConfig(input_size=SIZE, batch_size=32, frozen_epochs=1, epochs=1, trainable_from=4,
-                                     max_steps=4, num_threads=2)  # fmt: skip
-    result = train_attribute_model(images[:96], {k: v[:96] for k, v in labels.items()}, images[96:],
-                                   {k: v[96:] for k, v in labels.items()}, config)  # fmt: skip
+    config = AttributeTrainingConfig(
+        input_size=SIZE, batch_size=32, frozen_epochs=1, epochs=1, trainable_from=4, max_steps=4, num_threads=2
+    )
+    result = train_attribute_model(
+        images[:96], {k: v[:96] for k, v in labels.items()}, images[96:], {k: v[96:] for k, v in labels.items()}, config
+    )
     with zipfile.ZipFile(utkface_zip) as archive:
         spread = sorted(n for n in archive.namelist() if n.endswith(".jpg") and n.count("_") == 3)[::SCORING_STRIDE]
     scored_uris = [f"zip://{Path(utkface_zip).resolve()}!/{m}" for m in spread if m not in set(members[:128])]
     scored_labels = encode_labels(pd.DataFrame([parse_utkface_name(u) for u in scored_uris]))
-    scored = score_at_resolutions(AttributeClassifier(result.model, {"input_size": SIZE}), scored_uris,
-                                  scored_labels, SCORED_RESOLUTIONS)  # fmt: skip
+    scored = score_at_resolutions(
+        AttributeClassifier(result.model, {"input_size": SIZE}), scored_uris, scored_labels, SCORED_RESOLUTIONS
+    )
     return save_bundle(out_dir, result.model, input_size=SIZE, extra={"note": "tiny test model", SCORED_AT: scored})
 
 
@@ -60,7 +63,8 @@ def register_production_attribute_model(bundle: Path, tracking_uri: str) -> str:
     with use_tracking_uri(tracking_uri):
         with mlflow.start_run(experiment_id=experiment_id, run_name="tiny-attribute-model"):
             info = log_attribute_model(bundle)
-        version = register_version(info.model_uri, name=ATTRIBUTES_MODEL_NAME, tags={"note": "tiny test model"},
-                                   client=client)  # fmt: skip
+        version = register_version(
+            info.model_uri, name=ATTRIBUTES_MODEL_NAME, tags={"note": "tiny test model"}, client=client
+        )
         client.set_registered_model_alias(ATTRIBUTES_MODEL_NAME, ATTRIBUTES_ALIAS, version.version)
     return version.version

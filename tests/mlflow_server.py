@@ -121,19 +121,32 @@ def running_mlflow_server(root: Path, env: dict[str, str], extra_args: tuple[str
 
     def launch(port: int) -> subprocess.Popen:
         command = [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", HOST,
-            "--port", str(port),
-            "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
             *extra_args,
-        ]  # fmt: skip
+        ]
         with log_path.open("wb") as log:
             return subprocess.Popen(
-                command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                command,
+                cwd=root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group, so the workers stop with it
-            )  # fmt: skip
+            )
 
     port, process = start_on_free_port(
         launch, lambda port, process: _wait_healthy(f"http://{HOST}:{port}", process, log_path), log_path

@@ -19,7 +19,9 @@ TEST_RUN_ID = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 @functools.cache
 def signing_credentials() -> Path:
     """One throwaway CA and signing certificate for the whole test session (what `facegen provenance init` makes)."""
-    return write_local_credentials(Path(tempfile.mkdtemp(prefix="facegen-test-provenance-")), common_name="facegen test")
+    return write_local_credentials(
+        Path(tempfile.mkdtemp(prefix="facegen-test-provenance-")), common_name="facegen test"
+    )
 
 
 def marking_config() -> ProvenanceConfig:
@@ -31,8 +33,8 @@ def pairwise_marking(generated: np.ndarray, champion: np.ndarray | None = None) 
     """``export_pairwise_set``'s provenance arguments: an unregistered candidate (seeds 0…) and champion version 1."""
     return {
         "generated_provenance": faces_provenance("facegen-candidate", None, TEST_RUN_ID, range(len(generated))),
-        "champion_provenance": None if champion is None else faces_provenance(
-            "facegen-generator", "1", TEST_RUN_ID, range(1000, 1000 + len(champion))
-        ),
+        "champion_provenance": None
+        if champion is None
+        else faces_provenance("facegen-generator", "1", TEST_RUN_ID, range(1000, 1000 + len(champion))),
         "marking": marking_config(),
-    }  # fmt: skip
+    }

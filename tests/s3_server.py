@@ -50,8 +50,16 @@ def aws_env(endpoint: str, tmp_dir: Path | None = None, *, credentials: bool = T
 
 
 #: Variables removed from a child's environment before :func:`aws_env` is applied.
-AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL",
-                 "AWS_ENDPOINT_URL_S3", "FACEGEN_S3_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL")  # fmt: skip
+AWS_VARIABLES = (
+    "AWS_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "FACEGEN_S3_ENDPOINT_URL",
+    "MLFLOW_S3_ENDPOINT_URL",
+)
 
 
 def s3_client(endpoint: str, **config: Any) -> Any:
@@ -60,9 +68,13 @@ def s3_client(endpoint: str, **config: Any) -> Any:
     from botocore.config import Config
 
     return boto3.client(
-        "s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"], config=Config(**config) if config else None,
-    )  # fmt: skip
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(**config) if config else None,
+    )
 
 
 def list_keys(client: Any, bucket: str, prefix: str = "") -> list[str]:
@@ -97,9 +109,12 @@ def start_moto_server(log_dir: Path) -> Iterator[str]:
     def launch(port: int) -> subprocess.Popen:
         with log_path.open("wb") as log:
             return subprocess.Popen(
-                [str(moto_server), "-H", HOST, "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                [str(moto_server), "-H", HOST, "-p", str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     port, process = start_on_free_port(
         launch, lambda port, process: _wait_up(f"http://{HOST}:{port}", process, log_path), log_path
@@ -122,12 +137,31 @@ def start_mlflow_server_on_s3(root: Path, endpoint: str, artifacts_destination: 
 
     def launch(port: int) -> subprocess.Popen:
         command = [
-            sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", artifacts_destination,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            artifacts_destination,
+        ]
         with log_path.open("wb") as log:
-            return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            return subprocess.Popen(
+                command,
+                cwd=root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     port, process = start_on_free_port(
         launch, lambda port, process: _wait_healthy(f"http://{HOST}:{port}", process, log_path), log_path

@@ -66,9 +66,13 @@ FAILED_GATE_REASONS = ["fid 80 is above the limit 50"]
 
 
 def register_model(
-    server_uri: str, tiny: TinyGenerators, *, champion: str | None = "1", prefix: str = "serve",
+    server_uri: str,
+    tiny: TinyGenerators,
+    *,
+    champion: str | None = "1",
+    prefix: str = "serve",
     failed: tuple[str, ...] = (),
-) -> str:  # fmt: skip
+) -> str:
     """A fresh registered model with version 1 and 2 (= tiny bundle 1 and 2), gated as passed except the versions in
     ``failed``; returns its name."""
     client = MlflowClient(tracking_uri=server_uri, registry_uri=server_uri)

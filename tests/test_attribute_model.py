@@ -31,8 +31,9 @@ SIZE = 32
 def slice_(utkface_zip: Path, face_members: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """128 real labelled faces: a frame like the manifest's kept rows, and the faces packed at 32 px."""
     uris = [f"zip://{utkface_zip.resolve()}!/{m}" for m in face_members[:128]]
-    frame = pd.DataFrame([{"uri": u, "sha256": f"{i:064x}", "status": "kept", **parse_utkface_name(u)}
-                          for i, u in enumerate(uris)])  # fmt: skip
+    frame = pd.DataFrame(
+        [{"uri": u, "sha256": f"{i:064x}", "status": "kept", **parse_utkface_name(u)} for i, u in enumerate(uris)]
+    )
     return frame, pack_faces(uris, SIZE)
 
 
@@ -40,12 +41,18 @@ def slice_(utkface_zip: Path, face_members: list[str]) -> tuple[pd.DataFrame, np
 def trained(slice_, tmp_path_factory) -> tuple[AttributeClassifier, Path]:
     frame, images = slice_
     labels = encode_labels(frame)
-    config = AttributeTrainingConfig(input_size=SIZE, batch_size=32, frozen_epochs=1, epochs=1, trainable_from=4,
-                                     max_steps=4, num_threads=2)  # fmt: skip
+    config = AttributeTrainingConfig(
+        input_size=SIZE, batch_size=32, frozen_epochs=1, epochs=1, trainable_from=4, max_steps=4, num_threads=2
+    )
     epochs = []
-    result = train_attribute_model(images[:96], {k: v[:96] for k, v in labels.items()}, images[96:],
-                                   {k: v[96:] for k, v in labels.items()}, config,
-                                   on_epoch=lambda e, entry: epochs.append(entry))  # fmt: skip
+    result = train_attribute_model(
+        images[:96],
+        {k: v[:96] for k, v in labels.items()},
+        images[96:],
+        {k: v[96:] for k, v in labels.items()},
+        config,
+        on_epoch=lambda e, entry: epochs.append(entry),
+    )
     assert result.steps == 4 and [e["phase"] for e in epochs] == ["frozen", "unfrozen"]
     assert all(np.isfinite(e["loss"]) for e in epochs)
     assert set(result.report) == set(HEADS) and result.report["gender"]["n"] == 32
@@ -56,10 +63,16 @@ def trained(slice_, tmp_path_factory) -> tuple[AttributeClassifier, Path]:
 def test_training_without_cached_stem_runs_too(slice_) -> None:
     frame, images = slice_
     labels = encode_labels(frame)
-    config = AttributeTrainingConfig(input_size=SIZE, batch_size=16, frozen_epochs=0, epochs=1, trainable_from=0,
-                                     max_steps=1)  # fmt: skip
-    result = train_attribute_model(images[:32], {k: v[:32] for k, v in labels.items()}, images[32:40],
-                                   {k: v[32:40] for k, v in labels.items()}, config)  # fmt: skip
+    config = AttributeTrainingConfig(
+        input_size=SIZE, batch_size=16, frozen_epochs=0, epochs=1, trainable_from=0, max_steps=1
+    )
+    result = train_attribute_model(
+        images[:32],
+        {k: v[:32] for k, v in labels.items()},
+        images[32:40],
+        {k: v[32:40] for k, v in labels.items()},
+        config,
+    )
     assert result.steps == 1 and result.history[-1]["phase"] == "unfrozen"
 
 
@@ -122,18 +135,22 @@ def _predictions(rows: list[dict[str, tuple[str, float]]]) -> AttributePredictio
 
 
 def test_tagging_fills_unlabelled_rows_and_audits_labels() -> None:
-    frame = pd.DataFrame({
-        "uri": ["a", "b", "c", "d"],
-        "gender": [None, None, "male", "male"],
-        "age_bin": [None, None, "20-29", "20-29"],
-        "ethnicity": [None, None, "White", "White"],
-    })  # fmt: skip
-    predictions = _predictions([
-        {"gender": ("female", 0.95), "age_bin": ("30-39", 0.85), "ethnicity": ("Asian", 0.9)},   # confident
-        {"gender": ("male", 0.6), "age_bin": ("3-9", 0.5), "ethnicity": ("Black", 0.95)},       # mostly unsure
-        {"gender": ("female", 0.97), "age_bin": ("30-39", 0.95), "ethnicity": ("White", 0.99)},  # contradicts
-        {"gender": ("male", 0.99), "age_bin": ("60-69", 0.95), "ethnicity": ("White", 0.7)},     # age far off
-    ])  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "uri": ["a", "b", "c", "d"],
+            "gender": [None, None, "male", "male"],
+            "age_bin": [None, None, "20-29", "20-29"],
+            "ethnicity": [None, None, "White", "White"],
+        }
+    )
+    predictions = _predictions(
+        [
+            {"gender": ("female", 0.95), "age_bin": ("30-39", 0.85), "ethnicity": ("Asian", 0.9)},  # confident
+            {"gender": ("male", 0.6), "age_bin": ("3-9", 0.5), "ethnicity": ("Black", 0.95)},  # mostly unsure
+            {"gender": ("female", 0.97), "age_bin": ("30-39", 0.95), "ethnicity": ("White", 0.99)},  # contradicts
+            {"gender": ("male", 0.99), "age_bin": ("60-69", 0.95), "ethnicity": ("White", 0.7)},  # age far off
+        ]
+    )
     tagged = tag_frame(frame, predictions, min_confidence=0.8, audit_confidence=0.9)
 
     assert tagged["attr_gender"].tolist() == ["female", None, "male", "male"]
@@ -149,8 +166,9 @@ def test_holdout_split_is_seeded_by_content() -> None:
     shas = pd.Series([f"{i:064x}" for i in range(2000)])
     mask = holdout_mask(shas, fraction=0.1, seed=0)
     assert 150 < mask.sum() < 250
-    np.testing.assert_array_equal(mask, holdout_mask(shas.sample(frac=1, random_state=1).sort_index(), fraction=0.1,
-                                                     seed=0))  # fmt: skip
+    np.testing.assert_array_equal(
+        mask, holdout_mask(shas.sample(frac=1, random_state=1).sort_index(), fraction=0.1, seed=0)
+    )
     assert (mask != holdout_mask(shas, fraction=0.1, seed=1)).any()
     manifest = pd.DataFrame({"sha256": shas, "status": "kept", "gender": "male"})
     manifest.loc[:9, "status"] = "quarantined"
@@ -159,10 +177,16 @@ def test_holdout_split_is_seeded_by_content() -> None:
 
 
 def test_metrics_on_known_confusions() -> None:
-    truth = {"gender": np.array([0, 0, 1, 1, MISSING]), "age_bin": np.array([0, 1, 2, 3, 4]),
-             "ethnicity": np.array([0, 0, 0, 0, 1])}  # fmt: skip
-    predicted = {"gender": np.array([0, 1, 1, 1, 0]), "age_bin": np.array([0, 1, 2, 3, 4]),
-                 "ethnicity": np.array([0, 0, 0, 0, 0])}  # fmt: skip
+    truth = {
+        "gender": np.array([0, 0, 1, 1, MISSING]),
+        "age_bin": np.array([0, 1, 2, 3, 4]),
+        "ethnicity": np.array([0, 0, 0, 0, 1]),
+    }
+    predicted = {
+        "gender": np.array([0, 1, 1, 1, 0]),
+        "age_bin": np.array([0, 1, 2, 3, 4]),
+        "ethnicity": np.array([0, 0, 0, 0, 0]),
+    }
     report = evaluate_predictions(truth, predicted)
     assert report["gender"]["accuracy"] == 0.75 and report["gender"]["balanced_accuracy"] == 0.75
     assert report["gender"]["confusion"] == [[1, 1], [0, 2]] and report["gender"]["n"] == 4
@@ -176,8 +200,9 @@ def test_registered_model_loads_by_alias(trained, slice_, mlflow_tracking) -> No
     with mlflow.start_run():
         info = log_attribute_model(bundle)
     metrics = {"holdout_gender_accuracy": 0.8}
-    version = register_version(info.model_uri, name=ATTRIBUTES_MODEL_NAME, tags={"fit_key": "abc"}, metrics=metrics,
-                               client=mlflow_tracking)  # fmt: skip
+    version = register_version(
+        info.model_uri, name=ATTRIBUTES_MODEL_NAME, tags={"fit_key": "abc"}, metrics=metrics, client=mlflow_tracking
+    )
     apply_promotion(mlflow_tracking, version, decide_attribute_promotion(metrics, {"gender_accuracy": 0.9}))
     tags = mlflow_tracking.get_model_version(ATTRIBUTES_MODEL_NAME, version.version).tags
     assert tags["beats_baseline"] == "False" and "does not beat the baseline 0.9000" in tags["promotion_reasons"]
@@ -187,8 +212,11 @@ def test_registered_model_loads_by_alias(trained, slice_, mlflow_tracking) -> No
 
     loaded, registered = load_attribute_classifier(mlflow_tracking, ATTRIBUTES_MODEL_NAME, "production")
     assert registered.version == version.version
-    np.testing.assert_allclose(loaded.predict(slice_[1][:4]).probabilities["gender"],
-                               classifier.predict(slice_[1][:4]).probabilities["gender"], atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        loaded.predict(slice_[1][:4]).probabilities["gender"],
+        classifier.predict(slice_[1][:4]).probabilities["gender"],
+        atol=1e-6,
+    )
     pyfunc = mlflow.pyfunc.load_model(f"models:/{ATTRIBUTES_MODEL_NAME}@production")
     out = pyfunc.predict(pd.DataFrame({"uri": slice_[0]["uri"].tolist()[:3]}))
     assert len(out) == 3 and "confidence_ethnicity" in out.columns

@@ -19,8 +19,15 @@ def skewed_kept(seed: int = 0, n: int = 3000) -> pd.DataFrame:
     ethnicity = rng.choice(ETHNICITIES, size=n, p=[0.43, 0.19, 0.14, 0.17, 0.07])
     gender = rng.choice(["female", "male"], size=n, p=[0.47, 0.53])
     age = rng.choice(AGE_BINS, size=n, p=[0.06, 0.06, 0.07, 0.30, 0.20, 0.10, 0.10, 0.06, 0.05])
-    return pd.DataFrame({"uri": [f"/faces/{i:05d}.jpg" for i in range(n)], "status": "kept",
-                         "ethnicity": ethnicity, "gender": gender, "age_bin": age})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "uri": [f"/faces/{i:05d}.jpg" for i in range(n)],
+            "status": "kept",
+            "ethnicity": ethnicity,
+            "gender": gender,
+            "age_bin": age,
+        }
+    )
 
 
 def _cell_shares(plan: pd.DataFrame, weights: str | None = None) -> pd.Series:
@@ -65,8 +72,9 @@ def test_targets_from_config_and_predicted_attributes() -> None:
     kept = skewed_kept(n=2000)
     kept["attr_gender"] = kept["gender"]
     kept.loc[:99, "attr_gender"] = None  # unknown: neither labelled nor confidently predicted
-    plan, report = plan_joint_balance(kept, cells=["gender"], also=[], targets={"gender": {"female": 3, "male": 1}},
-                                      strategy="downsample")  # fmt: skip
+    plan, report = plan_joint_balance(
+        kept, cells=["gender"], also=[], targets={"gender": {"female": 3, "male": 1}}, strategy="downsample"
+    )
     shares = plan["attr_gender"].value_counts(normalize=True)
     assert shares["female"] == pytest.approx(0.75, abs=0.01)
     assert report["unlabelled"] == 100
@@ -91,11 +99,14 @@ def test_report_files(tmp_path: Path) -> None:
     assert "images dropped" in text and "images repeated" in text
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"strategy": "smote"}, "unknown strategy"),
-    ({"cells": ["hair"]}, "unknown attribute"),
-    ({"targets": {"gender": {"other": 1.0}}}, "outside the vocabulary"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"strategy": "smote"}, "unknown strategy"),
+        ({"cells": ["hair"]}, "unknown attribute"),
+        ({"targets": {"gender": {"other": 1.0}}}, "outside the vocabulary"),
+    ],
+)
 def test_invalid_arguments(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         plan_joint_balance(skewed_kept(n=50), **kwargs)

@@ -95,8 +95,9 @@ def direct_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     d = x.shape[1]
     k_xx, k_yy, k_xy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))
     m, n = len(x), len(y)
-    return float((k_xx.sum() - np.trace(k_xx)) / (m * (m - 1)) + (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
-                 - 2 * k_xy.mean())  # fmt: skip
+    return float(
+        (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1)) + (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1)) - 2 * k_xy.mean()
+    )
 
 
 # --- the rule on controlled features ----------------------------------------------------------------------------
@@ -111,8 +112,9 @@ def test_point_estimate_is_the_kid_difference_on_the_full_sets() -> None:
     assert difference.estimate == pytest.approx(expected, rel=POINT_RTOL)
 
     def torch_fidelity_kid(x: np.ndarray) -> float:  # one subset of the whole set = the full-set estimator
-        kid = kid_features_to_metric(torch.from_numpy(x), torch.from_numpy(real), kid_subsets=1, kid_subset_size=N,
-                                     verbose=False)  # fmt: skip
+        kid = kid_features_to_metric(
+            torch.from_numpy(x), torch.from_numpy(real), kid_subsets=1, kid_subset_size=N, verbose=False
+        )
         return float(kid[KEY_METRIC_KID_MEAN])
 
     assert difference.estimate == pytest.approx(
@@ -139,8 +141,9 @@ def test_without_a_true_difference_better_is_rarely_called() -> None:
     rng = np.random.default_rng(2)
     wins = covered = 0
     for trial in range(CALIBRATION_TRIALS):
-        difference = bootstrap_difference(ComparisonRule(bootstrap=TEST_BOOTSTRAP, seed=trial), gaussian(rng, 0.3),
-                                          gaussian(rng, -0.3), gaussian(rng))  # fmt: skip
+        difference = bootstrap_difference(
+            ComparisonRule(bootstrap=TEST_BOOTSTRAP, seed=trial), gaussian(rng, 0.3), gaussian(rng, -0.3), gaussian(rng)
+        )
         wins += difference.significantly_lower
         covered += difference.low <= 0.0 <= difference.high
     assert wins / CALIBRATION_TRIALS <= MAX_FALSE_WIN_RATE
@@ -192,8 +195,14 @@ def weights(facegen_home: Path) -> Path:
 
 
 def blurred(faces: np.ndarray, radius: float) -> np.ndarray:
-    return np.stack([np.asarray(Image.fromarray(face.transpose(1, 2, 0)).filter(ImageFilter.GaussianBlur(radius)))
-                     .transpose(2, 0, 1) for face in faces])  # fmt: skip
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(face.transpose(1, 2, 0)).filter(ImageFilter.GaussianBlur(radius))).transpose(
+                2, 0, 1
+            )
+            for face in faces
+        ]
+    )
 
 
 def test_less_blurred_faces_beat_more_blurred_ones_on_inception_features(
@@ -201,9 +210,14 @@ def test_less_blurred_faces_beat_more_blurred_ones_on_inception_features(
 ) -> None:
     """Real UTKFace faces as the reference; the same other faces lightly vs heavily blurred: light wins, heavy not."""
     real, others = real_faces_32[:BLUR_N], real_faces_32[BLUR_N : 2 * BLUR_N]
-    features = {name: inception_features(images, weights_path=weights)
-                for name, images in {"real": real, "light": blurred(others, LIGHT_BLUR),
-                                     "heavy": blurred(others, HEAVY_BLUR)}.items()}  # fmt: skip
+    features = {
+        name: inception_features(images, weights_path=weights)
+        for name, images in {
+            "real": real,
+            "light": blurred(others, LIGHT_BLUR),
+            "heavy": blurred(others, HEAVY_BLUR),
+        }.items()
+    }
     rule = ComparisonRule(bootstrap=TEST_BOOTSTRAP)
     light_vs_heavy = bootstrap_difference(rule, features["light"], features["heavy"], features["real"])
     assert light_vs_heavy.significantly_lower
@@ -214,9 +228,18 @@ def test_less_blurred_faces_beat_more_blurred_ones_on_inception_features(
 
 
 def make_protocol(**changes: object) -> EvaluationProtocol:
-    fields = dict(real_dataset_hash="ab" * 32, real_count=REAL_N, resolution=RESOLUTION,
-                  extractor="inception-v3-compat/2048", weights_sha256="cd" * 32, num_generated=N_GENERATED,
-                  seed=1_000_003, requests={}, kid_subset_size=10, kid_subsets=100)  # fmt: skip
+    fields = dict(
+        real_dataset_hash="ab" * 32,
+        real_count=REAL_N,
+        resolution=RESOLUTION,
+        extractor="inception-v3-compat/2048",
+        weights_sha256="cd" * 32,
+        num_generated=N_GENERATED,
+        seed=1_000_003,
+        requests={},
+        kid_subset_size=10,
+        kid_subsets=100,
+    )
     return EvaluationProtocol(**{**fields, **changes})
 
 
@@ -224,9 +247,18 @@ def test_the_protocol_id_names_every_field() -> None:
     protocol = make_protocol()
     assert EvaluationProtocol.from_json(protocol.to_json()) == protocol
     assert EvaluationProtocol(**json.loads(json.dumps(asdict(protocol)))).id == protocol.id  # as a ZenML dict
-    changed = {"real_dataset_hash": "ef" * 32, "real_count": REAL_N + 1, "resolution": 32, "extractor": "other/1",
-               "weights_sha256": "00" * 32, "num_generated": N_GENERATED + 1, "seed": 0,
-               "requests": {"gender": None}, "kid_subset_size": 11, "kid_subsets": 50}  # fmt: skip
+    changed = {
+        "real_dataset_hash": "ef" * 32,
+        "real_count": REAL_N + 1,
+        "resolution": 32,
+        "extractor": "other/1",
+        "weights_sha256": "00" * 32,
+        "num_generated": N_GENERATED + 1,
+        "seed": 0,
+        "requests": {"gender": None},
+        "kid_subset_size": 11,
+        "kid_subsets": 50,
+    }
     assert set(changed) == set(asdict(protocol))  # every field is covered below
     ids = {make_protocol(**{name: value}).id for name, value in changed.items()}
     assert len(ids) == len(changed) and protocol.id not in ids
@@ -277,11 +309,19 @@ def setting(utkface_zip: Path, face_members: list[str], weights: Path, tmp_path_
         faces = np.stack([read_face(archive, member, RESOLUTION) for member in face_members[-REAL_N:]])
     real = RealFeatures.from_images(faces, weights_path=weights)
     bundles = {name: tiny_bundle(tmp_path_factory.mktemp(name), seed) for name, seed in (("a", 1), ("b", 2))}
-    protocol = EvaluationProtocol.for_generator(load_generator_bundle(bundles["a"]), real, targets={},
-                                                num_generated=N_GENERATED, seed=1_000_003,
-                                                kid_subset_size=KID_SUBSET_SIZE, kid_subsets=100)  # fmt: skip
-    features = {name: protocol_features(load_generator_bundle(bundle), protocol, weights_path=weights)[1]
-                for name, bundle in bundles.items()}  # fmt: skip
+    protocol = EvaluationProtocol.for_generator(
+        load_generator_bundle(bundles["a"]),
+        real,
+        targets={},
+        num_generated=N_GENERATED,
+        seed=1_000_003,
+        kid_subset_size=KID_SUBSET_SIZE,
+        kid_subsets=100,
+    )
+    features = {
+        name: protocol_features(load_generator_bundle(bundle), protocol, weights_path=weights)[1]
+        for name, bundle in bundles.items()
+    }
     return {"real": real, "protocol": protocol, "bundles": bundles, "features": features}
 
 
@@ -319,18 +359,24 @@ def compare(
 ) -> ChampionComparison:
     """Candidate B (under the setting's protocol unless given another one and B's features under it) vs champion."""
     return compare_with_champion(
-        client, champion, setting["features"]["b"] if candidate_features is None else candidate_features,
-        protocol or setting["protocol"], setting["real"], ComparisonRule(bootstrap=TEST_BOOTSTRAP),
-        weights_path=weights, record_run_id=candidate_run(),
-    )  # fmt: skip
+        client,
+        champion,
+        setting["features"]["b"] if candidate_features is None else candidate_features,
+        protocol or setting["protocol"],
+        setting["real"],
+        ComparisonRule(bootstrap=TEST_BOOTSTRAP),
+        weights_path=weights,
+        record_run_id=candidate_run(),
+    )
 
 
 def test_registered_versions_record_their_protocol_and_label_vocabulary(
     mlflow_tracking: MlflowClient, setting: dict, tmp_path: Path
 ) -> None:
     client, name, protocol = mlflow_tracking, unique_name(), setting["protocol"]
-    version = register_champion(client, name, setting["bundles"]["a"], protocol=protocol,
-                                features=setting["features"]["a"])  # fmt: skip
+    version = register_champion(
+        client, name, setting["bundles"]["a"], protocol=protocol, features=setting["features"]["a"]
+    )
     assert EvaluationProtocol.from_json(version.tags[EVAL_PROTOCOL_TAG]) == protocol
     assert version.tags[EVAL_PROTOCOL_ID_TAG] == protocol.id
     assert json.loads(version.tags[LABEL_VOCABULARY_TAG]) == {}
@@ -346,13 +392,18 @@ def test_same_protocol_compares_with_the_stored_champion_features(
     mlflow_tracking: MlflowClient, setting: dict, weights: Path
 ) -> None:
     client, name = mlflow_tracking, unique_name()
-    champion = register_champion(client, name, setting["bundles"]["a"], protocol=setting["protocol"],
-                                 features=setting["features"]["a"])  # fmt: skip
+    champion = register_champion(
+        client, name, setting["bundles"]["a"], protocol=setting["protocol"], features=setting["features"]["a"]
+    )
     result = compare(client, champion, setting, weights)
     assert result.not_comparable is None and result.rescored is False
     assert result.protocol_id == result.champion_protocol_id == setting["protocol"].id
-    expected = bootstrap_difference(ComparisonRule(bootstrap=TEST_BOOTSTRAP), setting["features"]["b"],
-                                    setting["features"]["a"], setting["real"].features)  # fmt: skip
+    expected = bootstrap_difference(
+        ComparisonRule(bootstrap=TEST_BOOTSTRAP),
+        setting["features"]["b"],
+        setting["features"]["a"],
+        setting["real"].features,
+    )
     assert result.difference == expected
     assert not any(key.startswith("rescored.") for key in client.get_model_version(name, champion.version).tags)
 
@@ -363,8 +414,9 @@ def test_changed_protocol_rescores_the_champion_from_its_registered_model_once(
     """The protocol changed (other evaluation seeds): the champion is scored again from the registry, with the new
     protocol's faces, the result is recorded on it, and the next comparison under that protocol reuses it."""
     client, name = mlflow_tracking, unique_name()
-    champion = register_champion(client, name, setting["bundles"]["a"], protocol=setting["protocol"],
-                                 features=setting["features"]["a"])  # fmt: skip
+    champion = register_champion(
+        client, name, setting["bundles"]["a"], protocol=setting["protocol"], features=setting["features"]["a"]
+    )
     protocol = replace(setting["protocol"], seed=2_000_000)
     assert protocol.id != setting["protocol"].id
     candidate = protocol_features(load_generator_bundle(setting["bundles"]["b"]), protocol, weights_path=weights)[1]
@@ -380,8 +432,9 @@ def test_changed_protocol_rescores_the_champion_from_its_registered_model_once(
     run_id, path = tags[f"{prefix}features"].removeprefix("runs:/").split("/", 1)
     stored = np.load(client.download_artifacts(run_id, path, str(tmp_path)))
     assert stored.shape == direct.shape and np.abs(stored - direct).max() < FEATURE_ATOL
-    figures = fidelity_from_features(direct, setting["real"].features, kid_subset_size=protocol.kid_subset_size,
-                                     kid_subsets=protocol.kid_subsets)  # fmt: skip
+    figures = fidelity_from_features(
+        direct, setting["real"].features, kid_subset_size=protocol.kid_subset_size, kid_subsets=protocol.kid_subsets
+    )
     for metric in RESCORED_METRICS:
         assert float(tags[f"{prefix}{metric}"]) == pytest.approx(figures[metric], rel=FIGURE_RTOL, abs=1e-9)
 
@@ -395,8 +448,9 @@ def test_a_champion_at_another_resolution_is_not_comparable_and_gets_no_candidat
 ) -> None:
     """A champion from before protocols were recorded, drawing 32×32 faces: it cannot be re-scored at 16×16."""
     client, name = mlflow_tracking, unique_name()
-    champion = register_champion(client, name, tiny_bundle(tmp_path / "big", 4, resolution=32), protocol=None,
-                                 features=None)  # fmt: skip
+    champion = register_champion(
+        client, name, tiny_bundle(tmp_path / "big", 4, resolution=32), protocol=None, features=None
+    )
     result = compare(client, champion, setting, weights)
     assert result.difference is None and not result.better
     why = "draws 32×32 faces, the protocol scores 16×16"
@@ -436,8 +490,12 @@ def test_a_champion_whose_model_no_longer_loads_is_not_comparable(
     spec = json.loads((bundle / SPEC_FILE).read_text())
     (bundle / SPEC_FILE).write_text(json.dumps({**spec, "model": {**spec["model"], "width": 16}}))
     with mlflow.start_run():  # logged as log_generator_model would, minus its example (which needs a working model)
-        info = mlflow.pyfunc.log_model(name="generator", python_model=GeneratorPyfunc(),
-                                       artifacts={BUNDLE_ARTIFACT: str(bundle)}, pip_requirements=[])  # fmt: skip
+        info = mlflow.pyfunc.log_model(
+            name="generator",
+            python_model=GeneratorPyfunc(),
+            artifacts={BUNDLE_ARTIFACT: str(bundle)},
+            pip_requirements=[],
+        )
     version = register_version(info.model_uri, name=name, metrics={"fid": 50.0}, tags={}, client=client)
     apply_gate(client, version, GateDecision(True, []))
     champion = approve_version(client, name, version.version, approved_by="test")

@@ -62,6 +62,7 @@ def tag_version_in_the_ui(driver: WebDriver, key: str, value: str) -> None:
 
 def served_once(http: httpx.Client, condition) -> httpx.Response:
     """``/readyz`` as soon as its body meets ``condition`` (within a few alias polls of the service)."""
+
     def ready_when_met(_: httpx.Client) -> httpx.Response | None:
         response = http.get("/readyz")
         return response if condition(response.json()) else None
@@ -84,9 +85,13 @@ def test_moving_champion_to_a_failed_version_in_the_mlflow_ui_is_refused_by_the_
 
         ready = served_once(http, lambda body: body["refused"] is not None)
         assert ready.status_code == 200 and ready.json() == {
-            "status": "ready", "model_name": name, "alias": "champion", "model_version": "1", "reason": None,
+            "status": "ready",
+            "model_name": name,
+            "alias": "champion",
+            "model_version": "1",
+            "reason": None,
             "refused": {"version": "2", "reason": REFUSED},
-        }  # fmt: skip
+        }
         face = http.get("/generate", params={"seed": 3})
         assert face.status_code == 200 and face.headers["x-facegen-model-version"] == "1"
         metrics = http.get("/metrics").text

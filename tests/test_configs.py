@@ -66,7 +66,8 @@ def test_unknown_quality_and_training_keys_are_errors_naming_them() -> None:
 
 
 def test_quality_settings_round_trip() -> None:
-    config = QualityConfig.from_dict(yaml.safe_load((CONFIGS / "local.yaml").read_text())["steps"]["quality_filter"]
-                                     ["parameters"]["quality"])  # fmt: skip
+    config = QualityConfig.from_dict(
+        yaml.safe_load((CONFIGS / "local.yaml").read_text())["steps"]["quality_filter"]["parameters"]["quality"]
+    )
     assert QualityConfig.from_dict(config.to_dict()) == config
     assert QualityConfig.from_dict(QualityConfig().to_dict()) == QualityConfig()  # face check off: null

@@ -21,17 +21,40 @@ def test_two_ddp_processes_keep_identical_replicas(real_faces_32: np.ndarray, tm
     dataset = tmp_path / "packed.npy"
     np.save(dataset, np.ascontiguousarray(real_faces_32[:64, :, ::2, ::2]))
     config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump({"model": {"latent_dim": 16, "width": 8}, "epochs": 2, "batch_size": 16,
-                                      "grid_size": 4, "log_every_steps": 1, "device": "cpu"}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"latent_dim": 16, "width": 8},
+                "epochs": 2,
+                "batch_size": 16,
+                "grid_size": 4,
+                "log_every_steps": 1,
+                "device": "cpu",
+            }
+        )
+    )
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     for _ in range(PORT_TRIES):  # a free port, released for torchrun to bind, may be taken meanwhile: try another
         with socket.socket() as probe:  # torchrun's --master_port=0 hangs with the static rendezvous: pick a free port
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-                   f"--master_port={port}", "-m", "facegen.train.ddp_main", "--dataset", str(dataset), "--config", str(config),
-                   "--out", str(out)]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_addr=127.0.0.1",
+            f"--master_port={port}",
+            "-m",
+            "facegen.train.ddp_main",
+            "--dataset",
+            str(dataset),
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+        ]
         result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
         if result.returncode == 0 or "address already in use" not in (result.stdout + result.stderr).lower():
             break

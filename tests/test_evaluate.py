@@ -17,8 +17,19 @@ from facegen.models.registry import build_generator
 
 #: The MLflow metric names evaluate logs (read by the gate, the registry and the end-to-end tests).
 LOGGED = {
-    "fid", "kid_mean", "kid_std", "precision", "recall", "f_score", "is_mean", "is_std", "near_copy_share",
-    "nn_distance_p50", "near_copy_threshold", "latency_p50_ms", "latency_p95_ms",
+    "fid",
+    "kid_mean",
+    "kid_std",
+    "precision",
+    "recall",
+    "f_score",
+    "is_mean",
+    "is_std",
+    "near_copy_share",
+    "nn_distance_p50",
+    "near_copy_threshold",
+    "latency_p50_ms",
+    "latency_p95_ms",
 }
 N_GENERATED = 16
 

@@ -61,7 +61,10 @@ def test_bad_inputs_are_refused() -> None:
 
 
 def test_report_tags_and_metrics() -> None:
-    predicted = {"gender": one_hot(["female"] * 48 + ["male"] * 52, GENDERS), "age_bin": one_hot(["20-29"] * 100, AGE_BINS)}
+    predicted = {
+        "gender": one_hot(["female"] * 48 + ["male"] * 52, GENDERS),
+        "age_bin": one_hot(["20-29"] * 100, AGE_BINS),
+    }
     real = {"gender": one_hot(["female"] * 50 + ["male"] * 50, GENDERS)}
     targets = {"gender": UNIFORM_GENDER, "age_bin": {b: 1 / len(AGE_BINS) for b in AGE_BINS}}
     requested = {"gender": np.array(["female"] * 50 + ["male"] * 50, dtype=object)}

@@ -103,7 +103,8 @@ def test_sample_size_calculation() -> None:
     never (the faces' noise only); redrawing the held-out set too shows the part more faces cannot remove."""
     held_out = SimulatedClassifier(9, seed=6).held_out()
     rate = lambda n, noise=False: perfect_generator_pass_rate(  # noqa: E731
-        held_out, AGE_BINS, UNIFORM_AGE, n, max_tv=0.10, min_ratio=0.8, draws=100, calibration_noise=noise, seed=7)
+        held_out, AGE_BINS, UNIFORM_AGE, n, max_tv=0.10, min_ratio=0.8, draws=100, calibration_noise=noise, seed=7
+    )
     assert rate(1_000) < 0.5
     assert rate(20_000) >= 0.95
     assert rate(20_000, noise=True) < rate(20_000)

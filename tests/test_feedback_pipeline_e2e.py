@@ -40,9 +40,14 @@ pytestmark = pytest.mark.e2e
 RESOLUTION = 16  # the generator's, and the tiny config's training resolution
 CONDITIONING = ["gender", "age_bin", "ethnicity"]
 #: Rated 5, seed -> requested attributes. With this generator, 95-100 % of these requests' faces pass the face check.
-WELL_RATED = {0: {"gender": "female", "age_bin": "20-29", "ethnicity": "White"}, 1: {"gender": "female"},
-              2: {"gender": "male"}, 3: {"gender": "male"}, 4: {"gender": "female", "age_bin": "20-29"},
-              5: {"gender": "female", "age_bin": "20-29", "ethnicity": "White"}}  # fmt: skip
+WELL_RATED = {
+    0: {"gender": "female", "age_bin": "20-29", "ethnicity": "White"},
+    1: {"gender": "female"},
+    2: {"gender": "male"},
+    3: {"gender": "male"},
+    4: {"gender": "female", "age_bin": "20-29"},
+    5: {"gender": "female", "age_bin": "20-29", "ethnicity": "White"},
+}
 N_PHOTOS = 24
 #: Thresholds for 16 px generated faces (docs/data.md "Feedback faces": real faces packed to 16 px).
 REGISTERED_NAME = "feedback-e2e-generator"
@@ -58,8 +63,17 @@ def _face_like_generator(utkface_zip: Path, out_dir: Path) -> Path:
     images = np.stack([load_square(uri, RESOLUTION).transpose(2, 0, 1) for uri in uris])
     labels = encode_attribute_labels(pd.DataFrame([parse_utkface_name(u) for u in uris]).add_prefix("attr_"))
     model = {"latent_dim": 32, "width": 32, "conditioning": CONDITIONING}
-    config = TrainingConfig.from_dict({"model": model, "epochs": 25, "batch_size": 16, "grid_size": 16,
-                                       "log_every_steps": 10, "device": "cpu", "seed": 0})  # fmt: skip
+    config = TrainingConfig.from_dict(
+        {
+            "model": model,
+            "epochs": 25,
+            "batch_size": 16,
+            "grid_size": 16,
+            "log_every_steps": 10,
+            "device": "cpu",
+            "seed": 0,
+        }
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two threads on two busy cores spin far more than they compute
     try:
@@ -78,8 +92,14 @@ def feedback_folder(mlflow_server: str, utkface_zip: Path, tmp_path_factory: pyt
         for seed, attributes in WELL_RATED.items():
             store.add(model_name=name, model_version="1", seed=seed, truncation=1.0, rating=5, attributes=attributes)
         store.add(model_name=name, model_version="1", seed=9, truncation=1.0, rating=2, attributes={"gender": "male"})
-    result = export_feedback(root / "feedback.db", root / "export", min_rating=4, tracking_uri=mlflow_server,
-                             provenance=marking_config(), model_name=name)  # fmt: skip
+    result = export_feedback(
+        root / "feedback.db",
+        root / "export",
+        min_rating=4,
+        tracking_uri=mlflow_server,
+        provenance=marking_config(),
+        model_name=name,
+    )
     assert len(result.written) == len(WELL_RATED) and not result.skipped and not result.unlisted
     return result.out_dir
 
@@ -133,8 +153,17 @@ print(json.dumps({"status": run.status.value, "mlflow_run_id": mlflow_run_id,
 def test_feedback_faces_are_counted_kept_with_their_labels_and_trained_on(
     zenml_env: dict[str, str], mlflow_server: str, photo_folder: Path, feedback_folder: Path, tmp_path: Path
 ) -> None:
-    _run([str(BIN / "zenml"), "pipeline", "run", "pipelines.training.training", "-c",
-          str(_config(tmp_path, photo_folder, feedback_folder))], zenml_env)  # fmt: skip
+    _run(
+        [
+            str(BIN / "zenml"),
+            "pipeline",
+            "run",
+            "pipelines.training.training",
+            "-c",
+            str(_config(tmp_path, photo_folder, feedback_folder)),
+        ],
+        zenml_env,
+    )
     run = json.loads(_run([str(BIN / "python"), "-c", INSPECT], zenml_env).stdout.strip().splitlines()[-1])
     assert run["status"] == "completed"
     tagged = pd.DataFrame(run["tagged"])

@@ -58,7 +58,15 @@ def test_exported_faces_come_back_at_native_size_with_their_requested_labels(
     out.mkdir()
     Image.new("RGB", (16, 16)).save(out / "from_an_earlier_export.png")
 
-    args = ["feedback-export", "--out", str(out), "--db", str(tmp_path / "feedback.db"), "--tracking-uri", mlflow_server]
+    args = [
+        "feedback-export",
+        "--out",
+        str(out),
+        "--db",
+        str(tmp_path / "feedback.db"),
+        "--tracking-uri",
+        mlflow_server,
+    ]
     cli = CliRunner().invoke(main, args, env={"FACEGEN_SERVE_MODEL_NAME": name})
     assert cli.exit_code == 0, cli.output
     assert "3 face(s)" in cli.output and "1 other image(s)" in cli.output and "feedback_unlisted" in cli.output
@@ -78,8 +86,13 @@ def test_exported_faces_come_back_at_native_size_with_their_requested_labels(
 
     # An untrained generator draws near-flat images: at a 64 px minimum they are merely too_small; at the 16 px
     # feedback thresholds their size passes and the blur check, calibrated at that size, catches them.
-    assert assess_quality(exported.reset_index(), config=QualityConfig(feedback=FeedbackThresholds(min_side=64)),
-                          progress=False)["reason"].eq("too_small").all()  # fmt: skip
+    assert (
+        assess_quality(
+            exported.reset_index(), config=QualityConfig(feedback=FeedbackThresholds(min_side=64)), progress=False
+        )["reason"]
+        .eq("too_small")
+        .all()
+    )
     screened = assess_quality(exported.reset_index(), config=QualityConfig(feedback=THRESHOLDS_16), progress=False)
     assert screened["reason"].eq("blurry").all(), screened[["reason", "detail"]]
     assert (screened["blur_score"] < 50).all()  # real faces at 16 px: 1st percentile ~1280
@@ -91,8 +104,10 @@ def test_feedback_thresholds_keep_real_faces_at_32px_and_catch_blurred_ones(
     # Real faces at a generator's size stand in for well-generated ones: the measured pass rates are alike (docs).
     faces = _faces(real_faces_32, 64)
     blur = ImageFilter.GaussianBlur(1)
-    blurred = {name.replace(".png", "_blurred.png"): np.asarray(Image.fromarray(face).filter(blur))
-               for name, face in faces.items()}  # fmt: skip
+    blurred = {
+        name.replace(".png", "_blurred.png"): np.asarray(Image.fromarray(face).filter(blur))
+        for name, face in faces.items()
+    }
     folder = _write_folder(tmp_path / "feedback", {**faces, **blurred})
     config = QualityConfig(face_check=FaceCheck())  # the default feedback thresholds: 32 px
 
@@ -103,8 +118,12 @@ def test_feedback_thresholds_keep_real_faces_at_32px_and_catch_blurred_ones(
     assert sharp["status"].eq("kept").mean() >= 0.95, sharp["reason"].value_counts()
     assert soft["reason"].eq("blurry").all(), soft["reason"].value_counts()
     assert "(feedback threshold)" in soft["detail"].iloc[0]
-    assert origin_summary(screened) == {"ingested_source": 0, "kept_source": 0, "ingested_feedback": 128,
-                                        "kept_feedback": int(sharp["status"].eq("kept").sum())}  # fmt: skip
+    assert origin_summary(screened) == {
+        "ingested_source": 0,
+        "kept_source": 0,
+        "ingested_feedback": 128,
+        "kept_feedback": int(sharp["status"].eq("kept").sum()),
+    }
     # The same files as photos: the photo thresholds apply, and a 32 px image is too small for them.
     as_photos = assess_quality(build_manifest(str(folder), progress=False), config=config, progress=False)
     assert as_photos["reason"].eq("too_small").all()
@@ -127,15 +146,20 @@ def test_a_folder_is_accounted_for_file_by_file(real_faces_32: np.ndarray, tmp_p
     assert manifest.loc[["feedback_v1_s1.png", "feedback_v1_s2.png"], "status"].eq("pending").all()
     screened = assess_quality(manifest.reset_index(), config=QualityConfig(), progress=False)
     assert screened.set_index("name").loc[["feedback_v1_s0.png", "dropped_in.png"], "reason"].tolist() == [
-        "feedback_missing", "feedback_unlisted"
+        "feedback_missing",
+        "feedback_unlisted",
     ]  # ingest's reasons survive the filter
 
 
 @pytest.mark.parametrize(
     ("attributes", "why"),
-    [("not json", "not JSON"), ('["female"]', "not a JSON object"), ('{"hair": "red"}', "unknown attribute"),
-     ('{"gender": "x"}', "requested gender 'x' is not one of")],
-)  # fmt: skip
+    [
+        ("not json", "not JSON"),
+        ('["female"]', "not a JSON object"),
+        ('{"hair": "red"}', "unknown attribute"),
+        ('{"gender": "x"}', "requested gender 'x' is not one of"),
+    ],
+)
 def test_bad_requested_attributes_give_no_labels_and_a_reason(
     real_faces_32: np.ndarray, tmp_path: Path, attributes: str, why: str
 ) -> None:
@@ -157,9 +181,8 @@ def test_a_folder_without_a_usable_feedback_csv_is_an_error(real_faces_32: np.nd
         ("file,attributes\nfeedback_v1_s0.png,{}\n", r"lacks column\(s\) \['origin'\]"),
         ("file,origin,attributes\nfeedback_v1_s0.png,source,{}\n", "origin is not 'feedback'"),
         ("file,origin,attributes\n../x.png,feedback,{}\n", "must name a file directly in the folder"),
-        ("file,origin,attributes\nfeedback_v1_s0.png,feedback,{}\nfeedback_v1_s0.png,feedback,{}\n",
-         "more than once"),
-    ]:  # fmt: skip
+        ("file,origin,attributes\nfeedback_v1_s0.png,feedback,{}\nfeedback_v1_s0.png,feedback,{}\n", "more than once"),
+    ]:
         (folder / FEEDBACK_CSV).write_text(table)
         with pytest.raises(ValueError, match=message):
             build_feedback_manifest(str(folder), progress=False)

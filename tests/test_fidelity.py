@@ -203,7 +203,10 @@ def test_real_features_round_trip_and_mismatch(faces, weights: Path, tmp_path: P
     }
     path = record.save(tmp_path / "real.npz")
     loaded = RealFeatures.load(
-        path, dataset_hash=dataset_hash(a[:6]), resolution=32, extractor=INCEPTION_POOL3,
+        path,
+        dataset_hash=dataset_hash(a[:6]),
+        resolution=32,
+        extractor=INCEPTION_POOL3,
         weights_sha256=file_sha256(weights),
     )
     assert loaded.identity == record.identity

@@ -48,8 +48,10 @@ def test_gate_failures_each_give_a_reason() -> None:
     assert not decision.passed and len(decision.reasons) == 3
     assert decision.reasons[0] == "fid 60 is above the limit 50"
     assert decision.reasons[1] == "kid_mean 0.07 is above the limit 0.05"
-    assert decision.reasons[2] == ("kid difference -0.02 (candidate − champion), 95% CI [-0.05, +0.001] over 1000 "
-                                   "bootstrap replicates: not significantly better than champion v3")  # fmt: skip
+    assert decision.reasons[2] == (
+        "kid difference -0.02 (candidate − champion), 95% CI [-0.05, +0.001] over 1000 "
+        "bootstrap replicates: not significantly better than champion v3"
+    )
 
 
 def test_an_incomparable_champion_fails_the_gate_unless_beating_it_is_not_required() -> None:
@@ -79,9 +81,16 @@ def test_gate_never_passes_on_missing_metrics(metrics, thresholds, match) -> Non
 #: A fairness_report's shape (metrics.fairness): gender on target, age_bin far off (corrected, with intervals).
 REPORT = {
     "gender": {"generated": {"tv": 0.02, "representation_ratio": 0.92}},
-    "age_bin": {"generated": {"tv": 0.3, "tv_ci": [0.25, 0.35], "representation_ratio": 0.1,
-                              "representation_ratio_ci": [0.05, 0.2], "corrected": {"20-29": 1.0}}},
-}  # fmt: skip
+    "age_bin": {
+        "generated": {
+            "tv": 0.3,
+            "tv_ci": [0.25, 0.35],
+            "representation_ratio": 0.1,
+            "representation_ratio_ci": [0.05, 0.2],
+            "corrected": {"20-29": 1.0},
+        }
+    },
+}
 
 
 def test_fairness_violations_name_each_failed_limit() -> None:
@@ -155,7 +164,9 @@ def test_attribute_model_is_promoted_only_when_it_beats_every_baseline_figure() 
     assert short.reasons == ["holdout_age_bin_accuracy 0.4800 does not beat the baseline 0.5000"]
     assert not decide_attribute_promotion(metrics, {"gender_accuracy": 0.93}).promote  # a tie does not beat it
     missing = decide_attribute_promotion(metrics, {"ethnicity_accuracy": 0.5})
-    assert not missing.promote and missing.reasons == ["holdout_ethnicity_accuracy nan does not beat the baseline 0.5000"]
+    assert not missing.promote and missing.reasons == [
+        "holdout_ethnicity_accuracy nan does not beat the baseline 0.5000"
+    ]
     unasked = decide_attribute_promotion(metrics, {})  # no baseline: every version is promoted, none "beats" it
     assert unasked.promote and not unasked.beats_baseline
 
@@ -174,9 +185,10 @@ def test_only_a_passed_version_is_acceptable_as_champion_without_an_override() -
     assert not waiting.ok and waiting.reason.startswith("gate_status is 'awaiting_human_eval'")
     for never_gated in ({}, None, {"gate_status": ""}):
         assert champion_acceptable(never_gated) == Acceptance(
-            False, "it has no gate_status (never gated) and no forced approval "
+            False,
+            "it has no gate_status (never gated) and no forced approval "
             "(approved_by and approval_forced_reason not set)",
-        )  # fmt: skip
+        )
     assert not champion_acceptable({"gate_status": "Passed"}).ok  # only the value the gate writes counts
 
 

@@ -30,9 +30,15 @@ from tests.test_mlflow_ui_alias import chromium
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_ARGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--window-size=1200,1000",
-)  # fmt: skip
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--window-size=1200,1000",
+)
 DOWNLOAD_TIMEOUT_S = 30.0
 RATER = "rater-7"
 
@@ -76,6 +82,7 @@ def click(driver: WebDriver, pair_id: str, side: str) -> None:
 
 def expected_rates(key: AnswerKey, clicks: dict[str, str]) -> tuple[Rate, Rate]:
     """(fool, win) that the final clicks imply, straight from the answer key."""
+
     def rate(task: str) -> Rate:
         chosen = {p: side for p, side in clicks.items() if key.pairs[p].task == task}
         return Rate(sum(side == key.pairs[p].key_side for p, side in chosen.items()), len(chosen))
@@ -88,12 +95,19 @@ def test_rater_page_downloads_the_clicked_answers(
 ) -> None:
     driver, downloads = browser
     paths = export_pairwise_set(
-        random_faces(6, 1), real_faces_32[:6], tmp_path / "set", n_pairs=6, seed=2, champion=random_faces(6, 2),
+        random_faces(6, 1),
+        real_faces_32[:6],
+        tmp_path / "set",
+        n_pairs=6,
+        seed=2,
+        champion=random_faces(6, 2),
         **pairwise_marking(random_faces(6, 1), random_faces(6, 2)),
-    )  # fmt: skip
+    )
     key = load_answer_key(paths["answer_key"])
-    by_task = {task: sorted(p for p, pair in key.pairs.items() if pair.task == task) for task in
-               (REAL_VS_GENERATED, CANDIDATE_VS_CHAMPION)}  # fmt: skip
+    by_task = {
+        task: sorted(p for p, pair in key.pairs.items() if pair.task == task)
+        for task in (REAL_VS_GENERATED, CANDIDATE_VS_CHAMPION)
+    }
     # Both sides clicked in both tasks; some pairs left blank.
     clicks = dict(zip(by_task[REAL_VS_GENERATED][:4], ["left", "right", "left", "right"], strict=True))
     clicks |= dict(zip(by_task[CANDIDATE_VS_CHAMPION][:3], ["right", "left", "left"], strict=True))

@@ -59,9 +59,14 @@ def page_images(html_text: str) -> dict[str, dict[str, np.ndarray]]:
 
 def test_writes_both_tasks_with_balanced_sides(tmp_path: Path, inputs: dict[str, np.ndarray]) -> None:
     paths = export_pairwise_set(
-        inputs["generated"], inputs["real"], tmp_path, n_pairs=12, seed=3, champion=inputs["champion"],
+        inputs["generated"],
+        inputs["real"],
+        tmp_path,
+        n_pairs=12,
+        seed=3,
+        champion=inputs["champion"],
         **pairwise_marking(inputs["generated"], inputs["champion"]),
-    )  # fmt: skip
+    )
     assert set(paths) == {"rater_dir", "html", "ratings_template", "images_dir", "answer_key"}
     assert all(path.exists() for path in paths.values())
     # The answer key is not among the files that go to raters.
@@ -103,9 +108,15 @@ def test_writes_both_tasks_with_balanced_sides(tmp_path: Path, inputs: dict[str,
 
 def test_answer_key_matches_the_images_raters_see(tmp_path: Path, inputs: dict[str, np.ndarray]) -> None:
     paths = export_pairwise_set(
-        inputs["generated"], inputs["real"], tmp_path, n_pairs=8, seed=5, champion=inputs["champion"],
-        candidate_label="v7", **pairwise_marking(inputs["generated"], inputs["champion"]),
-    )  # fmt: skip
+        inputs["generated"],
+        inputs["real"],
+        tmp_path,
+        n_pairs=8,
+        seed=5,
+        champion=inputs["champion"],
+        candidate_label="v7",
+        **pairwise_marking(inputs["generated"], inputs["champion"]),
+    )
     sources = {"v7": inputs["generated"], "real": inputs["real"], "champion": inputs["champion"]}
     shown = page_images(paths["html"].read_text(encoding="utf-8"))
     _, key = read_csv(paths["answer_key"])
@@ -159,9 +170,13 @@ def test_page_is_self_contained_and_lists_the_template_pairs(tmp_path: Path, inp
 def test_same_seed_same_set_other_seed_other_set(tmp_path: Path, inputs: dict[str, np.ndarray]) -> None:
     def export(out: str, seed: int) -> dict[str, bytes]:
         paths = export_pairwise_set(
-            inputs["generated"], inputs["real"], tmp_path / out, n_pairs=9, seed=seed,
+            inputs["generated"],
+            inputs["real"],
+            tmp_path / out,
+            n_pairs=9,
+            seed=seed,
             **pairwise_marking(inputs["generated"]),
-        )  # fmt: skip
+        )
         files = {name: paths[name].read_bytes() for name in ("ratings_template", "answer_key")}
         return {**files, "shown": page_images(paths["html"].read_text(encoding="utf-8"))}
 
@@ -195,7 +210,12 @@ def test_bad_input_is_refused_clearly(tmp_path: Path, inputs: dict[str, np.ndarr
     args = change({**inputs, "n_pairs": 12, "candidate_label": "candidate"})
     with pytest.raises(ValueError, match=match):
         export_pairwise_set(
-            args["generated"], args["real"], tmp_path, n_pairs=args["n_pairs"], champion=args["champion"],
-            candidate_label=args["candidate_label"], **pairwise_marking(inputs["generated"], inputs["champion"]),
-        )  # fmt: skip
+            args["generated"],
+            args["real"],
+            tmp_path,
+            n_pairs=args["n_pairs"],
+            champion=args["champion"],
+            candidate_label=args["candidate_label"],
+            **pairwise_marking(inputs["generated"], inputs["champion"]),
+        )
     assert not (tmp_path / "answer_key.csv").exists()

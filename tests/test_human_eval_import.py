@@ -57,13 +57,19 @@ def write_key(path: Path, pairs: list[tuple[str, str, str]], set_id: str = SET_I
     for pair_id, task, side in pairs:
         other = "champion" if task == CANDIDATE_VS_CHAMPION else "real"
         sources = ("candidate", other) if side == "left" else (other, "candidate")
-        rows.append({
-            "pair_id": pair_id, "task": task,
-            "generated_side": side if task == REAL_VS_GENERATED else "",
-            "candidate_side": side if task == CANDIDATE_VS_CHAMPION else "",
-            "left_source": sources[0], "left_index": 0, "right_source": sources[1], "right_index": 0,
-            "set_id": set_id,
-        })  # fmt: skip
+        rows.append(
+            {
+                "pair_id": pair_id,
+                "task": task,
+                "generated_side": side if task == REAL_VS_GENERATED else "",
+                "candidate_side": side if task == CANDIDATE_VS_CHAMPION else "",
+                "left_source": sources[0],
+                "left_index": 0,
+                "right_source": sources[1],
+                "right_index": 0,
+                "set_id": set_id,
+            }
+        )
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=ANSWER_KEY_COLUMNS)
         writer.writeheader()
@@ -174,10 +180,12 @@ def test_choices_ignore_case_and_spaces_and_templates_may_carry_a_bom(key: Answe
         ([{"pair_id": "r01", "choice": "middle", "rater": "ann", "set_id": SET_ID}], "'middle' is not left, right"),
         ([{"pair_id": "r01", "choice": "left", "rater": " ", "set_id": SET_ID}], r"a\.csv:2: no rater"),
         (
-            [{"pair_id": "r01", "choice": "left", "rater": "ann", "set_id": SET_ID},
-             {"pair_id": "r01", "choice": "", "rater": "ann", "set_id": SET_ID}],
+            [
+                {"pair_id": "r01", "choice": "left", "rater": "ann", "set_id": SET_ID},
+                {"pair_id": "r01", "choice": "", "rater": "ann", "set_id": SET_ID},
+            ],
             r"a\.csv:3: rater 'ann' already rated pair 'r01' at a\.csv:2",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_rows_are_refused_with_their_line(key: AnswerKey, tmp_path: Path, rows, match: str) -> None:
@@ -239,8 +247,9 @@ def test_requirement_round_trips_through_tags() -> None:
     requirement = HumanEvalRequirement(min_fool_rate=0.3, min_ratings=40)
     assert human_eval_requirement_from_tags(human_eval_requirement_tags(requirement)) == requirement
     with pytest.raises(ValueError, match="malformed human-eval requirement tags"):
-        human_eval_requirement_from_tags({**human_eval_requirement_tags(requirement),
-                                          "human_eval.required.min_fool_rate": "high"})  # fmt: skip
+        human_eval_requirement_from_tags(
+            {**human_eval_requirement_tags(requirement), "human_eval.required.min_fool_rate": "high"}
+        )
     with pytest.raises(ValueError, match="records no human-eval requirement"):
         human_eval_requirement_from_tags({})
 
@@ -266,20 +275,29 @@ def exported_version(
     """As the training pipeline leaves it: set and generator logged on one run, the version tagged with the set."""
     client = mlflow_tracking
     paths = export_pairwise_set(
-        random_faces(N_PAIRS, 1), real_faces_32[:N_PAIRS], tmp_path / "set", n_pairs=N_PAIRS, seed=4,
-        champion=random_faces(N_PAIRS, 2), **pairwise_marking(random_faces(N_PAIRS, 1), random_faces(N_PAIRS, 2)),
-    )  # fmt: skip
+        random_faces(N_PAIRS, 1),
+        real_faces_32[:N_PAIRS],
+        tmp_path / "set",
+        n_pairs=N_PAIRS,
+        seed=4,
+        champion=random_faces(N_PAIRS, 2),
+        **pairwise_marking(random_faces(N_PAIRS, 1), random_faces(N_PAIRS, 2)),
+    )
     with mlflow.start_run() as run:
         mlflow.log_artifacts(str(tmp_path / "set"), artifact_path="human_eval")
         model_uri = log_generator_model(tiny_generators.bundles[0]).model_uri
     name = f"facegen-humaneval-{uuid.uuid4().hex[:8]}"
     version = register_version(
-        model_uri, name=name, metrics={"fid": 10.0},
-        tags={"human_eval_set": f"runs:/{run.info.run_id}/human_eval"}, client=client,
-    )  # fmt: skip
+        model_uri,
+        name=name,
+        metrics={"fid": 10.0},
+        tags={"human_eval_set": f"runs:/{run.info.run_id}/human_eval"},
+        client=client,
+    )
     assert version.run_id == run.info.run_id
-    return ExportedVersion(name, version.version, run.info.run_id, load_answer_key(paths["answer_key"]),
-                           paths["ratings_template"])  # fmt: skip
+    return ExportedVersion(
+        name, version.version, run.info.run_id, load_answer_key(paths["answer_key"]), paths["ratings_template"]
+    )
 
 
 def fill_template(exported: ExportedVersion, path: Path, rater: str, picked: dict[str, str]) -> Path:
@@ -291,9 +309,18 @@ def fill_template(exported: ExportedVersion, path: Path, rater: str, picked: dic
 def import_cli(server: str, exported: ExportedVersion, *args: str):
     return CliRunner().invoke(
         main,
-        ["human-eval", "import", *args, "--version", exported.version, "--model-name", exported.name,
-         "--tracking-uri", server],
-    )  # fmt: skip
+        [
+            "human-eval",
+            "import",
+            *args,
+            "--version",
+            exported.version,
+            "--model-name",
+            exported.name,
+            "--tracking-uri",
+            server,
+        ],
+    )
 
 
 def test_import_logs_results_on_the_version_and_its_run(
@@ -302,9 +329,15 @@ def test_import_logs_results_on_the_version_and_its_run(
     client, exported = mlflow_tracking, exported_version
     apply_gate(client, client.get_model_version(exported.name, exported.version), GateDecision(True, []))
     key = exported.key
-    ann = fill_template(exported, tmp_path / "ann.csv", "ann", {
-        **choices(key, REAL_VS_GENERATED, hits=3, misses=6, blanks=1), **choices(key, CANDIDATE_VS_CHAMPION, 6, 4),
-    })  # fmt: skip
+    ann = fill_template(
+        exported,
+        tmp_path / "ann.csv",
+        "ann",
+        {
+            **choices(key, REAL_VS_GENERATED, hits=3, misses=6, blanks=1),
+            **choices(key, CANDIDATE_VS_CHAMPION, 6, 4),
+        },
+    )
     bob_rows = rating_rows("bob", choices(key, REAL_VS_GENERATED, hits=4, misses=6), set_id=key.set_id)
     bob = write_ratings(tmp_path / "bob.json", bob_rows)
 
@@ -383,9 +416,19 @@ def test_awaiting_version_cannot_be_approved_and_passes_on_good_ratings(
     assert required == {"human_eval.required.min_fool_rate": "0.3", "human_eval.required.min_ratings": "10"}
     with pytest.raises(ApprovalRefused, match="gate_status is 'awaiting_human_eval'"):
         approve_version(client, exported.name, exported.version, approved_by="ada")
-    refused = CliRunner().invoke(main, [
-        "approve", exported.version, "--by", "ada", "--model-name", exported.name, "--tracking-uri", mlflow_server,
-    ])  # fmt: skip
+    refused = CliRunner().invoke(
+        main,
+        [
+            "approve",
+            exported.version,
+            "--by",
+            "ada",
+            "--model-name",
+            exported.name,
+            "--tracking-uri",
+            mlflow_server,
+        ],
+    )
     assert refused.exit_code == 1 and "awaiting_human_eval" in refused.output
 
     ann = fill_template(exported, tmp_path / "ann.csv", "ann", choices(exported.key, REAL_VS_GENERATED, 4, 6))
@@ -396,8 +439,9 @@ def test_awaiting_version_cannot_be_approved_and_passes_on_good_ratings(
     assert version.tags["gate_status"] == "passed" and version.tags["gate_reasons"] == "all gates passed"
     assert version.aliases == ["candidate"]
     assert set(approve_version(client, exported.name, exported.version, approved_by="ada").aliases) == {
-        "candidate", "champion",
-    }  # fmt: skip
+        "candidate",
+        "champion",
+    }
 
 
 def test_awaiting_version_fails_on_poor_or_too_few_ratings(
@@ -411,9 +455,15 @@ def test_awaiting_version_fails_on_poor_or_too_few_ratings(
     assert client.get_model_version(exported.name, exported.version).aliases == []
 
     key = exported.key
-    ann = fill_template(exported, tmp_path / "ann.csv", "ann", {
-        **choices(key, REAL_VS_GENERATED, hits=2, misses=8), **choices(key, CANDIDATE_VS_CHAMPION, 5, 0, 5),
-    })  # fmt: skip
+    ann = fill_template(
+        exported,
+        tmp_path / "ann.csv",
+        "ann",
+        {
+            **choices(key, REAL_VS_GENERATED, hits=2, misses=8),
+            **choices(key, CANDIDATE_VS_CHAMPION, 5, 0, 5),
+        },
+    )
     result = import_cli(mlflow_server, exported, str(ann))
     assert result.exit_code == 0, result.output
     version = client.get_model_version(exported.name, exported.version)

@@ -89,8 +89,14 @@ def test_mobilenet_is_on_real_faces(mobilenet_score: dict[str, float | str]) -> 
 
 def test_mobilenet_is_equals_torch_fidelity_calculate_metrics(faces, mobilenet_score) -> None:
     reference = torch_fidelity.calculate_metrics(
-        input1=_Images(faces), isc=True, isc_splits=SPLITS, feature_extractor=MOBILENET,
-        feature_extractor_weights_path=str(imagenet_weights_path()), cuda=False, cache=False, verbose=False,
+        input1=_Images(faces),
+        isc=True,
+        isc_splits=SPLITS,
+        feature_extractor=MOBILENET,
+        feature_extractor_weights_path=str(imagenet_weights_path()),
+        cuda=False,
+        cache=False,
+        verbose=False,
         save_cpu_ram=True,
     )
     assert mobilenet_score["is_mean"] == pytest.approx(reference["inception_score_mean"], rel=SAME_PIPELINE_RTOL)
@@ -105,8 +111,9 @@ def test_all_zero_classifier_is_refused(faces, tmp_path: Path) -> None:
         inception_score(faces[:8], splits=2, network=ISNetwork(MOBILENET, tmp_path / "zeroed.pth", "zeroed"))
 
 
-def test_nan_classifier_of_converted_fid_weights_is_refused(faces, facegen_home: Path, torch_home: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_classifier_of_converted_fid_weights_is_refused(
+    faces, facegen_home: Path, torch_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Copying the offline FID weights where torch-fidelity looks for its own must not yield an IS."""
     monkeypatch.setenv("FACEGEN_HOME", str(facegen_home))
     path = torch_fidelity_inception_path()

@@ -35,8 +35,19 @@ OVERLAYS = ["base", "overlays/staging", "overlays/production"]
 NAMESPACE = "facegen"
 CLUSTER_SCOPED = {"Namespace", "PriorityClass"}
 BIN = Path(sys.executable).parent
-TORCHRUN = ["torchrun", "--nproc_per_node=4", "-m", "facegen.train.ddp_main", "--dataset", "/data/packed.npy",
-            "--config", "/config/train.yaml", "--out", "/out", "--resume"]  # fmt: skip
+TORCHRUN = [
+    "torchrun",
+    "--nproc_per_node=4",
+    "-m",
+    "facegen.train.ddp_main",
+    "--dataset",
+    "/data/packed.npy",
+    "--config",
+    "/config/train.yaml",
+    "--out",
+    "/out",
+    "--resume",
+]
 
 
 def validate(obj: dict[str, Any]) -> None:
@@ -85,23 +96,37 @@ def _yaml_docs(path: Path) -> list[dict]:
 
 def test_every_rendered_object_validates_strictly(rendered: dict[str, list[dict]]) -> None:
     expected = {
-        ("Namespace", "facegen"), ("PriorityClass", "facegen-training"), ("PriorityClass", "facegen-serving"),
-        ("ConfigMap", "facegen-env"), ("ServiceAccount", "facegen-zenml"), ("ServiceAccount", "facegen-steps"),
-        ("Role", "facegen-zenml-orchestrator"), ("RoleBinding", "facegen-zenml-orchestrator"),
-        ("PodDisruptionBudget", "facegen-training"), ("Service", "mlflow-postgres"),
-        ("StatefulSet", "mlflow-postgres"), ("Service", "mlflow"), ("Deployment", "mlflow"),
-        ("ConfigMap", "facegen-serve"), ("Service", "facegen-generator"), ("Deployment", "facegen-generator"),
-        ("HorizontalPodAutoscaler", "facegen-generator"), ("PodDisruptionBudget", "facegen-generator"),
-        ("ConfigMap", "mlflow-auth"), ("Job", "mlflow-users"),
-    }  # fmt: skip
+        ("Namespace", "facegen"),
+        ("PriorityClass", "facegen-training"),
+        ("PriorityClass", "facegen-serving"),
+        ("ConfigMap", "facegen-env"),
+        ("ServiceAccount", "facegen-zenml"),
+        ("ServiceAccount", "facegen-steps"),
+        ("Role", "facegen-zenml-orchestrator"),
+        ("RoleBinding", "facegen-zenml-orchestrator"),
+        ("PodDisruptionBudget", "facegen-training"),
+        ("Service", "mlflow-postgres"),
+        ("StatefulSet", "mlflow-postgres"),
+        ("Service", "mlflow"),
+        ("Deployment", "mlflow"),
+        ("ConfigMap", "facegen-serve"),
+        ("Service", "facegen-generator"),
+        ("Deployment", "facegen-generator"),
+        ("HorizontalPodAutoscaler", "facegen-generator"),
+        ("PodDisruptionBudget", "facegen-generator"),
+        ("ConfigMap", "mlflow-auth"),
+        ("Job", "mlflow-users"),
+    }
     for name, objects in rendered.items():
         assert {(o["kind"], o["metadata"]["name"]) for o in objects} == expected, name
         for obj in objects:
             validate(obj)
             if obj["kind"] not in CLUSTER_SCOPED:
                 assert obj["metadata"].get("namespace") == NAMESPACE, (name, obj["kind"], obj["metadata"]["name"])
-    print(f"\nvalidated strictly against Kubernetes {K8S_VERSION}: "
-          + ", ".join(f"{name} ({len(objects)} objects)" for name, objects in rendered.items()))  # fmt: skip
+    print(
+        f"\nvalidated strictly against Kubernetes {K8S_VERSION}: "
+        + ", ".join(f"{name} ({len(objects)} objects)" for name, objects in rendered.items())
+    )
 
 
 def test_every_file_under_k8s_is_a_kustomization_or_validates(rendered: dict[str, list[dict]]) -> None:
@@ -140,9 +165,13 @@ def test_no_secret_material_in_k8s_or_configs() -> None:
 
 def test_overlays_set_images_storage_endpoints_and_scale(rendered: dict[str, list[dict]]) -> None:
     for name in ("overlays/staging", "overlays/production"):
-        images = [c["image"] for o in rendered[name] if o["kind"] in ("Deployment", "StatefulSet")
-                  for c in o["spec"]["template"]["spec"].get("initContainers", []) + o["spec"]["template"]["spec"]
-                  ["containers"]]  # fmt: skip
+        images = [
+            c["image"]
+            for o in rendered[name]
+            if o["kind"] in ("Deployment", "StatefulSet")
+            for c in o["spec"]["template"]["spec"].get("initContainers", [])
+            + o["spec"]["template"]["spec"]["containers"]
+        ]
         assert all(":" in image and not image.endswith(":latest") for image in images), (name, images)  # pinned
         ours = [image for image in images if "facegen" in image]
         assert len(ours) == 3 and all(image.count("/") >= 1 for image in ours), (name, images)  # registry/name:tag
@@ -165,14 +194,24 @@ def test_generator_service_probes_secret_autoscaling_and_disruption_budget(rende
     deployment = _one(objects, "Deployment", "facegen-generator")
     pod = deployment["spec"]["template"]
     container = pod["spec"]["containers"][0]
-    assert container["command"] == ["facegen", "serve", "--config", "/config/serve.yaml", "--host", "0.0.0.0",
-                                    "--port", "8000"]  # fmt: skip
+    assert container["command"] == [
+        "facegen",
+        "serve",
+        "--config",
+        "/config/serve.yaml",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
     env = {e["name"]: e for e in container["env"]}
-    assert env["FACEGEN_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "facegen-admin",
-                                                                       "key": "FACEGEN_ADMIN_TOKEN"}  # fmt: skip
+    assert env["FACEGEN_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "facegen-admin",
+        "key": "FACEGEN_ADMIN_TOKEN",
+    }
     assert env["MLFLOW_TRACKING_URI"]["valueFrom"]["configMapKeyRef"]["name"] == "facegen-env"
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
@@ -238,8 +277,11 @@ def env_value(configmap: dict, key: str) -> str:
 
 def _secret_env(container: dict) -> dict[str, tuple[str, str]]:
     """Env var → (Secret, key) for every variable the container takes from a Secret."""
-    return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
-            for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}  # fmt: skip
+    return {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
 
 
 def test_mlflow_runs_the_basic_auth_app_with_the_admin_from_a_secret(
@@ -261,15 +303,25 @@ def test_mlflow_runs_the_basic_auth_app_with_the_admin_from_a_secret(
     # The start command composes the config the server reads: run it (up to the server) against a temp dir.
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    (config_mount,) = [mounts[name] for name, v in volumes.items() if v.get("configMap", {}).get("name") == "mlflow-auth"]
+    (config_mount,) = [
+        mounts[name] for name, v in volumes.items() if v.get("configMap", {}).get("name") == "mlflow-auth"
+    ]
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "basic_auth.ini").write_text(ini)
     compose = container["args"][0].split("exec mlflow server")[0].replace(config_mount, str(tmp_path / "config"))
     config_path = tmp_path / "runtime" / Path(env["MLFLOW_AUTH_CONFIG_PATH"]).name
     backend = "postgresql://mlflow:0123abcd@mlflow-postgres:5432/mlflow"
-    result = subprocess.run(["sh", "-c", compose + " true"], capture_output=True, text=True, timeout=30,
-                            env={"PATH": os.environ["PATH"], "MLFLOW_AUTH_CONFIG_PATH": str(config_path),
-                                 "MLFLOW_BACKEND_STORE_URI": backend})  # fmt: skip
+    result = subprocess.run(
+        ["sh", "-c", compose + " true"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={
+            "PATH": os.environ["PATH"],
+            "MLFLOW_AUTH_CONFIG_PATH": str(config_path),
+            "MLFLOW_BACKEND_STORE_URI": backend,
+        },
+    )
     assert result.returncode == 0, result.stderr
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(config_path))
@@ -278,7 +330,9 @@ def test_mlflow_runs_the_basic_auth_app_with_the_admin_from_a_secret(
         config = read_auth_config()
     assert (config.database_uri, config.default_permission) == (backend, "NO_PERMISSIONS")
     assert (config.admin_username, config.admin_password) == ("admin", "from-the-secret")
-    auth_runtime = [v for v in volumes.values() if "emptyDir" in v and mounts[v["name"]] in env["MLFLOW_AUTH_CONFIG_PATH"]]
+    auth_runtime = [
+        v for v in volumes.values() if "emptyDir" in v and mounts[v["name"]] in env["MLFLOW_AUTH_CONFIG_PATH"]
+    ]
     assert auth_runtime and auth_runtime[0]["emptyDir"]["medium"] == "Memory"  # the composed file holds a password
 
 
@@ -319,8 +373,14 @@ def test_pytorchjob_runs_the_trainers_torchrun_command_with_ddp_on_gpus(rendered
     for spec in replicas.values():
         assert spec["restartPolicy"] in {"OnFailure", "ExitCode"}
         template = spec["template"]
-        validate({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "pytorchjob-template"},
-                  "template": template})  # fmt: skip
+        validate(
+            {
+                "apiVersion": "v1",
+                "kind": "PodTemplate",
+                "metadata": {"name": "pytorchjob-template"},
+                "template": template,
+            }
+        )
         pod = template["spec"]
         (container,) = [c for c in pod["containers"] if c["name"] == "pytorch"]  # the operator's container name
         assert container["command"] == TORCHRUN
@@ -334,8 +394,9 @@ def test_pytorchjob_runs_the_trainers_torchrun_command_with_ddp_on_gpus(rendered
         assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory"
         assert volumes[mounts["/config"]]["configMap"]["name"] == "facegen-ddp-train"
         assert volumes[mounts["/out"]]["persistentVolumeClaim"]["claimName"] == "facegen-ddp-out"
-        assert "/data" in mounts and any(m["mountPath"] == "/data" for i in pod["initContainers"]
-                                         for m in i["volumeMounts"])  # fmt: skip
+        assert "/data" in mounts and any(
+            m["mountPath"] == "/data" for i in pod["initContainers"] for m in i["volumeMounts"]
+        )
         assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
         assert pod["priorityClassName"] == "facegen-training"
         training_pdb = _one(rendered["base"], "PodDisruptionBudget", "facegen-training")["spec"]
@@ -444,21 +505,29 @@ def compiled(tmp_path_factory) -> dict[str, Any]:
     state = tmp_path_factory.mktemp("zenml_k8s_state")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ZENML_"))},
-        "ZENML_CONFIG_PATH": str(state / "zenml"), "ZENML_ANALYTICS_OPT_IN": "false", "AUTO_OPEN_DASHBOARD": "false",
-        "PYTHON": str(BIN / "python"), "PYTHONPATH": str(REPO_ROOT),
-        "KUBE_CONTEXT": "facegen-prod", "FACEGEN_REGISTRY": "registry.example.com/facegen",
-        "FACEGEN_ARTIFACT_STORE": "s3://facegen-artifacts/zenml", "FACEGEN_S3_REGION": "eu-west-1",
-        "AWS_ACCESS_KEY_ID": "registration-only", "AWS_SECRET_ACCESS_KEY": "registration-only",
+        "ZENML_CONFIG_PATH": str(state / "zenml"),
+        "ZENML_ANALYTICS_OPT_IN": "false",
+        "AUTO_OPEN_DASHBOARD": "false",
+        "PYTHON": str(BIN / "python"),
+        "PYTHONPATH": str(REPO_ROOT),
+        "KUBE_CONTEXT": "facegen-prod",
+        "FACEGEN_REGISTRY": "registry.example.com/facegen",
+        "FACEGEN_ARTIFACT_STORE": "s3://facegen-artifacts/zenml",
+        "FACEGEN_S3_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "registration-only",
+        "AWS_SECRET_ACCESS_KEY": "registration-only",
         "FACEGEN_MLFLOW_PASSWORD": "registration-only",
         "FACEGEN_IMAGE": "registry.example.com/facegen/facegen:0.1.0",
         "FACEGEN_TRAINING_DATA": "s3://facegen-data/faces/",
-    }  # fmt: skip
-    registered = subprocess.run(["bash", "scripts/register_k8s_stack.sh"], cwd=REPO_ROOT, env=env,
-                                capture_output=True, text=True, timeout=300)  # fmt: skip
+    }
+    registered = subprocess.run(
+        ["bash", "scripts/register_k8s_stack.sh"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert registered.returncode == 0, registered.stdout[-3000:] + registered.stderr[-3000:]
     env["ZENML_ACTIVE_STACK_ID"] = registered.stdout.strip().splitlines()[-1]
-    result = subprocess.run([str(BIN / "python"), "-c", COMPILE], cwd=REPO_ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [str(BIN / "python"), "-c", COMPILE], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith("COMPILED ")]
     assert result.returncode == 0 and lines, result.stdout[-3000:] + result.stderr[-3000:]
     return _drop_nulls(json.loads(lines[-1].removeprefix("COMPILED ")))
@@ -478,8 +547,12 @@ def test_register_script_builds_the_kubernetes_stack(compiled: dict[str, Any]) -
     assert compiled["artifact_store"] == "s3://facegen-artifacts/zenml"
     assert compiled["image"] == "registry.example.com/facegen/facegen:0.1.0"  # ${FACEGEN_IMAGE} substituted
     assert compiled["stack"] == {
-        "orchestrator": ["kubernetes"], "artifact_store": ["s3"], "container_registry": ["default"],
-        "image_builder": ["local"], "experiment_tracker": ["mlflow"], "model_registry": ["mlflow"],
+        "orchestrator": ["kubernetes"],
+        "artifact_store": ["s3"],
+        "container_registry": ["default"],
+        "image_builder": ["local"],
+        "experiment_tracker": ["mlflow"],
+        "model_registry": ["mlflow"],
     }
 
 
@@ -540,25 +613,43 @@ def test_the_schedule_is_a_weekly_cronjob_that_never_overlaps(compiled: dict[str
     assert pod["serviceAccountName"] == "facegen-zenml"
     _one(rendered["base"], "RoleBinding", "facegen-zenml-orchestrator")
     assert pod["nodeSelector"] == {"facegen.io/pool": "cpu"}
-    print(f"\nCronJob: schedule={cron['spec']['schedule']!r} concurrencyPolicy={cron['spec']['concurrencyPolicy']} "
-          f"startingDeadlineSeconds={cron['spec']['startingDeadlineSeconds']} "
-          f"activeDeadlineSeconds={job['activeDeadlineSeconds']}")  # fmt: skip
+    print(
+        f"\nCronJob: schedule={cron['spec']['schedule']!r} concurrencyPolicy={cron['spec']['concurrencyPolicy']} "
+        f"startingDeadlineSeconds={cron['spec']['startingDeadlineSeconds']} "
+        f"activeDeadlineSeconds={job['activeDeadlineSeconds']}"
+    )
 
 
 def test_the_pipelines_mlflow_user_lives_in_a_zenml_secret_the_tracker_only_references(tmp_path: Path) -> None:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ZENML_", "FACEGEN_MLFLOW_"))},
-           "ZENML_CONFIG_PATH": str(tmp_path / "zenml"), "ZENML_ANALYTICS_OPT_IN": "false",
-           "FACEGEN_MLFLOW_USERNAME": "facegen-pipeline", "FACEGEN_MLFLOW_PASSWORD": "s3cret-from-k8s"}  # fmt: skip
-    register = [str(BIN / "python"), "scripts/zenml_stack.py", "--stack", "auth-test", "--no-activate",
-                "--tracking-uri", "http://mlflow.facegen.svc.cluster.local:5000", "--mlflow-secret", "facegen-mlflow"]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ZENML_", "FACEGEN_MLFLOW_"))},
+        "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
+        "ZENML_ANALYTICS_OPT_IN": "false",
+        "FACEGEN_MLFLOW_USERNAME": "facegen-pipeline",
+        "FACEGEN_MLFLOW_PASSWORD": "s3cret-from-k8s",
+    }
+    register = [
+        str(BIN / "python"),
+        "scripts/zenml_stack.py",
+        "--stack",
+        "auth-test",
+        "--no-activate",
+        "--tracking-uri",
+        "http://mlflow.facegen.svc.cluster.local:5000",
+        "--mlflow-secret",
+        "facegen-mlflow",
+    ]
     result = subprocess.run(register, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    inspect = ("from zenml.client import Client; c = Client(); import json; "
-               "t = c.get_stack_component('experiment_tracker', 'facegen-mlflow'); "
-               "s = c.get_secret('facegen-mlflow'); "
-               "print('RESULT', json.dumps([t.configuration, s.secret_values]))")  # fmt: skip
-    shown = subprocess.run([str(BIN / "python"), "-c", inspect], cwd=REPO_ROOT, env=env, capture_output=True,
-                           text=True, timeout=300)  # fmt: skip
+    inspect = (
+        "from zenml.client import Client; c = Client(); import json; "
+        "t = c.get_stack_component('experiment_tracker', 'facegen-mlflow'); "
+        "s = c.get_secret('facegen-mlflow'); "
+        "print('RESULT', json.dumps([t.configuration, s.secret_values]))"
+    )
+    shown = subprocess.run(
+        [str(BIN / "python"), "-c", inspect], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     line = next(line for line in shown.stdout.splitlines() if line.startswith("RESULT "))
     configuration, secret = json.loads(line.removeprefix("RESULT "))
     assert configuration["tracking_username"] == "{{facegen-mlflow.username}}"

@@ -16,8 +16,13 @@ CONDITIONING = ["gender", "age_bin", "ethnicity"]
 
 
 def test_plan_rows_become_index_rows_with_unspecified() -> None:
-    plan = pd.DataFrame({"attr_gender": ["female", "male", None], "attr_age_bin": ["70+", None, "0-2"],
-                         "attr_ethnicity": ["Others", "White", "Asian"]})  # fmt: skip
+    plan = pd.DataFrame(
+        {
+            "attr_gender": ["female", "male", None],
+            "attr_age_bin": ["70+", None, "0-2"],
+            "attr_ethnicity": ["Others", "White", "Asian"],
+        }
+    )
     labels = encode_attribute_labels(plan)
     assert labels.dtype == np.int64 and labels.tolist() == [[0, 8, 4], [1, -1, 0], [-1, 0, 2]]
     assert labels_for_model(labels, label_dims_for(["ethnicity", "gender"])).tolist() == [[0, 4], [1, 0], [-1, 2]]
@@ -40,5 +45,11 @@ def test_the_train_gan_step_refuses_before_training(tmp_path: Path) -> None:
 
     images = np.zeros((8, 3, 16, 16), dtype=np.uint8)
     with pytest.raises(ValueError, match="lack labels"):
-        train_gan.entrypoint(images, np.full((8, 3), -1, dtype=np.int64), np.ones(8), tmp_path, {},
-                             training={"model": {"latent_dim": 8, "width": 8, "conditioning": CONDITIONING}})
+        train_gan.entrypoint(
+            images,
+            np.full((8, 3), -1, dtype=np.int64),
+            np.ones(8),
+            tmp_path,
+            {},
+            training={"model": {"latent_dim": 8, "width": 8, "conditioning": CONDITIONING}},
+        )

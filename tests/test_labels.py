@@ -64,21 +64,27 @@ def test_names_from_other_data_sets_are_unlabelled_not_errors(name: str) -> None
 @pytest.mark.parametrize(
     ("attributes", "labels"),
     [
-        ('{"age_bin": "70+", "ethnicity": "Asian", "gender": "female"}',
-         {"gender": "female", "age_bin": "70+", "ethnicity": "Asian"}),
+        (
+            '{"age_bin": "70+", "ethnicity": "Asian", "gender": "female"}',
+            {"gender": "female", "age_bin": "70+", "ethnicity": "Asian"},
+        ),
         ('{"gender": "male"}', {"gender": "male", "age_bin": None, "ethnicity": None}),
         ("{}", {"gender": None, "age_bin": None, "ethnicity": None}),
     ],
-)  # fmt: skip
+)
 def test_requested_attributes_are_labels_without_an_age(attributes: str, labels: dict) -> None:
     assert parse_requested_attributes(attributes) == {**labels, "age": None, "label_error": None}
 
 
 @pytest.mark.parametrize(
     ("attributes", "why"),
-    [("", "not JSON"), ("[1]", "not a JSON object"), ('{"age": "30"}', "unknown attribute(s) ['age']"),
-     ('{"age_bin": "30-35"}', "requested age_bin '30-35' is not one of")],
-)  # fmt: skip
+    [
+        ("", "not JSON"),
+        ("[1]", "not a JSON object"),
+        ('{"age": "30"}', "unknown attribute(s) ['age']"),
+        ('{"age_bin": "30-35"}', "requested age_bin '30-35' is not one of"),
+    ],
+)
 def test_requested_attributes_outside_the_vocabulary_give_no_labels_and_a_reason(attributes: str, why: str) -> None:
     labels = parse_requested_attributes(attributes)
 

@@ -100,10 +100,19 @@ def test_quality_quarantines_each_broken_file_with_its_reason(messy_folder: Path
     assert by_name.loc["copy_of_first.jpg", "detail"] == f"duplicate of {messy_folder / next(iter(faces))}"
     assert by_name.loc["blurred.jpg", "blur_score"] < BLUR_THRESHOLD <= by_name.loc[list(faces), "blur_score"].min()
     assert quarantine_summary(assessed) == {
-        "unsafe_path": 0, "feedback_unlisted": 0, "feedback_missing": 0, "decompression_bomb": 0, "undecodable": 3,
-        "too_small": 1, "grayscale": 0, "blurry": 1, "no_face": 0, "duplicate_sha256": 1, "near_duplicate": 0,
+        "unsafe_path": 0,
+        "feedback_unlisted": 0,
+        "feedback_missing": 0,
+        "decompression_bomb": 0,
+        "undecodable": 3,
+        "too_small": 1,
+        "grayscale": 0,
+        "blurry": 1,
+        "no_face": 0,
+        "duplicate_sha256": 1,
+        "near_duplicate": 0,
         "low_confidence": 0,
-    }  # fmt: skip
+    }
     assert assessed["status"].eq("kept").sum() + assessed["status"].eq("quarantined").sum() == len(manifest)
 
 

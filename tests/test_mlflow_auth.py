@@ -57,8 +57,12 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URI of ``mlflow server --app-name basic-auth`` (SQLite backend and auth store in a temp dir)."""
     root = tmp_path_factory.mktemp("mlflow-auth")
     (root / "basic_auth.ini").write_text(AUTH_INI.format(db=root / "auth.db", admin=ADMIN[0]))
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(root / "basic_auth.ini"), "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-key-for-tests-only"}  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_AUTH_CONFIG_PATH": str(root / "basic_auth.ini"),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "csrf-key-for-tests-only",
+    }
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(key, None)
     with running_mlflow_server(root, env, ("--app-name", "basic-auth")) as uri:
@@ -83,11 +87,21 @@ def credentials(user: tuple[str, str] | None) -> Iterator[None]:
 
 
 def run_bootstrap(server: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **FACEGEN_MLFLOW_ENV, "MLFLOW_TRACKING_USERNAME": ADMIN[0],
-           "MLFLOW_TRACKING_PASSWORD": ADMIN[1]}  # fmt: skip
+    env = {
+        **os.environ,
+        **FACEGEN_MLFLOW_ENV,
+        "MLFLOW_TRACKING_USERNAME": ADMIN[0],
+        "MLFLOW_TRACKING_PASSWORD": ADMIN[1],
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "scripts/mlflow_users.py", "--tracking-uri", server], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "scripts/mlflow_users.py", "--tracking-uri", server],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +110,20 @@ def bootstrapped(auth_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
     outputs = [run_bootstrap(auth_server) for _ in range(2)]
     for result in outputs:
         assert result.returncode == 0, result.stdout + result.stderr
-    bundle = save_generator_bundle(tmp_path_factory.mktemp("bundle"), "dcgan", {"resolution": 16, "width": 8},
-                                   build_generator("dcgan", {"resolution": 16, "width": 8}))  # fmt: skip
+    bundle = save_generator_bundle(
+        tmp_path_factory.mktemp("bundle"),
+        "dcgan",
+        {"resolution": 16, "width": 8},
+        build_generator("dcgan", {"resolution": 16, "width": 8}),
+    )
     with credentials(USERS["pipeline"]):
         client = mlflow_client(auth_server)
         experiment = client.get_experiment_by_name(TRAINING_EXPERIMENT)  # made by the bootstrap
         with use_tracking_uri(auth_server), mlflow.start_run(experiment_id=experiment.experiment_id):
             info = log_generator_model(bundle)
-        version = register_version(info.model_uri, name=GENERATOR_MODEL_NAME, tags={"architecture": "dcgan"},
-                                   client=client)  # fmt: skip
+        version = register_version(
+            info.model_uri, name=GENERATOR_MODEL_NAME, tags={"architecture": "dcgan"}, client=client
+        )
         apply_gate(client, version, GateDecision(True))
     return {"version": version.version, "outputs": [result.stdout for result in outputs]}
 
@@ -124,12 +143,16 @@ def test_bootstrap_creates_the_users_and_grants_and_can_run_again(auth_server: s
         assert f"{role}: user {username} created" in first
         assert f"{role}: user {username} password set" in second
         for (kind, name), permission in grants.items():
-            assert f"{role}: {permission} on {kind} {name}" in first and f"{role}: {permission} on {kind} {name}" in second
+            assert (
+                f"{role}: {permission} on {kind} {name}" in first and f"{role}: {permission} on {kind} {name}" in second
+            )
     auth = get_app_client("basic-auth", tracking_uri=auth_server)
     with credentials(ADMIN):
         experiment_id = mlflow_client(auth_server).get_experiment_by_name(TRAINING_EXPERIMENT).experiment_id
-        granted = {role: auth.get_user_permission(USERS[role][0], "registered_model", GENERATOR_MODEL_NAME).permission
-                   for role in GRANTS}  # fmt: skip
+        granted = {
+            role: auth.get_user_permission(USERS[role][0], "registered_model", GENERATOR_MODEL_NAME).permission
+            for role in GRANTS
+        }
         on_training = auth.get_user_permission(USERS["service"][0], "experiment", experiment_id).permission
     assert granted == {"pipeline": "MANAGE", "service": "READ", "approver": "MANAGE"}
     assert on_training == "READ"
@@ -137,10 +160,14 @@ def test_bootstrap_creates_the_users_and_grants_and_can_run_again(auth_server: s
 
 def test_bootstrap_without_a_role_password_fails_naming_it(auth_server: str) -> None:
     env = {key: value for key, value in FACEGEN_MLFLOW_ENV.items() if key != "FACEGEN_MLFLOW_SERVICE_PASSWORD"}
-    result = subprocess.run([sys.executable, "scripts/mlflow_users.py", "--tracking-uri", auth_server], cwd=REPO_ROOT,
-                            env={**os.environ, **env, "MLFLOW_TRACKING_USERNAME": ADMIN[0],
-                                 "MLFLOW_TRACKING_PASSWORD": ADMIN[1]},
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "scripts/mlflow_users.py", "--tracking-uri", auth_server],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env, "MLFLOW_TRACKING_USERNAME": ADMIN[0], "MLFLOW_TRACKING_PASSWORD": ADMIN[1]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "FACEGEN_MLFLOW_SERVICE_PASSWORD" in result.stderr
 
 
@@ -161,8 +188,10 @@ def test_anonymous_and_read_only_clients_cannot_move_an_alias_or_write_tags(
         "move champion": lambda c: c.set_registered_model_alias(GENERATOR_MODEL_NAME, CHAMPION_ALIAS, version),
         "move candidate away": lambda c: c.delete_registered_model_alias(GENERATOR_MODEL_NAME, CANDIDATE_ALIAS),
         "write approved_by": lambda c: c.set_model_version_tag(GENERATOR_MODEL_NAME, version, APPROVED_BY_TAG, who),
-        "write gate_status": lambda c: c.set_model_version_tag(GENERATOR_MODEL_NAME, version, GATE_STATUS_TAG, "passed"),
-    }  # fmt: skip
+        "write gate_status": lambda c: c.set_model_version_tag(
+            GENERATOR_MODEL_NAME, version, GATE_STATUS_TAG, "passed"
+        ),
+    }
     with credentials(None if who == "anonymous" else USERS["service"]):
         client = mlflow_client(auth_server)
         for what, write in writes.items():
@@ -179,9 +208,10 @@ def test_the_approver_moves_champion_with_facegen_approve(auth_server: str, boot
     version = bootstrapped["version"]
     username, password = USERS["approver"]
     result = CliRunner().invoke(
-        facegen_cli, ["approve", version, "--by", "Ada Lovelace", "--tracking-uri", auth_server],
+        facegen_cli,
+        ["approve", version, "--by", "Ada Lovelace", "--tracking-uri", auth_server],
         env={"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password},
-    )  # fmt: skip
+    )
     assert result.exit_code == 0, result.output
     with credentials(USERS["service"]):
         champion = mlflow_client(auth_server).get_model_version_by_alias(GENERATOR_MODEL_NAME, CHAMPION_ALIAS)
@@ -190,8 +220,9 @@ def test_the_approver_moves_champion_with_facegen_approve(auth_server: str, boot
 
 def test_the_approvers_name_with_a_wrong_password_is_refused(auth_server: str, bootstrapped: dict) -> None:
     with credentials((USERS["approver"][0], "not-the-password")), pytest.raises(MlflowException) as refused:
-        mlflow_client(auth_server).set_registered_model_alias(GENERATOR_MODEL_NAME, CHAMPION_ALIAS,
-                                                              bootstrapped["version"])  # fmt: skip
+        mlflow_client(auth_server).set_registered_model_alias(
+            GENERATOR_MODEL_NAME, CHAMPION_ALIAS, bootstrapped["version"]
+        )
     assert refusal(refused.value) == (401, "UNAUTHENTICATED")
 
 

@@ -82,11 +82,22 @@ def chromium() -> str:
 
 def rendered_dom(url: str, profile: Path, budget_ms: int) -> str:
     command = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--disable-extensions", "--disable-default-apps", f"--user-data-dir={profile}",
-        f"--virtual-time-budget={budget_ms}", "--dump-dom", url,
-    ]  # fmt: skip
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-default-apps",
+        f"--user-data-dir={profile}",
+        f"--virtual-time-budget={budget_ms}",
+        "--dump-dom",
+        url,
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
     if completed.returncode != 0:
         pytest.fail(f"chromium exited with {completed.returncode}: {completed.stderr[-2000:]}")

@@ -41,39 +41,97 @@ from facegen.registry.model_registry import (
 from tests.mlflow_server import use_tracking_uri
 from tests.test_model_registry import unique_name
 
-SECTIONS = ["## Data", "## Training", "## Metrics", "## Fairness", "## Human evaluation", "## Intended use",
-            "## Misuse", "## Known limitations", "## Training data licence"]  # fmt: skip
+SECTIONS = [
+    "## Data",
+    "## Training",
+    "## Metrics",
+    "## Fairness",
+    "## Human evaluation",
+    "## Intended use",
+    "## Misuse",
+    "## Known limitations",
+    "## Training data licence",
+]
 FAIRNESS = {
     "gender": {
         "generated": {
-            "n": 1000, "shares": {"female": 0.61, "male": 0.39}, "target": {"female": 0.5, "male": 0.5},
-            "tv_raw": 0.11, "representation_ratio_raw": 0.64,
+            "n": 1000,
+            "shares": {"female": 0.61, "male": 0.39},
+            "target": {"female": 0.5, "male": 0.5},
+            "tv_raw": 0.11,
+            "representation_ratio_raw": 0.64,
             "corrected": {"female": 0.63, "male": 0.37},
             "corrected_ci": {"female": [0.6, 0.66], "male": [0.34, 0.4]},
-            "tv": 0.13, "tv_ci": [0.1, 0.16], "representation_ratio": 0.59, "representation_ratio_ci": [0.52, 0.66],
+            "tv": 0.13,
+            "tv_ci": [0.1, 0.16],
+            "representation_ratio": 0.59,
+            "representation_ratio_ci": [0.52, 0.66],
         },
-        "classifier_accuracy": 0.91, "conditional_accuracy": 0.8,
+        "classifier_accuracy": 0.91,
+        "conditional_accuracy": 0.8,
     },
-}  # fmt: skip
-BALANCE = {"cells": ["gender"], "strategy": "weights", "images_before": 100, "images_after": 100,
-           "images_dropped": 0, "images_repeated": 0,
-           "shares": {"gender": {"female": {"before_share": 0.4, "after_share": 0.5, "target_share": 0.5},
-                                 "male": {"before_share": 0.6, "after_share": 0.5, "target_share": 0.5}}}}  # fmt: skip
-PARAMS = {DATA_SOURCE_PARAM: "../shared/data/utkface/UTKFace.zip", MANIFEST_HASH_PARAM: "ab12" * 16,
-          "architecture": "dcgan", "resolution": "32", "train_images": "100", "train.epochs": "10",
-          "eval_num_generated": "500", "eval_num_real": "500", "eval_resolution": "32"}  # fmt: skip
-METRICS = {"data_ingested": 120.0, "data_kept": 100.0, "data_quarantined": 20.0, "quarantined_blurry": 12.0,
-           "quarantined_no_face": 8.0, "quarantined_too_small": 0.0, "train_seconds": 120.0, "fid": 88.5,
-           "kid_mean": 0.05, "kid_std": 0.004, "precision": 0.4, "recall": 0.2}  # fmt: skip
-HUMAN_EVAL_TAGS = {"human_eval.fool_rate": "0.3125", "human_eval.fool_rate_ci95": "[0.1800, 0.4800]",
-                   "human_eval.fool_n": "32", "human_eval.win_rate": "n/a", "human_eval.win_rate_ci95": "n/a",
-                   "human_eval.win_n": "0", "human_eval.n_raters": "2", "human_eval.n_ratings": "32"}  # fmt: skip
+}
+BALANCE = {
+    "cells": ["gender"],
+    "strategy": "weights",
+    "images_before": 100,
+    "images_after": 100,
+    "images_dropped": 0,
+    "images_repeated": 0,
+    "shares": {
+        "gender": {
+            "female": {"before_share": 0.4, "after_share": 0.5, "target_share": 0.5},
+            "male": {"before_share": 0.6, "after_share": 0.5, "target_share": 0.5},
+        }
+    },
+}
+PARAMS = {
+    DATA_SOURCE_PARAM: "../shared/data/utkface/UTKFace.zip",
+    MANIFEST_HASH_PARAM: "ab12" * 16,
+    "architecture": "dcgan",
+    "resolution": "32",
+    "train_images": "100",
+    "train.epochs": "10",
+    "eval_num_generated": "500",
+    "eval_num_real": "500",
+    "eval_resolution": "32",
+}
+METRICS = {
+    "data_ingested": 120.0,
+    "data_kept": 100.0,
+    "data_quarantined": 20.0,
+    "quarantined_blurry": 12.0,
+    "quarantined_no_face": 8.0,
+    "quarantined_too_small": 0.0,
+    "train_seconds": 120.0,
+    "fid": 88.5,
+    "kid_mean": 0.05,
+    "kid_std": 0.004,
+    "precision": 0.4,
+    "recall": 0.2,
+}
+HUMAN_EVAL_TAGS = {
+    "human_eval.fool_rate": "0.3125",
+    "human_eval.fool_rate_ci95": "[0.1800, 0.4800]",
+    "human_eval.fool_n": "32",
+    "human_eval.win_rate": "n/a",
+    "human_eval.win_rate_ci95": "n/a",
+    "human_eval.win_n": "0",
+    "human_eval.n_raters": "2",
+    "human_eval.n_ratings": "32",
+}
 
 
 def inputs(version_tags: dict[str, str] | None = None) -> dict:
-    return {"model": {"name": "facegen-generator", "version": "3", "run_id": "r" * 32}, "params": PARAMS,
-            "metrics": METRICS, "tags": {"latency_device": "cpu"}, "balance": BALANCE, "fairness": FAIRNESS,
-            "version_tags": {GATE_STATUS_TAG: AWAITING_HUMAN_EVAL, **(version_tags or {})}}  # fmt: skip
+    return {
+        "model": {"name": "facegen-generator", "version": "3", "run_id": "r" * 32},
+        "params": PARAMS,
+        "metrics": METRICS,
+        "tags": {"latency_device": "cpu"},
+        "balance": BALANCE,
+        "fairness": FAIRNESS,
+        "version_tags": {GATE_STATUS_TAG: AWAITING_HUMAN_EVAL, **(version_tags or {})},
+    }
 
 
 def section(card: str, title: str) -> str:
@@ -133,8 +191,12 @@ def test_the_version_links_its_card_and_a_human_eval_import_fills_it_in(
     mlflow_tracking: MlflowClient, tmp_path
 ) -> None:
     client, name = mlflow_tracking, unique_name()
-    bundle = save_generator_bundle(tmp_path / "bundle", "dcgan", {"resolution": 16, "width": 8},
-                                   build_generator("dcgan", {"resolution": 16, "width": 8}))  # fmt: skip
+    bundle = save_generator_bundle(
+        tmp_path / "bundle",
+        "dcgan",
+        {"resolution": 16, "width": 8},
+        build_generator("dcgan", {"resolution": 16, "width": 8}),
+    )
     with use_tracking_uri(client.tracking_uri), mlflow.start_run() as run:
         mlflow.log_params(PARAMS)
         mlflow.log_metrics(METRICS)

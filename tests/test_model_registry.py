@@ -144,8 +144,11 @@ def test_pyfunc_rows_choose_truncation_and_attributes(conditional_model: dict) -
     [
         ({"gender": ["robot"]}, r"gender='robot' is not one of \['female', 'male'\]"),
         ({"age_bin": ["70 "]}, r"age_bin='70 ' is not one of \['0-2', .*'70\+'\]"),
-        ({"ethnicity": ["Asian"]}, r"cannot condition on the input column\(s\) \['ethnicity'\]: it is conditioned on "
-         r"\['gender', 'age_bin'\] only"),
+        (
+            {"ethnicity": ["Asian"]},
+            r"cannot condition on the input column\(s\) \['ethnicity'\]: it is conditioned on "
+            r"\['gender', 'age_bin'\] only",
+        ),
         ({"truncation": [1.5]}, r"'truncation' must lie in \[0, 1\] \(missing = 1.0\), got \[1.5\]"),
     ],
 )
@@ -172,9 +175,13 @@ def test_champion_faces_follow_per_seed_attributes(
     seed_only = ModelSignature(inputs=Schema([ColSpec("long", "seed")]))
     with mlflow.start_run():
         old = mlflow.pyfunc.log_model(
-            name="old", python_model=GeneratorPyfunc(), artifacts={BUNDLE_ARTIFACT: str(old_bundle)},
-            signature=seed_only, input_example=pd.DataFrame({"seed": [0]}), pip_requirements=[],
-        )  # fmt: skip
+            name="old",
+            python_model=GeneratorPyfunc(),
+            artifacts={BUNDLE_ARTIFACT: str(old_bundle)},
+            signature=seed_only,
+            input_example=pd.DataFrame({"seed": [0]}),
+            pip_requirements=[],
+        )
     old_version = register_version(old.model_uri, name=name, metrics={}, tags={}, client=mlflow_tracking)
     mlflow_tracking.set_registered_model_alias(name, "champion", old_version.version)
     with pytest.raises(ValueError, match=r"champion version 2 takes no \['age_bin', 'gender'\] columns"):

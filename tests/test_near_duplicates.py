@@ -37,8 +37,12 @@ def test_banded_search_finds_exactly_the_brute_force_pairs() -> None:
     for distance in (0, 2, 5):
         found = {(i, j) for i, js in near_duplicate_pairs(hashes, distance).items() for j in js if i < j}
         values = [int(h, 16) for h in hashes]
-        brute = {(i, j) for i in range(len(values)) for j in range(i + 1, len(values))
-                 if (values[i] ^ values[j]).bit_count() <= distance}  # fmt: skip
+        brute = {
+            (i, j)
+            for i in range(len(values))
+            for j in range(i + 1, len(values))
+            if (values[i] ^ values[j]).bit_count() <= distance
+        }
         assert found == brute, distance
 
 

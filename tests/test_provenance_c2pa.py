@@ -31,7 +31,9 @@ from facegen.provenance.verify import MAX_PIXELS, format_report, verify_files
 from facegen.serve.imaging import encode_face
 
 RUN_ID = "3f9a1c0e5b7d4e2fa0c1d2e3f4a5b6c7"
-PROVENANCE = FaceProvenance("facegen-generator", "7", RUN_ID, seed=1234, truncation=0.7, attributes={"gender": "female"})
+PROVENANCE = FaceProvenance(
+    "facegen-generator", "7", RUN_ID, seed=1234, truncation=0.7, attributes={"gender": "female"}
+)
 ENCODING = {"jpeg_quality": 90, "png_compress_level": 1}
 
 
@@ -80,8 +82,11 @@ def test_a_marked_face_verifies_as_ours_and_says_what_made_it(face, ours, tmp_pa
     assert manifest.digital_source_type == DIGITAL_SOURCE_TYPE
     assert (manifest.generator, manifest.generator_version) == ("facegen-generator", "7")
     assert manifest.parameters == {
-        "seed": 1234, "truncation": 0.7, "attributes": {"gender": "female"}, "model_run_id": RUN_ID,
-    }  # fmt: skip
+        "seed": 1234,
+        "truncation": 0.7,
+        "attributes": {"gender": "female"},
+        "model_run_id": RUN_ID,
+    }
     assert (report.watermark.found, report.watermark.version, report.watermark.model_hash) == (True, 7, RUN_ID[:4])
     text = format_report(report)
     assert "C2PA manifest: VALID, trusted signer: facegen test signer (facegen)" in text
@@ -133,7 +138,12 @@ def test_tampered_pixels_make_the_manifest_invalid(face, ours, tmp_path):
 def test_a_real_photo_has_neither_manifest_nor_watermark(photo, ours, tmp_path):
     [report] = verify_files([write(tmp_path, "photo.jpg", photo)], ours / TRUST_ANCHOR_FILE)
 
-    assert (report.error, report.size, report.manifest.state, report.watermark.found) == (None, (200, 200), "absent", False)
+    assert (report.error, report.size, report.manifest.state, report.watermark.found) == (
+        None,
+        (200, 200),
+        "absent",
+        False,
+    )
 
 
 def _png_claiming(width: int, height: int) -> bytes:

@@ -58,8 +58,14 @@ def test_a_served_face_verifies_as_ours_and_carries_version_and_seed(mlflow_serv
 def test_exported_feedback_faces_verify_as_ours(mlflow_server, model_name, tmp_path):
     with FeedbackStore(tmp_path / "feedback.db") as store:
         store.add(model_name=model_name, model_version="1", seed=11, truncation=0.5, rating=5)
-    result = export_feedback(tmp_path / "feedback.db", tmp_path / "out", min_rating=4, tracking_uri=mlflow_server,
-                             provenance=marking_config(), model_name=model_name)  # fmt: skip
+    result = export_feedback(
+        tmp_path / "feedback.db",
+        tmp_path / "out",
+        min_rating=4,
+        tracking_uri=mlflow_server,
+        provenance=marking_config(),
+        model_name=model_name,
+    )
     [path] = result.written
     report = verify_served(path.read_bytes())
     assert (report.manifest.trusted, report.manifest.generator_version) == (True, "1")
@@ -69,8 +75,14 @@ def test_exported_feedback_faces_verify_as_ours(mlflow_server, model_name, tmp_p
         tmp_path / "expired", valid_from=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10), leaf_days=2
     )
     with pytest.raises(MarkingUnavailable, match="expired"):
-        export_feedback(tmp_path / "feedback.db", tmp_path / "refused", min_rating=4, tracking_uri=mlflow_server,
-                        provenance=ProvenanceConfig(credentials_dir=expired), model_name=model_name)  # fmt: skip
+        export_feedback(
+            tmp_path / "feedback.db",
+            tmp_path / "refused",
+            min_rating=4,
+            tracking_uri=mlflow_server,
+            provenance=ProvenanceConfig(credentials_dir=expired),
+            model_name=model_name,
+        )
     assert not (tmp_path / "refused").exists()
 
 

@@ -45,8 +45,11 @@ def _png_declaring(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
     )
 
 
@@ -75,22 +78,26 @@ def corpus(utkface_zip: Path) -> dict[str, tuple[bytes, str | None]]:
     near = np.clip(np.asarray(face, dtype=np.int16) + 6, 0, 255).astype(np.uint8)  # brighter, re-encoded
     noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
 
-    files.update({
-        "copy_of_first.jpg": (first, "duplicate_sha256"),
-        "near_copy_of_first.jpg": (_encode(Image.fromarray(near), "JPEG", quality=80), "near_duplicate"),
-        "truncated.jpg": (first[: len(first) // 2], "undecodable"),
-        "zero_bytes.jpg": (b"", "undecodable"),
-        "text.jpg": (b"this is not an image", "undecodable"),
-        "cmyk.jpg": (_encode(sources[0].convert("CMYK"), "JPEG", quality=95), None),
-        "gray16.png": (_encode(Image.fromarray(gray16), "PNG"), None),
-        "palette_transparent.png": (_encode(palette, "PNG", transparency=63), None),
-        "rgba.png": (_encode(Image.fromarray(rgba, mode="RGBA"), "PNG"), None),
-        "exif_rotated.jpg": (_encode(sources[4].crop((0, 20, 200, 180)).rotate(90, expand=True), "JPEG", quality=95,
-                                      exif=exif), None),  # stored sideways; upright once EXIF is applied
-        "tiny_8x8.png": (_encode(Image.fromarray(noise[:8, :8]), "PNG"), "too_small"),
-        "bomb_100000x100000.png": (_png_declaring(100_000, 100_000), "decompression_bomb"),
-        "noise_no_face.png": (_encode(Image.fromarray(noise), "PNG"), "no_face"),
-    })  # fmt: skip
+    files.update(
+        {
+            "copy_of_first.jpg": (first, "duplicate_sha256"),
+            "near_copy_of_first.jpg": (_encode(Image.fromarray(near), "JPEG", quality=80), "near_duplicate"),
+            "truncated.jpg": (first[: len(first) // 2], "undecodable"),
+            "zero_bytes.jpg": (b"", "undecodable"),
+            "text.jpg": (b"this is not an image", "undecodable"),
+            "cmyk.jpg": (_encode(sources[0].convert("CMYK"), "JPEG", quality=95), None),
+            "gray16.png": (_encode(Image.fromarray(gray16), "PNG"), None),
+            "palette_transparent.png": (_encode(palette, "PNG", transparency=63), None),
+            "rgba.png": (_encode(Image.fromarray(rgba, mode="RGBA"), "PNG"), None),
+            "exif_rotated.jpg": (
+                _encode(sources[4].crop((0, 20, 200, 180)).rotate(90, expand=True), "JPEG", quality=95, exif=exif),
+                None,
+            ),  # stored sideways; upright once EXIF is applied
+            "tiny_8x8.png": (_encode(Image.fromarray(noise[:8, :8]), "PNG"), "too_small"),
+            "bomb_100000x100000.png": (_png_declaring(100_000, 100_000), "decompression_bomb"),
+            "noise_no_face.png": (_encode(Image.fromarray(noise), "PNG"), "no_face"),
+        }
+    )
     files["_sources"] = sources  # type: ignore[assignment]  (not a file: the originals, for decoding checks)
     return files
 
@@ -181,4 +188,3 @@ def test_decoding_converts_awkward_modes_faithfully(corpus) -> None:
     assert rotated.size == (200, 160)  # EXIF orientation applied: stored 160×200, shown 200×160
     upright = np.asarray(sources[4].crop((0, 20, 200, 180)), dtype=np.float32)
     assert np.abs(np.asarray(rotated, dtype=np.float32) - upright).mean() < 8
-

@@ -25,26 +25,48 @@ TOTAL_STEPS = 40 * (64 // 16)
 
 
 def _command(dataset: Path, config: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "facegen.train.ddp_main", "--dataset", str(dataset), "--config", str(config),
-            "--out", str(out), *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "facegen.train.ddp_main",
+        "--dataset",
+        str(dataset),
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_a_killed_run_resumes_to_the_same_generator(real_faces_32: np.ndarray, tmp_path: Path) -> None:
     dataset = tmp_path / "packed.npy"
     np.save(dataset, np.ascontiguousarray(real_faces_32[:64, :, ::2, ::2]))
     config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump({"model": {"latent_dim": 16, "width": 8}, "epochs": 40, "batch_size": 16,
-                                      "grid_size": 4, "log_every_steps": 2, "checkpoint_every_steps": 2,
-                                      "device": "cpu"}))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"latent_dim": 16, "width": 8},
+                "epochs": 40,
+                "batch_size": 16,
+                "grid_size": 4,
+                "log_every_steps": 2,
+                "checkpoint_every_steps": 2,
+                "device": "cpu",
+            }
+        )
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight = tmp_path / "straight"
-    subprocess.run(_command(dataset, config, straight), cwd=REPO_ROOT, env=env, check=True, capture_output=True,
-                   timeout=300)  # fmt: skip
+    subprocess.run(
+        _command(dataset, config, straight), cwd=REPO_ROOT, env=env, check=True, capture_output=True, timeout=300
+    )
 
     killed = tmp_path / "killed"
     checkpoint = killed / "checkpoint" / "last.pt"
-    process = subprocess.Popen(_command(dataset, config, killed), cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        _command(dataset, config, killed), cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline, step_at_kill = time.monotonic() + 240, 0
     while time.monotonic() < deadline and process.poll() is None:
         if checkpoint.exists():  # written atomically (temp file + rename): never half a file
@@ -56,8 +78,14 @@ def test_a_killed_run_resumes_to_the_same_generator(real_faces_32: np.ndarray, t
     assert process.wait(timeout=60) == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (killed / "summary.json").exists() and KILL_AFTER_STEP <= step_at_kill < TOTAL_STEPS
 
-    subprocess.run(_command(dataset, config, killed, "--resume"), cwd=REPO_ROOT, env=env, check=True,
-                   capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        _command(dataset, config, killed, "--resume"),
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["resumed_from_step"] >= step_at_kill  # from the last checkpoint, not from zero
     assert summary["generator_steps"] == TOTAL_STEPS and summary["images_seen"] == 40 * 64

@@ -23,9 +23,9 @@ from mlflow import MlflowClient
 
 from tests.attribute_fixtures import register_production_attribute_model
 from tests.conftest import REPO_ROOT
-from tests.test_training_pipeline_e2e import _run
 from tests.mlflow_server import use_tracking_uri
 from tests.s3_server import AWS_VARIABLES, CREDENTIALS, aws_env, list_keys, s3_client, start_mlflow_server_on_s3
+from tests.test_training_pipeline_e2e import _run
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +47,9 @@ def s3(s3_server: str):
 
 @pytest.fixture(scope="module")
 def mlflow_on_s3(tmp_path_factory, s3_server: str, s3) -> str:
-    with start_mlflow_server_on_s3(tmp_path_factory.mktemp("mlflow-s3"), s3_server,
-                                   f"s3://{ARTIFACT_BUCKET}/mlflow") as uri:  # fmt: skip
+    with start_mlflow_server_on_s3(
+        tmp_path_factory.mktemp("mlflow-s3"), s3_server, f"s3://{ARTIFACT_BUCKET}/mlflow"
+    ) as uri:
         yield uri
 
 
@@ -72,10 +73,27 @@ def stack_env(
     }
     env.pop("AWS_ENDPOINT_URL")  # nothing in the run may reach S3 except through the stack's own settings
     env.pop("MLFLOW_S3_ENDPOINT_URL")
-    register = [str(BIN / "python"), "scripts/zenml_stack.py", "--stack", "facegen-s3-test",
-                "--tracking-uri", mlflow_on_s3, "--username", "facegen", "--password", "facegen",
-                "--artifact-store", f"s3://{ARTIFACT_BUCKET}/zenml", "--s3-endpoint-url", s3_server,
-                "--s3-region", "us-east-1", "--s3-secret", SECRET, "--no-activate"]  # fmt: skip
+    register = [
+        str(BIN / "python"),
+        "scripts/zenml_stack.py",
+        "--stack",
+        "facegen-s3-test",
+        "--tracking-uri",
+        mlflow_on_s3,
+        "--username",
+        "facegen",
+        "--password",
+        "facegen",
+        "--artifact-store",
+        f"s3://{ARTIFACT_BUCKET}/zenml",
+        "--s3-endpoint-url",
+        s3_server,
+        "--s3-region",
+        "us-east-1",
+        "--s3-secret",
+        SECRET,
+        "--no-activate",
+    ]
     stack = _run(register, env | CREDENTIALS)  # the keys reach the ZenML secret from the environment, once
     env["ZENML_ACTIVE_STACK_ID"] = stack.stdout.strip().splitlines()[-1]
     return env
@@ -124,7 +142,7 @@ def _keys_under(s3, uri: str) -> list[str]:
     parsed = urlparse(uri)
     assert parsed.scheme == "s3", uri
     prefix = parsed.path.lstrip("/").rstrip("/") + "/"
-    return [key[len(prefix):] for key in list_keys(s3, parsed.netloc, prefix)]
+    return [key[len(prefix) :] for key in list_keys(s3, parsed.netloc, prefix)]
 
 
 def _registered_model_keys(s3, client: MlflowClient, version: str) -> tuple[str, list[str]]:
@@ -137,7 +155,7 @@ def _registered_model_keys(s3, client: MlflowClient, version: str) -> tuple[str,
         assert (parsed.scheme, parsed.netloc) == ("s3", ARTIFACT_BUCKET), location
         prefix = parsed.path.lstrip("/")
     prefix = prefix.rstrip("/") + "/"
-    return prefix, [key[len(prefix):] for key in list_keys(s3, ARTIFACT_BUCKET, prefix)]
+    return prefix, [key[len(prefix) :] for key in list_keys(s3, ARTIFACT_BUCKET, prefix)]
 
 
 def test_artifacts_checkpoints_and_registered_model_are_objects_in_the_bucket(
@@ -177,8 +195,10 @@ def test_artifacts_checkpoints_and_registered_model_are_objects_in_the_bucket(
         generated = model.predict(pd.DataFrame({"seed": [1, 2]}))
     assert generated.shape == (2, 16, 16, 3) and generated.dtype == np.uint8
 
-    print(f"\nmanifest objects: {manifest_keys}\ncheckpoint objects: {checkpoint_keys}\n"
-          f"model objects (s3://{ARTIFACT_BUCKET}/{prefix}): {model_keys}")  # fmt: skip
+    print(
+        f"\nmanifest objects: {manifest_keys}\ncheckpoint objects: {checkpoint_keys}\n"
+        f"model objects (s3://{ARTIFACT_BUCKET}/{prefix}): {model_keys}"
+    )
 
 
 @pytest.mark.slow  # a second whole pipeline run; test_sources.py's S3 tests list and read an s3:// prefix

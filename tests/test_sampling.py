@@ -18,7 +18,14 @@ from facegen.models.sampling import (
 )
 from tests.test_seed_to_face import MAX_BATCH_DELTA
 
-STYLEGAN = {"resolution": 32, "latent_dim": 16, "w_dim": 16, "mapping_layers": 2, "channel_base": 128, "channel_max": 16}
+STYLEGAN = {
+    "resolution": 32,
+    "latent_dim": 16,
+    "w_dim": 16,
+    "mapping_layers": 2,
+    "channel_base": 128,
+    "channel_max": 16,
+}
 DCGAN = {"resolution": 16, "latent_dim": 16, "width": 8}
 
 

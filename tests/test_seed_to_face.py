@@ -54,9 +54,15 @@ ATTRIBUTES = list(ATTRIBUTE_VALUES)
 ONE_CELL = {"gender": {"male": 1.0}, "age_bin": {"70+": 1.0}, "ethnicity": {"Asian": 1.0}}
 MODELS = {
     "dcgan": {"resolution": 16, "latent_dim": 16, "width": 8},
-    "stylegan": {"resolution": 32, "latent_dim": 16, "w_dim": 16, "mapping_layers": 2, "channel_base": 128,
-                 "channel_max": 16},
-}  # fmt: skip
+    "stylegan": {
+        "resolution": 32,
+        "latent_dim": 16,
+        "w_dim": 16,
+        "mapping_layers": 2,
+        "channel_base": 128,
+        "channel_max": 16,
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -154,8 +160,9 @@ def test_one_seed_is_one_face_on_every_path(champion: Champion, mlflow_server: s
         # The registered pyfunc, one row per request (one face per forward pass, like the reference).
         assert np.array_equal(champion.pyfunc.predict(pyfunc_frame(generator, [case]))[0], face)
         # render_faces, the service's and the feedback export's view of faces_from_seeds.
-        assert np.array_equal(render_faces(generator, [case.seed], truncation=case.truncation, labels=case.labels)[0],
-                              face)  # fmt: skip
+        assert np.array_equal(
+            render_faces(generator, [case.seed], truncation=case.truncation, labels=case.labels)[0], face
+        )
 
     settings = serve_settings(mlflow_server, champion.model_name, tmp_path)
     with TestClient(create_app(settings)) as client:
@@ -169,9 +176,15 @@ def test_one_seed_is_one_face_on_every_path(champion: Champion, mlflow_server: s
                 f"{name}={value}" for name, value in sorted(attributes.items())
             )
             rated = client.post(
-                "/feedback", json={"model_version": "1", "seed": case.seed, "truncation": case.truncation,
-                                   "attributes": attributes or None, "rating": 5},
-            )  # fmt: skip
+                "/feedback",
+                json={
+                    "model_version": "1",
+                    "seed": case.seed,
+                    "truncation": case.truncation,
+                    "attributes": attributes or None,
+                    "rating": 5,
+                },
+            )
             assert rated.status_code == 201, rated.text
         # 70+ travels URL-encoded, exactly as the docs' curl example writes it.
         first = cases[0]
@@ -181,9 +194,13 @@ def test_one_seed_is_one_face_on_every_path(champion: Champion, mlflow_server: s
         assert np.array_equal(decode_image(encoded.content), expected[0])
 
     export = export_feedback(
-        settings.resolved_feedback_db(), tmp_path / "export", min_rating=4, tracking_uri=mlflow_server,
-        provenance=settings.provenance, model_name=champion.model_name,
-    )  # fmt: skip
+        settings.resolved_feedback_db(),
+        tmp_path / "export",
+        min_rating=4,
+        tracking_uri=mlflow_server,
+        provenance=settings.provenance,
+        model_name=champion.model_name,
+    )
     assert len(export.written) == len(cases)
     for case, face in zip(cases, expected, strict=True):
         name = face_file_name("1", case.seed, case.truncation, attributes_of(generator, case.labels))
@@ -212,9 +229,14 @@ def test_a_face_does_not_depend_on_its_batch(champion: Champion, mlflow_server: 
     settings = serve_settings(mlflow_server, champion.model_name, tmp_path, max_batch=BATCH, max_forward_batch=BATCH)
     with TestClient(create_app(settings)) as client:
         response = client.post(
-            "/generate", json={"seeds": seeds, "format": "png", "size": champion.resolution,
-                               "attributes": {"gender": "female", "age_bin": "70+"}},
-        )  # fmt: skip
+            "/generate",
+            json={
+                "seeds": seeds,
+                "format": "png",
+                "size": champion.resolution,
+                "attributes": {"gender": "female", "age_bin": "70+"},
+            },
+        )
     assert response.status_code == 200, response.text
     served = np.stack([decode_image(base64.b64decode(image["data_base64"])) for image in response.json()["images"]])
     alone = np.stack([reference_face(generator, Case(seed, female_70, 1.0)) for seed in seeds])

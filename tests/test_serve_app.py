@@ -109,7 +109,9 @@ def test_faces_are_determined_by_version_seed_and_truncation(
         # No seed: the server picks one and says which, and that seed reproduces the face.
         random_face = client.get("/generate", params={"format": "png"})
         seed = int(random_face.headers["x-facegen-seed"])
-        assert np.array_equal(png_face(client.get("/generate", params={"seed": seed, "format": "png"})), png_face(random_face))
+        assert np.array_equal(
+            png_face(client.get("/generate", params={"seed": seed, "format": "png"})), png_face(random_face)
+        )
 
         # Truncation: psi scales z toward 0, psi = 0 is one "mean" face for every seed.
         half = client.get("/generate", params={"seed": 5, "truncation": 0.5, "format": "png"})
@@ -177,8 +179,11 @@ def test_truncation_is_the_generators_own(tiny_generators) -> None:
         ({"seed": "abc"}, "query.seed", "valid integer"),
         ({"format": "gif"}, "query.format", "'jpeg' or 'png'"),
         ({"gender": "robot"}, "query.gender", "Input should be 'female' or 'male'"),
-        ({"age_bin": "70 "}, "query.age_bin", "Input should be '0-2', '3-9', '10-19', '20-29', '30-39', '40-49',"
-         " '50-59', '60-69' or '70+'"),  # an unencoded 70+ arrives as "70 "
+        (
+            {"age_bin": "70 "},
+            "query.age_bin",
+            "Input should be '0-2', '3-9', '10-19', '20-29', '30-39', '40-49', '50-59', '60-69' or '70+'",
+        ),  # an unencoded 70+ arrives as "70 "
         ({"ethnicity": "white"}, "query.ethnicity", "Input should be 'White', 'Black', 'Asian', 'Indian' or 'Others'"),
     ],
 )
@@ -234,9 +239,13 @@ def test_not_ready_without_champion_then_reload_after_approval(
         assert reload.status_code == 200 and reload.json()["changed"] is True
         assert reload.json()["previous_version"] is None and reload.json()["model_version"] == "2"
         assert client.get("/readyz").json() == {
-            "status": "ready", "model_name": name, "alias": "champion", "model_version": "2", "reason": None,
+            "status": "ready",
+            "model_name": name,
+            "alias": "champion",
+            "model_version": "2",
+            "reason": None,
             "refused": None,
-        }  # fmt: skip
+        }
         response = client.get("/generate", params={"seed": 9, "format": "png"})
         assert response.headers["x-facegen-model-version"] == "2"
         assert np.array_equal(png_face(response), expected_face(tiny_generators.bundles[1], 9))
@@ -248,7 +257,9 @@ REFUSED = "gate_status is 'failed' and no forced approval (approved_by and appro
 
 
 def refusal_logs(caplog: pytest.LogCaptureFixture, version: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if f"points to version {version}, refused as champion" in r.getMessage()]
+    return [
+        r.getMessage() for r in caplog.records if f"points to version {version}, refused as champion" in r.getMessage()
+    ]
 
 
 def test_a_failed_champion_at_start_up_serves_no_face_and_says_why(
@@ -256,16 +267,21 @@ def test_a_failed_champion_at_start_up_serves_no_face_and_says_why(
 ) -> None:
     name = register_model(mlflow_server, tiny_generators, champion=None, failed=("2",))
     MlflowClient(tracking_uri=mlflow_server).set_registered_model_alias(name, "champion", "2")  # as in the UI
-    with caplog.at_level(logging.INFO, logger="facegen.serve.model"), client_for(
-        serve_settings(mlflow_server, name, tmp_path)
-    ) as client:
+    with (
+        caplog.at_level(logging.INFO, logger="facegen.serve.model"),
+        client_for(serve_settings(mlflow_server, name, tmp_path)) as client,
+    ):
         ready = client.get("/readyz")
         assert ready.status_code == 503
         why = f"no model loaded yet for {name}@champion: version 2 refused: {REFUSED}"
         assert ready.json() == {
-            "status": "not ready", "model_name": name, "alias": "champion", "model_version": None, "reason": why,
+            "status": "not ready",
+            "model_name": name,
+            "alias": "champion",
+            "model_version": None,
+            "reason": why,
             "refused": {"version": "2", "reason": REFUSED},
-        }  # fmt: skip
+        }
         for response in (client.get("/generate", params={"seed": 1}), client.post("/generate", json={"seeds": [1]})):
             assert response.status_code == 503 and response.json() == {"detail": why}
         metrics = client.get("/metrics").text
@@ -283,9 +299,10 @@ def test_a_champion_moved_to_a_failed_version_keeps_the_previous_one_serving_unt
     name = register_model(mlflow_server, tiny_generators, champion="1", failed=("2",))
     registry = MlflowClient(tracking_uri=mlflow_server)
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    with caplog.at_level(logging.INFO, logger="facegen.serve.model"), client_for(
-        serve_settings(mlflow_server, name, tmp_path)
-    ) as client:
+    with (
+        caplog.at_level(logging.INFO, logger="facegen.serve.model"),
+        client_for(serve_settings(mlflow_server, name, tmp_path)) as client,
+    ):
         registry.set_registered_model_alias(name, "champion", "2")  # a person moves it in the UI, past the gate
         for _ in range(3):  # every poll sees the refused version; it is logged and counted once
             reload = client.post("/admin/reload", headers=auth)
@@ -296,9 +313,13 @@ def test_a_champion_moved_to_a_failed_version_keeps_the_previous_one_serving_unt
         assert np.array_equal(png_face(served), expected_face(tiny_generators.bundles[0], 4))
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json() == {
-            "status": "ready", "model_name": name, "alias": "champion", "model_version": "1", "reason": None,
+            "status": "ready",
+            "model_name": name,
+            "alias": "champion",
+            "model_version": "1",
+            "reason": None,
             "refused": {"version": "2", "reason": REFUSED},
-        }  # fmt: skip
+        }
         metrics = client.get("/metrics").text
         assert f'facegen_champion_refused{{reason="{REFUSED}",version="2"}} 1.0' in metrics
         assert "facegen_champion_refusals_total 1.0" in metrics and "facegen_model_version 1.0" in metrics
@@ -329,7 +350,9 @@ def test_a_champion_moved_to_a_failed_version_keeps_the_previous_one_serving_unt
         assert forced.headers["x-facegen-model-version"] == "2"
         assert np.array_equal(png_face(forced), expected_face(tiny_generators.bundles[1], 4))
         metrics = client.get("/metrics").text
-        assert 'facegen_champion_refused{reason="",version=""} 0.0' in metrics and "facegen_model_version 2.0" in metrics
+        assert (
+            'facegen_champion_refused{reason="",version=""} 0.0' in metrics and "facegen_model_version 2.0" in metrics
+        )
 
 
 def test_conditional_versions_honour_requested_attributes(mlflow_server: str, tmp_path: Path) -> None:
@@ -371,9 +394,13 @@ def test_conditional_versions_honour_requested_attributes(mlflow_server: str, tm
         assert rated.status_code == 201 and rated.json()["attributes"] == {"gender": "female"}
 
     result = export_feedback(
-        tmp_path / "feedback.db", tmp_path / "out", min_rating=4, tracking_uri=mlflow_server,
-        provenance=marking_config(), model_name=name,
-    )  # fmt: skip
+        tmp_path / "feedback.db",
+        tmp_path / "out",
+        min_rating=4,
+        tracking_uri=mlflow_server,
+        provenance=marking_config(),
+        model_name=name,
+    )
     assert len(result.written) == 1 and result.written[0].name.startswith("feedback_v1_s4_a")
     assert np.array_equal(decode_image(result.written[0].read_bytes()), expected_face(bundle, 4, labels=female))
     assert pd.read_csv(result.csv_path)["attributes"].tolist() == ['{"gender": "female"}']
@@ -504,17 +531,25 @@ def test_feedback_export_regenerates_well_rated_faces(mlflow_server: str, tiny_g
     name = register_model(mlflow_server, tiny_generators, champion="1")
     with FeedbackStore(tmp_path / "feedback.db") as store:
         for version, seed, psi, rating in [
-            ("1", 5, 1.0, 5), ("1", 5, 1.0, 4),  # mean 4.5: exported once
+            ("1", 5, 1.0, 5),
+            ("1", 5, 1.0, 4),  # mean 4.5: exported once
             ("2", 8, 0.5, 4),  # truncated: its own file
-            ("1", 6, 1.0, 5), ("1", 6, 1.0, 1),  # mean 3: not exported
+            ("1", 6, 1.0, 5),
+            ("1", 6, 1.0, 1),  # mean 3: not exported
             ("2", 9, 1.0, 3),  # below the threshold
             ("7", 1, 1.0, 5),  # a version the registry does not have: skipped, reported
-        ]:  # fmt: skip
+        ]:
             store.add(model_name=name, model_version=version, seed=seed, truncation=psi, rating=rating)
         store.add(model_name="another-model", model_version="1", seed=1, truncation=1.0, rating=5)
     out = tmp_path / "export"
-    result = export_feedback(tmp_path / "feedback.db", out, min_rating=4, tracking_uri=mlflow_server,
-                             provenance=marking_config(), model_name=name)  # fmt: skip
+    result = export_feedback(
+        tmp_path / "feedback.db",
+        out,
+        min_rating=4,
+        tracking_uri=mlflow_server,
+        provenance=marking_config(),
+        model_name=name,
+    )
     assert sorted(path.name for path in result.written) == ["feedback_v1_s5.png", "feedback_v2_s8_t0.5000.png"]
     assert list(result.skipped) == ["7"]
     assert np.array_equal(
@@ -526,9 +561,17 @@ def test_feedback_export_regenerates_well_rated_faces(mlflow_server: str, tiny_g
     )
     table = pd.read_csv(out / "feedback.csv")
     assert list(table.columns) == [
-        "file", "origin", "model_name", "model_version", "seed", "truncation", "attributes", "mean_rating", "n_ratings",
+        "file",
+        "origin",
+        "model_name",
+        "model_version",
+        "seed",
+        "truncation",
+        "attributes",
+        "mean_rating",
+        "n_ratings",
         "last_rated_at",
-    ]  # fmt: skip
+    ]
     assert table["origin"].eq("feedback").all() and table["file"].tolist() == [
         "feedback_v1_s5.png",
         "feedback_v2_s8_t0.5000.png",
@@ -553,9 +596,24 @@ def test_hot_swap_under_concurrent_load_fails_no_request(mlflow_server: str, tin
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "facegen.cli", "serve", "--config", str(config), "--port", str(port), "--log-level", "warning"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "facegen.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -570,7 +628,9 @@ def test_hot_swap_under_concurrent_load_fails_no_request(mlflow_server: str, tin
             time.sleep(0.2)
 
         expected = {
-            (version, seed): decode_image(encode_face(expected_face(bundle, seed), size=32, fmt="jpeg", jpeg_quality=90))
+            (version, seed): decode_image(
+                encode_face(expected_face(bundle, seed), size=32, fmt="jpeg", jpeg_quality=90)
+            )
             for version, bundle in (("1", tiny_generators.bundles[0]), ("2", tiny_generators.bundles[1]))
             for seed in range(20)
         }

@@ -100,10 +100,16 @@ def test_resume_continues_exactly_where_the_run_stopped(faces_16: np.ndarray, tm
     straight = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 2}), progress=False)
 
     checkpoint = tmp_path / "last.pt"
-    first_half = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 1}), checkpoint_path=checkpoint,
-                           progress=False)
-    resumed = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 2}), checkpoint_path=checkpoint,
-                        resume=True, progress=False)
+    first_half = train_gan(
+        faces_16, TrainingConfig.from_dict({**TINY, "epochs": 1}), checkpoint_path=checkpoint, progress=False
+    )
+    resumed = train_gan(
+        faces_16,
+        TrainingConfig.from_dict({**TINY, "epochs": 2}),
+        checkpoint_path=checkpoint,
+        resume=True,
+        progress=False,
+    )
 
     assert resumed.resumed_from_step == first_half.generator_steps > 0
     assert resumed.generator_steps == straight.generator_steps
@@ -211,8 +217,9 @@ def test_sampler_weights_from_balancing_steer_which_images_are_drawn(faces_16: n
     order = epoch_order(len(faces_16), seed=0, epoch=0, weights=_sampling_weights(weights, len(faces_16)))
     assert len(order) == len(faces_16) and set(order.tolist()) <= set(range(8))
     assert _sampling_weights(np.ones(len(faces_16)), len(faces_16)) is None  # uniform = exact permutation
-    result = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 1}), sample_weights=weights,
-                       progress=False)
+    result = train_gan(
+        faces_16, TrainingConfig.from_dict({**TINY, "epochs": 1}), sample_weights=weights, progress=False
+    )
     assert result.generator_steps == len(faces_16) // 16
     with pytest.raises(ValueError, match="sample_weights"):
         train_gan(faces_16, TrainingConfig.from_dict(TINY), sample_weights=-weights, progress=False)

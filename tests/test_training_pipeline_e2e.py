@@ -55,8 +55,22 @@ def zenml_env(tmp_path_factory, mlflow_server: str, facegen_home: Path, tiny_att
         "FACEGEN_HOME": str(facegen_home),
         "MLFLOW_TRACKING_URI": mlflow_server,
     }
-    stack = _run([str(BIN / "python"), "scripts/zenml_stack.py", "--stack", "facegen-test", "--tracking-uri",
-                  mlflow_server, "--username", "facegen", "--password", "facegen", "--no-activate"], env)
+    stack = _run(
+        [
+            str(BIN / "python"),
+            "scripts/zenml_stack.py",
+            "--stack",
+            "facegen-test",
+            "--tracking-uri",
+            mlflow_server,
+            "--username",
+            "facegen",
+            "--password",
+            "facegen",
+            "--no-activate",
+        ],
+        env,
+    )
     env["ZENML_ACTIVE_STACK_ID"] = stack.stdout.strip().splitlines()[-1]
     return env
 
@@ -165,7 +179,9 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert 0.0 <= run.data.metrics["fairness_gender_tv"] <= 1.0
     metrics = run.data.metrics
     assert 0.0 <= metrics["fairness_gender_tv_raw"] <= 1.0  # gender is the tiny config's only balanced attribute
-    assert metrics["fairness_gender_tv_ci_low"] <= metrics["fairness_gender_tv"] <= metrics["fairness_gender_tv_ci_high"]
+    assert (
+        metrics["fairness_gender_tv_ci_low"] <= metrics["fairness_gender_tv"] <= metrics["fairness_gender_tv_ci_high"]
+    )
     assert 0.0 <= metrics["fairness_gender_perfect_pass_rate"] <= 1.0
     for attribute in ("gender", "age_bin", "ethnicity"):  # requested and read back for every conditioned attribute
         assert 0.0 <= metrics[f"fairness_{attribute}_conditional_accuracy"] <= 1.0
@@ -179,8 +195,10 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
 
     # Raters' answers come back: 4 of the 10 generated faces were taken for the real photo → fool rate 0.4 ≥ 0.3.
     ratings = _ratings_fooled(client, version.run_id, fooled=4, dst=tmp_path)
-    imported = _run([str(BIN / "facegen"), "human-eval", "import", str(ratings), "--version", "1",
-                     "--tracking-uri", mlflow_server], zenml_env)  # fmt: skip
+    imported = _run(
+        [str(BIN / "facegen"), "human-eval", "import", str(ratings), "--version", "1", "--tracking-uri", mlflow_server],
+        zenml_env,
+    )
     assert "fool rate" in imported.stdout.lower(), imported.stdout
     version = client.get_model_version(MODEL, "1")
     assert version.tags["human_eval.fool_rate"] == "0.4000" and version.tags["human_eval.fool_n"] == "10"

@@ -15,20 +15,22 @@ from facegen.validation.expectations import ManifestExpectations, group_counts, 
 
 def manifest(n: int = 120, seed: int = 0, *, blur_shift: float = 0.0, female_share: float = 0.5) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "uri": [f"/faces/{seed}_{i}.jpg" for i in range(n)],
-        "sha256": [f"{seed:08x}{i:056x}" for i in range(n)],
-        "n_bytes": pd.array(rng.integers(5000, 9000, n), dtype="Int64"),
-        "width": pd.array(np.full(n, 200), dtype="Int64"),
-        "height": pd.array(np.full(n, 200), dtype="Int64"),
-        "blur_score": rng.normal(40 + blur_shift, 5, n).clip(8),
-        "face_score": rng.integers(3, 40, n).astype(float),
-        "status": "kept",
-        "reason": None,
-        "gender": rng.choice(["female", "male"], n, p=[female_share, 1 - female_share]),
-        "age_bin": rng.choice(["20-29", "30-39", "0-2", "3-9", "10-19", "40-49", "50-59", "60-69", "70+"], n),
-        "ethnicity": rng.choice(["White", "Black", "Asian", "Indian", "Others"], n),
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "uri": [f"/faces/{seed}_{i}.jpg" for i in range(n)],
+            "sha256": [f"{seed:08x}{i:056x}" for i in range(n)],
+            "n_bytes": pd.array(rng.integers(5000, 9000, n), dtype="Int64"),
+            "width": pd.array(np.full(n, 200), dtype="Int64"),
+            "height": pd.array(np.full(n, 200), dtype="Int64"),
+            "blur_score": rng.normal(40 + blur_shift, 5, n).clip(8),
+            "face_score": rng.integers(3, 40, n).astype(float),
+            "status": "kept",
+            "reason": None,
+            "gender": rng.choice(["female", "male"], n, p=[female_share, 1 - female_share]),
+            "age_bin": rng.choice(["20-29", "30-39", "0-2", "3-9", "10-19", "40-49", "50-59", "60-69", "70+"], n),
+            "ethnicity": rng.choice(["White", "Black", "Asian", "Indian", "Others"], n),
+        }
+    )
     frame.loc[n - 3 :, ["status", "reason"]] = ["quarantined", "undecodable"]
     frame.loc[n - 3 :, ["width", "height"]] = pd.NA
     return frame

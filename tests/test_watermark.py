@@ -56,7 +56,7 @@ def half_size(image: np.ndarray) -> np.ndarray:
 
 def crop_10_percent(image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
-    return image[h // 10:, w // 10:]
+    return image[h // 10 :, w // 10 :]
 
 
 def test_round_trip_reads_version_and_hash_and_is_imperceptible(faces: list[np.ndarray]) -> None:
@@ -72,11 +72,12 @@ def test_round_trip_reads_version_and_hash_and_is_imperceptible(faces: list[np.n
 
 
 @pytest.mark.parametrize(
-    "transform", [jpeg_q75, half_size, crop_10_percent], ids=["jpeg_q75", "resize_0.5x", "crop_10%"])
+    "transform", [jpeg_q75, half_size, crop_10_percent], ids=["jpeg_q75", "resize_0.5x", "crop_10%"]
+)
 def test_payload_survives_required_transforms(faces: list[np.ndarray], transform) -> None:
     accuracies, found = [], 0
     for i, face in enumerate(faces):
-        version, model_hash = 1000 + i, f"{0xa5c0 + i:04x}"
+        version, model_hash = 1000 + i, f"{0xA5C0 + i:04x}"
         copy = transform(embed_watermark(face, version, model_hash))
         _, soft = read_code_bits(copy)
         accuracies.append(np.mean((soft > 0) == _code_bits(version, model_hash).astype(bool)))

@@ -87,9 +87,12 @@ def mlflow_init(experiment: str, tracking_uri: str | None) -> None:
 
 @main.command(short_help="Serve faces from the champion generator (FastAPI + uvicorn).")
 @click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="Serve settings YAML [default: configs/serve.yaml when present, else built-in defaults].",
-)  # fmt: skip
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: config, else as for approve].")
@@ -138,9 +141,13 @@ def feedback_export(
     threshold = settings.feedback_export_min_rating if min_rating is None else min_rating
     try:
         result = export_feedback(
-            settings.resolved_feedback_db(), out_dir, min_rating=threshold,
-            tracking_uri=settings.resolved_tracking_uri(), provenance=settings.provenance, model_name=settings.model_name,
-        )  # fmt: skip
+            settings.resolved_feedback_db(),
+            out_dir,
+            min_rating=threshold,
+            tracking_uri=settings.resolved_tracking_uri(),
+            provenance=settings.provenance,
+            model_name=settings.model_name,
+        )
     except FileNotFoundError as error:
         raise click.ClickException(str(error)) from error
     except MarkingUnavailable as error:
@@ -151,16 +158,28 @@ def feedback_export(
     for version, why in result.skipped.items():
         click.echo(f"skipped version {version}: {why}", err=True)
     if result.unlisted:
-        click.echo(f"{len(result.unlisted)} other image(s) in {result.out_dir} are not from this export (not in "
-                   f"{result.csv_path.name}): ingest quarantines them as feedback_unlisted", err=True)  # fmt: skip
+        click.echo(
+            f"{len(result.unlisted)} other image(s) in {result.out_dir} are not from this export (not in "
+            f"{result.csv_path.name}): ingest quarantines them as feedback_unlisted",
+            err=True,
+        )
 
 
 @main.command(short_help="Report each file's C2PA manifest, its signer's trust and the invisible watermark.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Serve settings YAML whose provenance block names the trusted CA [default: configs/serve.yaml].")
-@click.option("--trust-anchor", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="PEM of the CA to trust [default: trust-anchor.pem in the configured credentials folder].")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Serve settings YAML whose provenance block names the trusted CA [default: configs/serve.yaml].",
+)
+@click.option(
+    "--trust-anchor",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM of the CA to trust [default: trust-anchor.pem in the configured credentials folder].",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file instead of text.")
 def verify(files: tuple[Path, ...], config_path: str | None, trust_anchor: Path | None, as_json: bool) -> None:
     """For each FILE: C2PA manifest valid / invalid / absent and what it says, trusted or untrusted signer, and the
@@ -192,8 +211,13 @@ def provenance() -> None:
 
 
 @provenance.command("init", short_help="Make a throwaway local CA and signing certificate (once; make setup).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Serve settings YAML naming the credentials folder [default: configs/serve.yaml].")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Serve settings YAML naming the credentials folder [default: configs/serve.yaml].",
+)
 @click.option("--force", is_flag=True, help="Replace valid credentials too (faces signed before read untrusted).")
 def provenance_init(config_path: str | None, force: bool) -> None:
     """Write trust-anchor.pem, signer-chain.pem and signer-key.pem into the configured credentials folder
@@ -225,9 +249,11 @@ def human_eval() -> None:
 @click.option("--model-name", default=GENERATOR_MODEL_NAME, show_default=True, help="Registered model name.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: as for approve].")
 @click.option(
-    "--answer-key", type=click.Path(exists=True, dir_okay=False), default=None,
+    "--answer-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
     help="answer_key.csv to use [default: fetched from the version's human_eval_set tag].",
-)  # fmt: skip
+)
 def human_eval_import(
     files: tuple[str, ...], version: str, model_name: str, tracking_uri: str | None, answer_key: str | None
 ) -> None:

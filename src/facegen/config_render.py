@@ -34,9 +34,7 @@ class _OverlayLoader(yaml.SafeLoader):
     pass
 
 
-_OverlayLoader.add_constructor(
-    "!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True))
-)
+_OverlayLoader.add_constructor("!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True)))
 
 
 def load_overlay(text: str) -> Any:
@@ -59,8 +57,12 @@ class _RenderDumper(yaml.SafeDumper):
 _RenderDumper.add_representer(
     dict, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=False)
 )
-_RenderDumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
-    "tag:yaml.org,2002:seq", data, flow_style=not any(isinstance(item, (dict, list)) for item in data)))
+_RenderDumper.add_representer(
+    list,
+    lambda dumper, data: dumper.represent_sequence(
+        "tag:yaml.org,2002:seq", data, flow_style=not any(isinstance(item, (dict, list)) for item in data)
+    ),
+)
 
 
 def merge(base: Any, overlay: Any, path: str = "") -> Any:

@@ -60,7 +60,9 @@ class FairnessThresholds:
         settings = dict(config or {})
         unknown = sorted(set(settings) - {"max_tv", "min_representation_ratio"})
         if unknown:
-            raise ValueError(f"unknown fairness_gates key(s) {unknown}; allowed: ['max_tv', 'min_representation_ratio']")
+            raise ValueError(
+                f"unknown fairness_gates key(s) {unknown}; allowed: ['max_tv', 'min_representation_ratio']"
+            )
         return cls(**{**settings, **({"max_tv": dict(settings["max_tv"])} if "max_tv" in settings else {})})
 
 
@@ -129,8 +131,10 @@ def fairness_violations(report: Mapping[str, Mapping[str, Any]] | None, threshol
             continue
         what = "corrected " if "corrected" in generated else "uncorrected "
         if generated["tv"] > limit:
-            reasons.append(f"{attribute}: {what}TV distance {generated['tv']:.3f}{_ci(generated, 'tv_ci')} to the "
-                           f"target is above {limit:.3f}")  # fmt: skip
+            reasons.append(
+                f"{attribute}: {what}TV distance {generated['tv']:.3f}{_ci(generated, 'tv_ci')} to the "
+                f"target is above {limit:.3f}"
+            )
         floor = thresholds.min_representation_ratio
         if floor is not None and generated["representation_ratio"] < floor:
             reasons.append(
@@ -200,7 +204,7 @@ def decide_human_eval(results: HumanEvalResults, requirement: HumanEvalRequireme
         "fool rate", "real_vs_generated", results.fool, requirement.min_fool_rate, requirement.min_ratings
     ) + _rate_reasons(
         "win rate", "candidate_vs_champion", results.win, requirement.min_win_rate, requirement.min_ratings
-    )  # fmt: skip
+    )
     return GateDecision(passed=not reasons, reasons=reasons)
 
 

@@ -24,8 +24,13 @@ def save_bundle(directory: Path, model: AttributeNet, *, input_size: int, extra:
     directory.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     torch.save(state, directory / WEIGHTS_FILE)
-    spec = {"format_version": FORMAT_VERSION, "architecture": "mobilenet_v2", "input_size": input_size,
-            "heads": {name: list(classes) for name, classes in HEADS.items()}, **(extra or {})}  # fmt: skip
+    spec = {
+        "format_version": FORMAT_VERSION,
+        "architecture": "mobilenet_v2",
+        "input_size": input_size,
+        "heads": {name: list(classes) for name, classes in HEADS.items()},
+        **(extra or {}),
+    }
     (directory / SPEC_FILE).write_text(json.dumps(spec, indent=2, default=str))
     return directory
 

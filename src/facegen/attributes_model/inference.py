@@ -78,8 +78,9 @@ class AttributeClassifier:
         else:
             raise TypeError(f"expected uint8 or float images, got {tensor.dtype}")
         if unit.shape[-2:] != (self.input_size, self.input_size):
-            unit = F.interpolate(unit, size=(self.input_size, self.input_size), mode="bilinear",
-                                 antialias=True, align_corners=False)  # fmt: skip
+            unit = F.interpolate(
+                unit, size=(self.input_size, self.input_size), mode="bilinear", antialias=True, align_corners=False
+            )
         return unit.contiguous()
 
     @torch.inference_mode()
@@ -93,8 +94,9 @@ class AttributeClassifier:
             logits = self.model(unit[start : start + batch_size].to(self.device))
             for name in HEADS:
                 parts[name].append(torch.softmax(logits[name].float(), dim=1).cpu().numpy())
-        return AttributePredictions({name: np.concatenate(p) if p else np.zeros((0, len(HEADS[name])), np.float32)
-                                     for name, p in parts.items()})  # fmt: skip
+        return AttributePredictions(
+            {name: np.concatenate(p) if p else np.zeros((0, len(HEADS[name])), np.float32) for name, p in parts.items()}
+        )
 
     def predict_files(self, uris: Sequence[str | Path], *, workers: int = 2, batch_size: int = 256):
         """Predictions for image files or entry URIs (folder paths, ``zip://…!/member``, ``s3://…``)."""
@@ -141,8 +143,9 @@ def tag_frame(
         label = tagged[name] if name in tagged else pd.Series(None, index=tagged.index, dtype=object)
         has_label = label.notna().to_numpy()
         confident = (conf >= min_confidence).to_numpy()
-        tagged[f"attr_{name}"] = np.where(has_label, label.to_numpy(dtype=object),
-                                          np.where(confident, labels_pred.to_numpy(dtype=object), None))
+        tagged[f"attr_{name}"] = np.where(
+            has_label, label.to_numpy(dtype=object), np.where(confident, labels_pred.to_numpy(dtype=object), None)
+        )
         tagged[f"attr_{name}_source"] = np.where(has_label, "label", np.where(confident, "predicted", None))
         for i in np.flatnonzero(has_label & (conf >= audit_confidence).to_numpy()):
             truth, guess = label.iloc[i], labels_pred.iloc[i]

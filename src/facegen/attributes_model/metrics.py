@@ -41,8 +41,11 @@ def evaluate_predictions(truth: dict[str, np.ndarray], predicted: dict[str, np.n
 
 def flat_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """``{gender_accuracy: …, gender_balanced_accuracy: …, …}`` for MLflow."""
-    return {f"{prefix}{name}_{key}": float(values[key]) for name, values in report.items()
-            for key in ("accuracy", "balanced_accuracy")}  # fmt: skip
+    return {
+        f"{prefix}{name}_{key}": float(values[key])
+        for name, values in report.items()
+        for key in ("accuracy", "balanced_accuracy")
+    }
 
 
 def plot_confusions(report: dict[str, Any]):  # -> matplotlib Figure

@@ -50,8 +50,12 @@ def log_attribute_model(bundle_dir: Path, *, artifact_name: str = "attributes"):
         name=artifact_name,
         python_model=AttributePyfunc(),
         artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
-        pip_requirements=[f"mlflow=={mlflow.__version__}", f"torch=={torch_version}", f"numpy=={np.__version__}",
-                          f"pandas=={pd.__version__}"],  # fmt: skip
+        pip_requirements=[
+            f"mlflow=={mlflow.__version__}",
+            f"torch=={torch_version}",
+            f"numpy=={np.__version__}",
+            f"pandas=={pd.__version__}",
+        ],
     )
 
 

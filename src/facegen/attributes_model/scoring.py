@@ -49,8 +49,10 @@ def score_at_resolutions(
         report = evaluate_predictions(labels, {h: probabilities[h].argmax(1) for h in HEADS})
         for head in HEADS:
             known = labels[head] != MISSING
-            report[head]["held_out"] = {"truth": labels[head][known].tolist(),
-                                        "probabilities": np.round(probabilities[head][known], 5).ravel().tolist()}
+            report[head]["held_out"] = {
+                "truth": labels[head][known].tolist(),
+                "probabilities": np.round(probabilities[head][known], 5).ravel().tolist(),
+            }
         reports[str(int(resolution))] = report
     return reports
 

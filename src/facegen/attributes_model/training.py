@@ -141,8 +141,10 @@ def predict_probabilities(
         logits = model(to_unit(tensor[start : start + batch_size].to(device)))
         for name in HEADS:
             outputs[name].append(torch.softmax(logits[name].float(), dim=1).cpu().numpy())
-    return {name: np.concatenate(parts) if parts else np.zeros((0, len(HEADS[name])), np.float32)
-            for name, parts in outputs.items()}  # fmt: skip
+    return {
+        name: np.concatenate(parts) if parts else np.zeros((0, len(HEADS[name])), np.float32)
+        for name, parts in outputs.items()
+    }
 
 
 def evaluate_model(model: AttributeNet, images: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -204,8 +206,10 @@ def train_attribute_model(
         raise ValueError(f"trainable_from must be in 0..{len(model.backbone) - 1}, got {k}")
     images = torch.from_numpy(np.ascontiguousarray(train_images)).to(device)
     labels = {name: torch.from_numpy(train_labels[name]).to(device) for name in HEADS}
-    weights = {name: _class_weights(train_labels[name], len(classes), config.class_weighting)
-               for name, classes in HEADS.items()}  # fmt: skip
+    weights = {
+        name: _class_weights(train_labels[name], len(classes), config.class_weighting)
+        for name, classes in HEADS.items()
+    }
     weights = {name: (w.to(device) if w is not None else None) for name, w in weights.items()}
 
     sizes: list[int | None] = [None, *config.degrade_to]  # None: the sharp face at the input size
@@ -278,8 +282,13 @@ def train_attribute_model(
             for name in HEADS:
                 target = labels[name][index.to(device)]
                 if bool((target != MISSING).any()):
-                    losses[name] = F.cross_entropy(logits[name], target, weight=weights[name],
-                                                   ignore_index=MISSING, label_smoothing=config.label_smoothing)
+                    losses[name] = F.cross_entropy(
+                        logits[name],
+                        target,
+                        weight=weights[name],
+                        ignore_index=MISSING,
+                        label_smoothing=config.label_smoothing,
+                    )
             loss = sum(losses.values())
             if not frozen:  # cosine decay over the unfrozen phase
                 factor = 0.5 * (1 + math.cos(math.pi * min(phase_step / unfrozen_steps, 1.0)))
@@ -298,11 +307,18 @@ def train_attribute_model(
             if on_step is not None:
                 on_step(step, values)
         report = evaluate() if len(holdout_images) else {}
-        entry = {"epoch": epoch + 1, "phase": "frozen" if frozen else "unfrozen", "steps": step,
-                 "seconds": round(time.perf_counter() - start_time, 1),
-                 **{key: value / max(seen, 1) for key, value in sums.items()},
-                 **{f"holdout_{name}_{key}": values[key] for name, values in report.items()
-                    for key in ("accuracy", "balanced_accuracy")}}  # fmt: skip
+        entry = {
+            "epoch": epoch + 1,
+            "phase": "frozen" if frozen else "unfrozen",
+            "steps": step,
+            "seconds": round(time.perf_counter() - start_time, 1),
+            **{key: value / max(seen, 1) for key, value in sums.items()},
+            **{
+                f"holdout_{name}_{key}": values[key]
+                for name, values in report.items()
+                for key in ("accuracy", "balanced_accuracy")
+            },
+        }
         history.append(entry)
         if on_epoch is not None:
             on_epoch(epoch + 1, entry)

@@ -90,12 +90,24 @@ def plan_joint_balance(
             raise ValueError(f"{attribute} values outside the vocabulary: {sorted(unknown)}")
     usable = labels.notna().all(axis=1).to_numpy()
     rows = np.flatnonzero(usable)
-    report: dict[str, Any] = {"cells": list(cells), "also": list(also), "strategy": strategy,
-                              "unlabelled": int((~usable).sum()), "images_before": int(usable.sum())}  # fmt: skip
+    report: dict[str, Any] = {
+        "cells": list(cells),
+        "also": list(also),
+        "strategy": strategy,
+        "unlabelled": int((~usable).sum()),
+        "images_before": int(usable.sum()),
+    }
     if not len(rows):
         plan = kept.reset_index(drop=True).assign(draw_index=0, sample_weight=1.0)
-        report.update(balanced=False, note="no labelled or confidently predicted rows: all kept rows pass through",
-                      images_after=len(plan), images_dropped=0, images_repeated=0, max_repeat=1, shares={})
+        report.update(
+            balanced=False,
+            note="no labelled or confidently predicted rows: all kept rows pass through",
+            images_after=len(plan),
+            images_dropped=0,
+            images_repeated=0,
+            max_repeat=1,
+            shares={},
+        )
         return plan, report
 
     sub = labels.iloc[rows].reset_index(drop=True)
@@ -120,8 +132,10 @@ def plan_joint_balance(
     also_targets = {a: _target_shares(ATTRIBUTE_VALUES[a], targets.get(a)) for a in also}
     if also:
         also_key = sub[list(also)].astype(str).agg(" × ".join, axis=1).to_numpy()
-        also_target = {" × ".join(combo): float(np.prod([also_targets[a][v] for a, v in zip(also, combo)]))
-                       for combo in _product([ATTRIBUTE_VALUES[a] for a in also])}  # fmt: skip
+        also_target = {
+            " × ".join(combo): float(np.prod([also_targets[a][v] for a, v in zip(also, combo)]))
+            for combo in _product([ATTRIBUTE_VALUES[a] for a in also])
+        }
         for members in cell_index.values():
             keys = also_key[members]
             groups, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
@@ -163,15 +177,27 @@ def plan_joint_balance(
         before = sub[attribute].value_counts()
         after = pd.Series(after_weight).groupby(sub[attribute].to_numpy()).sum()
         target = _target_shares(values, targets.get(attribute))
-        shares[attribute] = {v: {"before": int(before.get(v, 0)), "before_share": float(before.get(v, 0) / n),
-                                 "after": float(after.get(v, 0.0)),
-                                 "after_share": float(after.get(v, 0.0) / max(after_weight.sum(), 1e-12)),
-                                 "target_share": target[v]} for v in values}  # fmt: skip
+        shares[attribute] = {
+            v: {
+                "before": int(before.get(v, 0)),
+                "before_share": float(before.get(v, 0) / n),
+                "after": float(after.get(v, 0.0)),
+                "after_share": float(after.get(v, 0.0) / max(after_weight.sum(), 1e-12)),
+                "target_share": target[v],
+            }
+            for v in values
+        }
     cell_after = pd.Series(after_weight).groupby(cell_key.to_numpy()).sum()
-    shares["cells"] = {c: {"before": int((cell_key == c).sum()), "before_share": float((cell_key == c).mean()),
-                           "after": float(cell_after.get(c, 0.0)),
-                           "after_share": float(cell_after.get(c, 0.0) / max(after_weight.sum(), 1e-12)),
-                           "target_share": cell_target_full.get(c, 0.0)} for c in cell_values}  # fmt: skip
+    shares["cells"] = {
+        c: {
+            "before": int((cell_key == c).sum()),
+            "before_share": float((cell_key == c).mean()),
+            "after": float(cell_after.get(c, 0.0)),
+            "after_share": float(cell_after.get(c, 0.0) / max(after_weight.sum(), 1e-12)),
+            "target_share": cell_target_full.get(c, 0.0),
+        }
+        for c in cell_values
+    }
     cell_error = max(abs(v["after_share"] - cell_target.get(c, 0.0)) for c, v in shares["cells"].items())
     repeats = np.bincount(draws)
     notes = []

@@ -50,7 +50,9 @@ def plot_shares(report: dict[str, Any]):  # -> matplotlib Figure
         axis.bar(x + 0.2, rows["after_share"], width=0.4, label="after", color="#2b7bba")
         axis.scatter(x, rows["target_share"], marker="_", s=400, color="#d62728", label="target", zorder=3)
         crowded = len(rows) > 6
-        axis.set_xticks(x, rows["group"], rotation=30 if crowded else 0, ha="right" if crowded else "center", fontsize=8)
+        axis.set_xticks(
+            x, rows["group"], rotation=30 if crowded else 0, ha="right" if crowded else "center", fontsize=8
+        )
         axis.set_ylabel("share")
         axis.set_title(attribute)
         axis.legend(fontsize=8, loc="upper right")
@@ -64,16 +66,25 @@ def write_balance_report(report: dict[str, Any], out_dir: Path) -> dict[str, Pat
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = shares_table(report)
-    paths = {"png": out_dir / "balance_shares.png", "csv": out_dir / "balance_shares.csv",
-             "md": out_dir / "balance_report.md"}  # fmt: skip
+    paths = {
+        "png": out_dir / "balance_shares.png",
+        "csv": out_dir / "balance_shares.csv",
+        "md": out_dir / "balance_report.md",
+    }
     figure = plot_shares(report)
     figure.savefig(paths["png"], dpi=110, bbox_inches="tight")
     table.to_csv(paths["csv"], index=False)
-    formatted = table.assign(**{c: table[c].map(lambda v: f"{v:.3f}") for c in ("before_share", "after_share",
-                                                                                 "target_share")},
-                             after=table["after"].map(lambda v: f"{v:.0f}"))  # fmt: skip
-    paths["md"].write_text("# Balancing report\n\n" + "\n".join(f"- {line}" for line in cost_lines(report))
-                           + "\n\n" + _markdown(formatted) + "\n")  # fmt: skip
+    formatted = table.assign(
+        **{c: table[c].map(lambda v: f"{v:.3f}") for c in ("before_share", "after_share", "target_share")},
+        after=table["after"].map(lambda v: f"{v:.0f}"),
+    )
+    paths["md"].write_text(
+        "# Balancing report\n\n"
+        + "\n".join(f"- {line}" for line in cost_lines(report))
+        + "\n\n"
+        + _markdown(formatted)
+        + "\n"
+    )
     return paths
 
 

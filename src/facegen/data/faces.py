@@ -65,7 +65,10 @@ class FaceDetector:
         small = cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)
         padded = cv2.copyMakeBorder(small, *(self._pad,) * 4, cv2.BORDER_REPLICATE)
         _rects, counts = self._cascade.detectMultiScale2(
-            padded, scaleFactor=self.check.scale_factor, minNeighbors=1,
-            minSize=(self._min, self._min), maxSize=(self._max, self._max),
-        )  # fmt: skip
+            padded,
+            scaleFactor=self.check.scale_factor,
+            minNeighbors=1,
+            minSize=(self._min, self._min),
+            maxSize=(self._max, self._max),
+        )
         return float(np.max(counts)) if len(counts) else 0.0

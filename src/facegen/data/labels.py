@@ -91,5 +91,10 @@ def parse_requested_attributes(attributes_json: str) -> dict[str, Any]:
     for name, value in attributes.items():
         if value not in ATTRIBUTE_VALUES[name]:
             return _no_labels(f"requested {name} {value!r} is not one of {list(ATTRIBUTE_VALUES[name])}")
-    return {"age": None, "gender": attributes.get("gender"), "ethnicity": attributes.get("ethnicity"),
-            "age_bin": attributes.get("age_bin"), "label_error": None}  # fmt: skip
+    return {
+        "age": None,
+        "gender": attributes.get("gender"),
+        "ethnicity": attributes.get("ethnicity"),
+        "age_bin": attributes.get("age_bin"),
+        "label_error": None,
+    }

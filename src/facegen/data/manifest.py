@@ -27,10 +27,26 @@ from facegen.data.labels import parse_requested_attributes, parse_utkface_name
 from facegen.data.sources import FolderSource, ImageSource, open_source, read_entry
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
-    "uri", "source", "origin", "name", "sha256", "n_bytes", "width", "height", "mode", "format",
-    "age", "gender", "ethnicity", "age_bin", "label_error", "label_source",
-    "status", "reason", "detail",
-)  # fmt: skip
+    "uri",
+    "source",
+    "origin",
+    "name",
+    "sha256",
+    "n_bytes",
+    "width",
+    "height",
+    "mode",
+    "format",
+    "age",
+    "gender",
+    "ethnicity",
+    "age_bin",
+    "label_error",
+    "label_source",
+    "status",
+    "reason",
+    "detail",
+)
 
 _NULLABLE_INTS = ("n_bytes", "width", "height", "age")
 
@@ -93,8 +109,17 @@ def _unread_row(entry_uri: str, reason: str, why: str) -> dict[str, Any]:
     """A quarantined row for an entry that is never read (refused as unsafe, or listed but absent)."""
     name = _entry_name(entry_uri)
     header = {"width": None, "height": None, "mode": None, "format": None}
-    return {"uri": entry_uri, "name": name, "sha256": None, "n_bytes": None, **header, **_labels(name),
-            "status": "quarantined", "reason": reason, "detail": why}  # fmt: skip
+    return {
+        "uri": entry_uri,
+        "name": name,
+        "sha256": None,
+        "n_bytes": None,
+        **header,
+        **_labels(name),
+        "status": "quarantined",
+        "reason": reason,
+        "detail": why,
+    }
 
 
 def seeded_subset(entries: list[str], max_images: int | None, seed: int) -> list[str]:
@@ -132,9 +157,14 @@ def build_manifest(
 
 
 def _describe(
-    source: ImageSource, entries: list[str], *, origin: str, workers: int, progress: bool,
+    source: ImageSource,
+    entries: list[str],
+    *,
+    origin: str,
+    workers: int,
+    progress: bool,
     extra_rows: list[dict[str, Any]] | None = None,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """Manifest rows for ``entries`` of ``source``, its refused entries and ``extra_rows``, ordered by URI."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         rows = list(tqdm(pool.map(_ingest_row, entries), total=len(entries), desc="ingest", disable=not progress))
@@ -204,12 +234,18 @@ def build_feedback_manifest(folder: str, *, workers: int = 2, progress: bool = T
     entries = source.list_entries()
     present = {Path(uri).relative_to(source.root).as_posix() for uri in entries}
     missing = [
-        {**_unread_row(str(source.root / name), "feedback_missing",
-                       f"listed in {FEEDBACK_CSV} but {name} is not in the folder"), **_requested_labels(attributes)}
-        for name, attributes in requested.items() if name not in present
-    ]  # fmt: skip
-    manifest = _describe(source, entries, origin=FEEDBACK_ORIGIN, workers=workers, progress=progress,
-                         extra_rows=missing)  # fmt: skip
+        {
+            **_unread_row(
+                str(source.root / name), "feedback_missing", f"listed in {FEEDBACK_CSV} but {name} is not in the folder"
+            ),
+            **_requested_labels(attributes),
+        }
+        for name, attributes in requested.items()
+        if name not in present
+    ]
+    manifest = _describe(
+        source, entries, origin=FEEDBACK_ORIGIN, workers=workers, progress=progress, extra_rows=missing
+    )
     names = manifest["uri"].map(lambda uri: Path(uri).relative_to(source.root).as_posix())
     pending = manifest["status"].eq("pending")
     listed = pending & names.isin(requested)
@@ -218,9 +254,10 @@ def build_feedback_manifest(folder: str, *, workers: int = 2, progress: bool = T
             manifest.at[position, column] = value
     unlisted = pending & ~names.isin(requested)
     manifest.loc[unlisted, ["status", "reason", "detail"]] = [
-        "quarantined", "feedback_unlisted",
+        "quarantined",
+        "feedback_unlisted",
         f"not listed in {FEEDBACK_CSV}: not known to be a well-rated face (left from an earlier export?)",
-    ]  # fmt: skip
+    ]
     return manifest
 
 

@@ -227,8 +227,17 @@ def blur_score(image: Image.Image | np.ndarray) -> float:
 
 
 def _outcome(status: str, reason: str | None = None, detail: str | None = None, **facts: Any) -> dict[str, Any]:
-    return {"status": status, "reason": reason, "detail": detail, "blur_score": math.nan, "grayscale": None,
-            "face_score": math.nan, "phash": None, "decoded_pixels": 0, **facts}  # fmt: skip
+    return {
+        "status": status,
+        "reason": reason,
+        "detail": detail,
+        "blur_score": math.nan,
+        "grayscale": None,
+        "face_score": math.nan,
+        "phash": None,
+        "decoded_pixels": 0,
+        **facts,
+    }
 
 
 def _assess(uri: str, origin: str, config: QualityConfig, detector: FaceDetector | None) -> dict[str, Any]:

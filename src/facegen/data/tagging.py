@@ -48,14 +48,19 @@ def tag_kept_rows(
     base = label_only_attributes(manifest).reset_index(drop=True)
     kept = np.flatnonzero(base["status"].eq("kept").to_numpy())
     predictions = classifier.predict_files(base["uri"].iloc[kept].tolist(), workers=workers)
-    tagged_kept = tag_frame(base.iloc[kept], predictions, min_confidence=min_confidence,
-                            audit_confidence=audit_confidence)  # fmt: skip
+    tagged_kept = tag_frame(
+        base.iloc[kept], predictions, min_confidence=min_confidence, audit_confidence=audit_confidence
+    )
     new_columns = [c for c in tagged_kept.columns if c not in base.columns]
     for column in new_columns:
-        base[column] = pd.Series([None] * len(base), dtype=tagged_kept[column].dtype
-                                 if tagged_kept[column].dtype.kind == "f" else object)  # fmt: skip
-    for column in [*new_columns, *(f"attr_{n}" for n in TAGGED_ATTRIBUTES),
-                   *(f"attr_{n}_source" for n in TAGGED_ATTRIBUTES)]:  # fmt: skip
+        base[column] = pd.Series(
+            [None] * len(base), dtype=tagged_kept[column].dtype if tagged_kept[column].dtype.kind == "f" else object
+        )
+    for column in [
+        *new_columns,
+        *(f"attr_{n}" for n in TAGGED_ATTRIBUTES),
+        *(f"attr_{n}_source" for n in TAGGED_ATTRIBUTES),
+    ]:
         base.loc[kept, column] = tagged_kept[column].to_numpy()
     if min_attribute_confidence is not None:
         low = base["status"].eq("kept") & (base["attribute_confidence"] < min_attribute_confidence)

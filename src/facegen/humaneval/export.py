@@ -120,9 +120,7 @@ def _validate(
         raise ValueError(f"all images must share one H×W so pairs compare like with like, got {sizes}")
     for name, images in inputs.items():
         if len(images) < n_pairs:
-            raise ValueError(
-                f"n_pairs={n_pairs} needs {n_pairs} distinct {name} images, only {len(images)} given"
-            )
+            raise ValueError(f"n_pairs={n_pairs} needs {n_pairs} distinct {name} images, only {len(images)} given")
     if not candidate_label or not candidate_label.strip() or candidate_label in {"real", "champion"}:
         raise ValueError(
             f"candidate_label must be a non-empty name other than 'real'/'champion', got {candidate_label!r}"

@@ -66,10 +66,12 @@ def load_answer_key(path: Path) -> AnswerKey:
     columns, rows = _read_csv(path)
     missing = [c for c in ("pair_id", "task", "generated_side", "candidate_side", "set_id") if c not in columns]
     if missing:
-        raise RatingsError([
-            f"{path}: not an answer key, columns {missing} missing (expected {ANSWER_KEY_COLUMNS}); "
-            "keys exported before set ids existed cannot be used: export the set again"
-        ])
+        raise RatingsError(
+            [
+                f"{path}: not an answer key, columns {missing} missing (expected {ANSWER_KEY_COLUMNS}); "
+                "keys exported before set ids existed cannot be used: export the set again"
+            ]
+        )
     problems: list[str] = []
     pairs: dict[str, KeyPair] = {}
     set_ids = {row["set_id"] for row in rows}
@@ -187,4 +189,3 @@ def _read_json_rows(path: Path) -> list[dict[str, str]]:
     if bad:
         raise RatingsError([f"{origin}: every value must be a string" for origin in bad])
     return data
-

@@ -114,8 +114,16 @@ def format_ci(rate: Rate) -> str:
     return "n/a" if rate.ci95 is None else "[{:.4f}, {:.4f}]".format(*rate.ci95)
 
 
-PER_RATER_COLUMNS = ["rater", "fool_rate", "fooled", "n_real_vs_generated", "win_rate", "wins",
-                     "n_candidate_vs_champion", "n_unanswered"]  # fmt: skip
+PER_RATER_COLUMNS = [
+    "rater",
+    "fool_rate",
+    "fooled",
+    "n_real_vs_generated",
+    "win_rate",
+    "wins",
+    "n_candidate_vs_champion",
+    "n_unanswered",
+]
 
 
 def per_rater_rows(results: HumanEvalResults) -> list[dict[str, str | int]]:

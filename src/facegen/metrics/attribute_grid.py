@@ -30,10 +30,13 @@ def attribute_grid(generator: nn.Module, *, seed: int, device: str = "cpu"):
 
     rows = list(itertools.product(*(ATTRIBUTE_VALUES[a] for a in ROW_ATTRIBUTES)))
     columns = ATTRIBUTE_VALUES[SWEEP_ATTRIBUTE]
-    labels = np.stack([
-        encode_labels(generator.label_dims, {**dict(zip(ROW_ATTRIBUTES, row)), SWEEP_ATTRIBUTE: age}).numpy()
-        for row in rows for age in columns
-    ])  # fmt: skip
+    labels = np.stack(
+        [
+            encode_labels(generator.label_dims, {**dict(zip(ROW_ATTRIBUTES, row)), SWEEP_ATTRIBUTE: age}).numpy()
+            for row in rows
+            for age in columns
+        ]
+    )
     faces = faces_from_seeds(generator, [seed] * len(labels), labels=labels, device=device)
     figure, axes = plt.subplots(len(rows), len(columns), figsize=(1.1 * len(columns), 1.15 * len(rows)))
     for (r, c), axis in np.ndenumerate(axes):

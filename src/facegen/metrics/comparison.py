@@ -69,8 +69,18 @@ class EvaluationProtocol:
     ) -> EvaluationProtocol:
         """The protocol a generator is evaluated under: requests only for the attributes it is conditioned on."""
         requests = {attribute: _shares(targets.get(attribute)) for attribute in generator.label_dims}
-        return cls(real.dataset_hash, real.count, real.resolution, real.extractor, real.weights_sha256,
-                   int(num_generated), int(seed), requests, int(kid_subset_size), int(kid_subsets))  # fmt: skip
+        return cls(
+            real.dataset_hash,
+            real.count,
+            real.resolution,
+            real.extractor,
+            real.weights_sha256,
+            int(num_generated),
+            int(seed),
+            requests,
+            int(kid_subset_size),
+            int(kid_subsets),
+        )
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no spaces): equal protocols give equal text, hence equal ids."""
@@ -88,8 +98,13 @@ class EvaluationProtocol:
 
     def check_real(self, real: RealFeatures) -> None:
         """Refuse real features other than the protocol's reference set (a wrong cache would fake a comparison)."""
-        expected = {"dataset_hash": self.real_dataset_hash, "count": self.real_count, "resolution": self.resolution,
-                    "extractor": self.extractor, "weights_sha256": self.weights_sha256}  # fmt: skip
+        expected = {
+            "dataset_hash": self.real_dataset_hash,
+            "count": self.real_count,
+            "resolution": self.resolution,
+            "extractor": self.extractor,
+            "weights_sha256": self.weights_sha256,
+        }
         wrong = {key: (value, real.identity[key]) for key, value in expected.items() if real.identity[key] != value}
         if wrong:
             raise ValueError(f"real features are not protocol {self.id}'s reference set: {wrong} (expected, found)")
@@ -225,8 +240,10 @@ class MetricDifference:
         return self.high < 0.0
 
     def describe(self) -> str:
-        return (f"{self.metric} difference {self.estimate:+.4g} (candidate − champion), {self.confidence:.0%} CI "
-                f"[{self.low:+.4g}, {self.high:+.4g}] over {self.replicates} bootstrap replicates")  # fmt: skip
+        return (
+            f"{self.metric} difference {self.estimate:+.4g} (candidate − champion), {self.confidence:.0%} CI "
+            f"[{self.low:+.4g}, {self.high:+.4g}] over {self.replicates} bootstrap replicates"
+        )
 
 
 def _check_features(features: np.ndarray, name: str) -> None:

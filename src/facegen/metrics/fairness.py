@@ -91,8 +91,9 @@ def attribute_summary(
     if held_out is None:
         summary["tv"], summary["representation_ratio"] = summary["tv_raw"], summary["representation_ratio_raw"]
         return summary
-    corrected = correct_attribute(probabilities, groups, held_out, target, strata=strata, bootstrap=bootstrap,
-                                  seed=seed)  # fmt: skip
+    corrected = correct_attribute(
+        probabilities, groups, held_out, target, strata=strata, bootstrap=bootstrap, seed=seed
+    )
     summary.update(corrected.to_dict())
     return summary
 
@@ -123,8 +124,9 @@ def fairness_report(
     gates = gates or FairnessThresholds()
     strata = None
     if requested:
-        strata = np.unique(np.stack([np.asarray(v, dtype=str) for v in requested.values()], 1), axis=0,
-                           return_inverse=True)[1].ravel()  # fmt: skip
+        strata = np.unique(
+            np.stack([np.asarray(v, dtype=str) for v in requested.values()], 1), axis=0, return_inverse=True
+        )[1].ravel()
     report: dict[str, dict[str, Any]] = {}
     for attribute, values in probabilities.items():
         if attribute not in ATTRIBUTE_VALUES:
@@ -140,9 +142,15 @@ def fairness_report(
             entry["confusion"] = matrix.tolist()
             if attribute in gates.max_tv and targets.get(attribute):
                 entry["perfect_pass_rate"] = perfect_generator_pass_rate(
-                    readings, ATTRIBUTE_VALUES[attribute], targets[attribute], len(values),
-                    max_tv=gates.max_tv[attribute], min_ratio=gates.min_representation_ratio, draws=100, seed=seed,
-                )  # fmt: skip
+                    readings,
+                    ATTRIBUTE_VALUES[attribute],
+                    targets[attribute],
+                    len(values),
+                    max_tv=gates.max_tv[attribute],
+                    min_ratio=gates.min_representation_ratio,
+                    draws=100,
+                    seed=seed,
+                )
         if requested is not None and attribute in requested:
             asked = np.asarray(requested[attribute], dtype=object)
             if len(asked) != len(values):
@@ -223,8 +231,10 @@ def stratified_requests(
     counts[remainder_order[: n - int(counts.sum())]] += 1
     index = np.repeat(cells, counts, axis=0)
     index = index[np.random.default_rng(seed).permutation(n)]
-    names = {attribute: np.asarray(ATTRIBUTE_VALUES[attribute], dtype=object)[index[:, k]]
-             for k, attribute in enumerate(attributes)}  # fmt: skip
+    names = {
+        attribute: np.asarray(ATTRIBUTE_VALUES[attribute], dtype=object)[index[:, k]]
+        for k, attribute in enumerate(attributes)
+    }
     return index.astype(np.int64), names
 
 
@@ -244,31 +254,47 @@ def plot_fairness(report: Mapping[str, Mapping[str, Any]], training: Mapping[str
         generated = entry["generated"]
         series: list[tuple[str, list[float], str, Any]] = []
         if balance:
-            series.append(("training after balancing (labels)", [balance[g]["after_share"] for g in groups],
-                           "#8fb8de", None))  # fmt: skip
+            series.append(
+                ("training after balancing (labels)", [balance[g]["after_share"] for g in groups], "#8fb8de", None)
+            )
         if "corrected" in entry.get("real", {}):
-            series.append(("real training faces, corrected", [entry["real"]["corrected"][g] for g in groups],
-                           "#6a9f58", None))  # fmt: skip
+            series.append(
+                ("real training faces, corrected", [entry["real"]["corrected"][g] for g in groups], "#6a9f58", None)
+            )
         series.append(("generated, as classified", [generated["shares"][g] for g in groups], "#f2b48a", None))
         if "corrected" in generated:
             values = [generated["corrected"][g] for g in groups]
-            errors = np.array([[v - generated["corrected_ci"][g][0], generated["corrected_ci"][g][1] - v]
-                               for g, v in zip(groups, values)]).T  # fmt: skip
+            errors = np.array(
+                [
+                    [v - generated["corrected_ci"][g][0], generated["corrected_ci"][g][1] - v]
+                    for g, v in zip(groups, values)
+                ]
+            ).T
             series.append(("generated, corrected (95% CI)", values, "#c4501b", np.clip(errors, 0, None)))
         width = 0.8 / len(series)
         x = np.arange(len(groups))
         for i, (label, values, colour, errors) in enumerate(series):
-            axis.bar(x - 0.4 + width * (i + 0.5), values, width=width, label=label, color=colour, yerr=errors,
-                     capsize=2 if errors is not None else 0)  # fmt: skip
+            axis.bar(
+                x - 0.4 + width * (i + 0.5),
+                values,
+                width=width,
+                label=label,
+                color=colour,
+                yerr=errors,
+                capsize=2 if errors is not None else 0,
+            )
         target = generated["target"]
         if target:
-            axis.scatter(x, [target.get(g, 0.0) for g in groups], marker="_", s=500, color="#d62728",
-                         label="target", zorder=3)  # fmt: skip
+            axis.scatter(
+                x, [target.get(g, 0.0) for g in groups], marker="_", s=500, color="#d62728", label="target", zorder=3
+            )
         title = attribute
         if "tv" in generated:
             kind = "corrected" if "corrected" in generated else "raw"
-            title = (f"{attribute}: {kind} TV {generated['tv']:.3f}, representation ratio "
-                     f"{generated['representation_ratio']:.2f}")  # fmt: skip
+            title = (
+                f"{attribute}: {kind} TV {generated['tv']:.3f}, representation ratio "
+                f"{generated['representation_ratio']:.2f}"
+            )
             if "conditional_accuracy" in entry:
                 title += f"; classified as requested {entry['conditional_accuracy']:.2f}"
             if "classifier_accuracy" in entry:

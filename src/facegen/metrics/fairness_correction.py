@@ -103,9 +103,11 @@ class CorrectedAttribute:
         return {
             "corrected": dict(zip(self.groups, map(float, self.corrected))),
             "corrected_ci": {g: [float(lo), float(hi)] for g, (lo, hi) in zip(self.groups, self.corrected_ci)},
-            "tv": self.tv, "tv_ci": list(self.tv_ci),
-            "representation_ratio": self.ratio, "representation_ratio_ci": list(self.ratio_ci),
-        }  # fmt: skip
+            "tv": self.tv,
+            "tv_ci": list(self.tv_ci),
+            "representation_ratio": self.ratio,
+            "representation_ratio_ci": list(self.ratio_ci),
+        }
 
 
 def _resample(members: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -134,7 +136,9 @@ def correct_attribute(
     tv, ratio = tv_and_ratio(point, wanted)
 
     rng = np.random.default_rng(seed)
-    cells = [np.arange(len(probabilities))] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    cells = (
+        [np.arange(len(probabilities))] if strata is None else [np.flatnonzero(strata == s) for s in np.unique(strata)]
+    )
     draws = np.empty((bootstrap, len(groups)))
     for b in range(bootstrap):
         observed = probabilities[_resample(cells, rng)].mean(axis=0)
@@ -144,9 +148,14 @@ def correct_attribute(
     figures = np.array([tv_and_ratio(d, wanted) for d in draws])
     interval = lambda values: tuple(float(v) for v in np.quantile(values, [alpha, 1 - alpha]))  # noqa: E731
     return CorrectedAttribute(
-        groups=groups, corrected=point, corrected_ci=np.quantile(draws, [alpha, 1 - alpha], axis=0).T,
-        tv=tv, tv_ci=interval(figures[:, 0]), ratio=ratio, ratio_ci=interval(figures[:, 1]),
-    )  # fmt: skip
+        groups=groups,
+        corrected=point,
+        corrected_ci=np.quantile(draws, [alpha, 1 - alpha], axis=0).T,
+        tv=tv,
+        tv_ci=interval(figures[:, 0]),
+        ratio=ratio,
+        ratio_ci=interval(figures[:, 1]),
+    )
 
 
 def perfect_generator_pass_rate(

@@ -141,8 +141,9 @@ class RealFeatures:
 
     def __post_init__(self) -> None:
         if self.features.ndim != 2 or self.features.shape[0] < 1 or not np.issubdtype(self.features.dtype, np.floating):
-            raise ValueError(f"features must be a non-empty N×D float array, got {self.features.dtype} "
-                             f"{self.features.shape}")
+            raise ValueError(
+                f"features must be a non-empty N×D float array, got {self.features.dtype} {self.features.shape}"
+            )
 
     @property
     def count(self) -> int:

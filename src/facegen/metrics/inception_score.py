@@ -121,8 +121,10 @@ def check_classifier(extractor: FeatureExtractorBase, tag: str) -> None:
     """Refuse a last layer that cannot yield a meaningful IS (non-finite, or all-zero weights)."""
     weight, bias = extractor.fc.weight, extractor.fc.bias
     if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
-        raise ValueError(f"{tag}: classifier weights are not finite (weights without a classifier, e.g. the "
-                         f"converted FID Inception?); refusing to report an Inception Score")
+        raise ValueError(
+            f"{tag}: classifier weights are not finite (weights without a classifier, e.g. the "
+            f"converted FID Inception?); refusing to report an Inception Score"
+        )
     if not weight.any():
         raise ValueError(f"{tag}: classifier weights are all zero; refusing to report an Inception Score")
 

@@ -18,8 +18,11 @@ from facegen.models.sampling import base_seeds, faces_from_seeds
 
 def balance_targets(balance_shares: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, float]]:
     """Attribute → group → target share, from the balance step's shares (its joint ``cells`` entry left out)."""
-    return {attribute: {group: float(values["target_share"]) for group, values in groups.items()}
-            for attribute, groups in balance_shares.items() if attribute in ATTRIBUTE_VALUES}  # fmt: skip
+    return {
+        attribute: {group: float(values["target_share"]) for group, values in groups.items()}
+        for attribute, groups in balance_shares.items()
+        if attribute in ATTRIBUTE_VALUES
+    }
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,18 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     os.close(handle)
     try:
         torch.save(obj, temp_name)
-        os.chmod(temp_name, 0o644)  # mkstemp's 0600 would make artifacts unreadable to a service running as another user
+        os.chmod(
+            temp_name, 0o644
+        )  # mkstemp's 0600 would make artifacts unreadable to a service running as another user
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
 
 
-def save_generator_bundle(directory: Path, architecture: str, model_config: dict[str, Any], generator: nn.Module) -> Path:
+def save_generator_bundle(
+    directory: Path, architecture: str, model_config: dict[str, Any], generator: nn.Module
+) -> Path:
     """Write a generator bundle (weights + spec) into ``directory`` and return it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,9 @@ class DCGANGenerator(nn.Module):
         labels: torch.Tensor | None = None,  # B×K label indices (−1 = unspecified); required iff conditional
         truncation_psi: float | torch.Tensor = 1.0,  # 1 = untruncated, 0 = the mean latent; a float or one per sample
     ) -> torch.Tensor:
-        assert z.ndim == 2 and z.shape[1] == self.latent_dim, f"expected B×{self.latent_dim} latents, got {tuple(z.shape)}"
+        assert z.ndim == 2 and z.shape[1] == self.latent_dim, (
+            f"expected B×{self.latent_dim} latents, got {tuple(z.shape)}"
+        )
         check_labels(labels, self.label_dims, len(z))
         x = z * psi_column(truncation_psi, z)
         if self.embed is not None:

@@ -59,8 +59,7 @@ def _kwargs_for(name: str, cls: type[nn.Module], config: dict[str, Any]) -> dict
     """The subset of ``config`` that ``cls.__init__`` accepts, so G and D can share one model config; a key that
     neither the generator nor the discriminator of ``name`` accepts (a typo in YAML) is a ValueError naming it."""
     architecture = _get(name)
-    reject_unknown(config, _accepted(architecture.generator) | _accepted(architecture.discriminator),
-                   f"{name} model")  # fmt: skip
+    reject_unknown(config, _accepted(architecture.generator) | _accepted(architecture.discriminator), f"{name} model")
     accepted = _accepted(cls)
     return {key: value for key, value in config.items() if key in accepted}
 

@@ -87,7 +87,8 @@ def faces_from_seeds(
     generator: nn.Module,
     seeds: Sequence[int],
     *,
-    labels: LabelsLike | None = None,  # one row for all faces or one per seed; required iff the generator is conditional
+    labels: LabelsLike
+    | None = None,  # one row for all faces or one per seed; required iff the generator is conditional
     truncation_psi: float = 1.0,  # 1 = random sampling (the brief's default); < 1 trades variety for typicality
     device: str | torch.device = "cpu",
     batch_size: int = 256,

@@ -474,7 +474,9 @@ class StyleGANDiscriminator(nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         expected = (3, self.resolution, self.resolution)
-        assert images.ndim == 4 and images.shape[1:] == expected, f"expected B×{expected} images, got {tuple(images.shape)}"
+        assert images.ndim == 4 and images.shape[1:] == expected, (
+            f"expected B×{expected} images, got {tuple(images.shape)}"
+        )
         check_labels(labels, self.label_dims, len(images))
         x = self.fromrgb(images)
         for block in self.blocks:

@@ -46,17 +46,26 @@ class FaceProvenance:
 
 
 def faces_provenance(
-    model_name: str, model_version: str | None, model_run_id: str | None, seeds: Sequence[int], *,
-    truncation: float = 1.0, requested: Mapping[str, Sequence[str | None]] | None = None,
-) -> list[FaceProvenance]:  # fmt: skip
+    model_name: str,
+    model_version: str | None,
+    model_run_id: str | None,
+    seeds: Sequence[int],
+    *,
+    truncation: float = 1.0,
+    requested: Mapping[str, Sequence[str | None]] | None = None,
+) -> list[FaceProvenance]:
     """One :class:`FaceProvenance` per seed; ``requested`` is attribute → value per face (None: any), as
     :class:`facegen.metrics.samples.EvaluationSample` keeps it."""
     requested = requested or {}
     return [
         FaceProvenance(
-            model_name, model_version, model_run_id, int(seed), truncation,
+            model_name,
+            model_version,
+            model_run_id,
+            int(seed),
+            truncation,
             {name: str(values[i]) for name, values in requested.items() if values[i] is not None},
-        )  # fmt: skip
+        )
         for i, seed in enumerate(seeds)
     ]
 

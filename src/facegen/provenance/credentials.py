@@ -100,7 +100,9 @@ class SigningCredentials:
         if now >= self.leaf.not_valid_after_utc:
             return f"signing certificate {subject} expired at {self.leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
         if now < self.leaf.not_valid_before_utc:
-            return f"signing certificate {subject} is valid only from {self.leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+            return (
+                f"signing certificate {subject} is valid only from {self.leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+            )
         return None
 
 
@@ -119,15 +121,25 @@ def signing_problem(config: ProvenanceConfig) -> str | None:
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, common_name), x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)]
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+        ]
     )
 
 
 def _key_usage(*, sign: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=sign, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=not sign, crl_sign=not sign, encipher_only=False, decipher_only=False,
-    )  # fmt: skip
+        digital_signature=sign,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=not sign,
+        crl_sign=not sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _pem(certificate: x509.Certificate) -> bytes:
@@ -135,9 +147,12 @@ def _pem(certificate: x509.Certificate) -> bytes:
 
 
 def write_local_credentials(
-    directory: Path, *, common_name: str = "facegen local", valid_from: dt.datetime | None = None,
+    directory: Path,
+    *,
+    common_name: str = "facegen local",
+    valid_from: dt.datetime | None = None,
     leaf_days: int = LOCAL_LEAF_DAYS,
-) -> Path:  # fmt: skip
+) -> Path:
     """Make a throwaway CA and an ES256 leaf it issued, write the three PEM files into ``directory``; return it.
 
     ``valid_from`` (default: now) and ``leaf_days`` set the leaf's validity window (tests make expired leaves).
@@ -146,32 +161,42 @@ def write_local_credentials(
     ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(f"{common_name} CA")
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start - dt.timedelta(minutes=5)).not_valid_after(start + dt.timedelta(days=10 * leaf_days))
+        .not_valid_before(start - dt.timedelta(minutes=5))
+        .not_valid_after(start + dt.timedelta(days=10 * leaf_days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_key_usage(sign=False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     leaf = (
-        x509.CertificateBuilder().subject_name(_name(f"{common_name} signer")).issuer_name(ca_name)
-        .public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(start - dt.timedelta(minutes=5)).not_valid_after(start + dt.timedelta(days=leaf_days))
+        x509.CertificateBuilder()
+        .subject_name(_name(f"{common_name} signer"))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start - dt.timedelta(minutes=5))
+        .not_valid_after(start + dt.timedelta(days=leaf_days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(sign=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     key_path = directory / KEY_FILE
     key_path.touch(mode=0o600)
     key_path.chmod(0o600)  # before the key is in it, also when the file was there already
     key_path.write_bytes(
-        leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     (directory / CHAIN_FILE).write_bytes(_pem(leaf) + _pem(ca))
     (directory / TRUST_ANCHOR_FILE).write_bytes(_pem(ca))

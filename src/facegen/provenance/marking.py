@@ -33,9 +33,15 @@ class MarkingUnavailable(RuntimeError):
 
 
 def mark_face(
-    face: np.ndarray, provenance: FaceProvenance, signer: ManifestSigner, *, size: int, fmt: ImageFormat,
-    jpeg_quality: int = JPEG_QUALITY, png_compress_level: int = PNG_COMPRESS_LEVEL,
-) -> bytes:  # fmt: skip
+    face: np.ndarray,
+    provenance: FaceProvenance,
+    signer: ManifestSigner,
+    *,
+    size: int,
+    fmt: ImageFormat,
+    jpeg_quality: int = JPEG_QUALITY,
+    png_compress_level: int = PNG_COMPRESS_LEVEL,
+) -> bytes:
     """``face`` (uint8 H×W×3) resized to ``size``, watermarked when ``size`` ≥ 256, encoded and C2PA-signed."""
     image = np.asarray(resize_face(face, size))
     if size >= MIN_WATERMARK_SIDE:
@@ -72,14 +78,29 @@ class FaceMarker:
         return self._signer.credentials.problem()
 
     def encode(
-        self, face: np.ndarray, provenance: FaceProvenance, *, size: int, fmt: ImageFormat,
-        jpeg_quality: int = JPEG_QUALITY, png_compress_level: int = PNG_COMPRESS_LEVEL,
-    ) -> bytes:  # fmt: skip
+        self,
+        face: np.ndarray,
+        provenance: FaceProvenance,
+        *,
+        size: int,
+        fmt: ImageFormat,
+        jpeg_quality: int = JPEG_QUALITY,
+        png_compress_level: int = PNG_COMPRESS_LEVEL,
+    ) -> bytes:
         """The face's bytes, marked (or plain when marking is switched off); :class:`MarkingUnavailable` otherwise."""
         problem = self.problem()
         if problem is not None:
             raise MarkingUnavailable(problem)
         if self._signer is None:
-            return encode_face(face, size=size, fmt=fmt, jpeg_quality=jpeg_quality, png_compress_level=png_compress_level)
-        return mark_face(face, provenance, self._signer, size=size, fmt=fmt, jpeg_quality=jpeg_quality,
-                         png_compress_level=png_compress_level)  # fmt: skip
+            return encode_face(
+                face, size=size, fmt=fmt, jpeg_quality=jpeg_quality, png_compress_level=png_compress_level
+            )
+        return mark_face(
+            face,
+            provenance,
+            self._signer,
+            size=size,
+            fmt=fmt,
+            jpeg_quality=jpeg_quality,
+            png_compress_level=png_compress_level,
+        )

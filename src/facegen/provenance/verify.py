@@ -193,7 +193,9 @@ def format_report(report: FileReport) -> str:
     lines = [f"{report.path}: {report.media_type} {width}×{height}"]
     manifest = report.manifest
     if manifest is None or manifest.state == "absent":
-        lines.append("  C2PA manifest: absent" + "".join(f" ({note})" for note in (manifest.failures if manifest else [])))
+        lines.append(
+            "  C2PA manifest: absent" + "".join(f" ({note})" for note in (manifest.failures if manifest else []))
+        )
     else:
         if manifest.state == "invalid":
             trust = "altered after signing or corrupt; claimed signer"

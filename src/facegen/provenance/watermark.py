@@ -124,8 +124,10 @@ def _local_contrast(lum: np.ndarray) -> np.ndarray:
 
 def _check_rgb(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 uint8 RGB array, got {getattr(image, 'dtype', type(image))} "
-                         f"of shape {getattr(image, 'shape', None)}")
+        raise ValueError(
+            f"expected an HxWx3 uint8 RGB array, got {getattr(image, 'dtype', type(image))} "
+            f"of shape {getattr(image, 'shape', None)}"
+        )
 
 
 def embed_watermark(image: np.ndarray, version: int, model_hash: str) -> np.ndarray:
@@ -133,12 +135,14 @@ def embed_watermark(image: np.ndarray, version: int, model_hash: str) -> np.ndar
     _check_rgb(image)
     h, w = image.shape[:2]
     if min(h, w) < MIN_WATERMARK_SIDE:
-        raise ValueError(f"faces smaller than {MIN_WATERMARK_SIDE}×{MIN_WATERMARK_SIDE} are not watermarked, "
-                         f"got {w}×{h}")
+        raise ValueError(
+            f"faces smaller than {MIN_WATERMARK_SIDE}×{MIN_WATERMARK_SIDE} are not watermarked, got {w}×{h}"
+        )
     signs = _code_bits(version, model_hash).astype(np.float32) * 2.0 - 1.0
     sync, bit_patterns = _patterns()
     tile = np.sqrt(_SYNC_WEIGHT) * sync + np.sqrt((1.0 - _SYNC_WEIGHT) / _CODE_BITS) * np.tensordot(
-        signs, bit_patterns, axes=1)
+        signs, bit_patterns, axes=1
+    )
     tiled = np.tile(tile, (-(-h // _TILE), -(-w // _TILE)))[:h, :w]
     mask = _local_contrast(_luminance(image))
     mask = np.clip(mask / np.sqrt(np.mean(mask * mask)), *_MASK_RANGE)
@@ -168,8 +172,9 @@ def _fold(white: np.ndarray, period: float) -> np.ndarray:
     """Rescale the whitened image so the tile period is TILE, then average it onto one tile (position mod TILE)."""
     if period != _TILE:
         h, w = white.shape
-        white = cv2.resize(white, (round(w * _TILE / period), round(h * _TILE / period)),
-                           interpolation=cv2.INTER_LINEAR)
+        white = cv2.resize(
+            white, (round(w * _TILE / period), round(h * _TILE / period)), interpolation=cv2.INTER_LINEAR
+        )
     h, w = white.shape
     ph, pw = -(-h // _TILE) * _TILE, -(-w // _TILE) * _TILE
     padded = np.zeros((2, ph, pw), np.float32)
@@ -243,13 +248,15 @@ def read_watermark(image: np.ndarray) -> WatermarkReading:
         return not_found
     hard = soft > 0
     weakest = np.argsort(np.abs(soft))[:_CHASE_BITS]
-    flips = sorted(itertools.product((False, True), repeat=_CHASE_BITS),
-                   key=lambda f: float(np.abs(soft[weakest])[list(f)].sum()))
+    flips = sorted(
+        itertools.product((False, True), repeat=_CHASE_BITS), key=lambda f: float(np.abs(soft[weakest])[list(f)].sum())
+    )
     for flip in flips:
         candidate = hard.copy()
         candidate[weakest[list(flip)]] ^= True
         parsed = _parse_code(candidate)
         if parsed is not None:
-            return WatermarkReading(found=True, version=parsed[0], model_hash=parsed[1],
-                                    bit_accuracy=float(np.mean(candidate == hard)))
+            return WatermarkReading(
+                found=True, version=parsed[0], model_hash=parsed[1], bit_accuracy=float(np.mean(candidate == hard))
+            )
     return not_found

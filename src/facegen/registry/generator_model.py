@@ -169,9 +169,13 @@ class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
         faces = np.zeros((len(seeds), resolution, resolution, 3), dtype=np.uint8)
         for (psi, label_row), rows in _forward_passes(truncations, labels).items():
             drawn = faces_from_seeds(
-                self.generator, seeds[rows].tolist(), labels=label_row, truncation_psi=psi, device=self.device,
+                self.generator,
+                seeds[rows].tolist(),
+                labels=label_row,
+                truncation_psi=psi,
+                device=self.device,
                 batch_size=PREDICT_BATCH_SIZE,
-            )  # fmt: skip
+            )
             faces[rows] = drawn.transpose(0, 2, 3, 1)
         return faces
 

@@ -194,8 +194,11 @@ def load_version_pyfunc(client: MlflowClient, version: ModelVersion) -> PyFuncMo
 
 def evaluation_tags(protocol: EvaluationProtocol, label_vocabulary: Mapping[str, list[str]]) -> dict[str, str]:
     """What a version's metrics were measured under and what its label indices mean, as version tags."""
-    return {EVAL_PROTOCOL_TAG: protocol.to_json(), EVAL_PROTOCOL_ID_TAG: protocol.id,
-            LABEL_VOCABULARY_TAG: json.dumps(dict(label_vocabulary), sort_keys=True)}  # fmt: skip
+    return {
+        EVAL_PROTOCOL_TAG: protocol.to_json(),
+        EVAL_PROTOCOL_ID_TAG: protocol.id,
+        LABEL_VOCABULARY_TAG: json.dumps(dict(label_vocabulary), sort_keys=True),
+    }
 
 
 def log_generated_features(
@@ -234,12 +237,20 @@ def stored_features(client: MlflowClient, version: ModelVersion, protocol: Evalu
     try:
         features = _read_features(client, uri)
     except (MlflowException, OSError) as error:
-        logger.warning("%s v%s: features under protocol %s unreadable at %s (%s); re-scoring",
-                       version.name, version.version, protocol.id, uri, error)  # fmt: skip
+        logger.warning(
+            "%s v%s: features under protocol %s unreadable at %s (%s); re-scoring",
+            version.name,
+            version.version,
+            protocol.id,
+            uri,
+            error,
+        )
         return None
     if features.ndim != 2 or len(features) != protocol.num_generated:
-        raise ValueError(f"{uri} holds features of shape {features.shape}, protocol {protocol.id} scores "
-                         f"{protocol.num_generated} faces")  # fmt: skip
+        raise ValueError(
+            f"{uri} holds features of shape {features.shape}, protocol {protocol.id} scores "
+            f"{protocol.num_generated} faces"
+        )
     return features
 
 
@@ -272,13 +283,20 @@ def rescore_version(
     except Exception as error:  # whatever keeps the model from loading, it cannot be scored: fail closed
         raise NotComparable(f"does not load from the registry ({type(error).__name__}: {error})") from error
     _, features = protocol_features(generator, protocol, weights_path=weights_path, device=device)
-    figures = fidelity_from_features(features, real.features, kid_subset_size=protocol.kid_subset_size,
-                                     kid_subsets=protocol.kid_subsets, device=device)  # fmt: skip
+    figures = fidelity_from_features(
+        features,
+        real.features,
+        kid_subset_size=protocol.kid_subset_size,
+        kid_subsets=protocol.kid_subsets,
+        device=device,
+    )
     artifact = f"evaluation/rescored/{version.name}-v{version.version}-{protocol.id}/generated_features.npy"
     prefix = f"{RESCORED_TAG_PREFIX}{protocol.id}."
-    tags = {f"{prefix}eval_protocol": protocol.to_json(),
-            f"{prefix}features": log_generated_features(client, record_run_id, features, artifact),
-            **{f"{prefix}{name}": repr(figures[name]) for name in RESCORED_METRICS}}  # fmt: skip
+    tags = {
+        f"{prefix}eval_protocol": protocol.to_json(),
+        f"{prefix}features": log_generated_features(client, record_run_id, features, artifact),
+        **{f"{prefix}{name}": repr(figures[name]) for name in RESCORED_METRICS},
+    }
     for key, value in tags.items():
         client.set_model_version_tag(version.name, version.version, key, value)
     return features
@@ -304,15 +322,18 @@ def compare_with_champion(
     """
     protocol.check_real(real)
     if len(candidate_features) != protocol.num_generated:
-        raise ValueError(f"{len(candidate_features)} candidate features, protocol {protocol.id} scores "
-                         f"{protocol.num_generated} faces")  # fmt: skip
+        raise ValueError(
+            f"{len(candidate_features)} candidate features, protocol {protocol.id} scores "
+            f"{protocol.num_generated} faces"
+        )
     champion_protocol = (champion.tags or {}).get(EVAL_PROTOCOL_ID_TAG)
     features = stored_features(client, champion, protocol)
     rescored = features is None
     if rescored:
         try:
-            features = rescore_version(client, champion, protocol, real, weights_path=weights_path,
-                                       record_run_id=record_run_id, device=device)  # fmt: skip
+            features = rescore_version(
+                client, champion, protocol, real, weights_path=weights_path, record_run_id=record_run_id, device=device
+            )
         except NotComparable as why:
             return ChampionComparison(champion.version, protocol.id, champion_protocol, False, not_comparable=str(why))
     difference = bootstrap_difference(rule, candidate_features, features, real.features)
@@ -321,8 +342,9 @@ def compare_with_champion(
 
 def record_comparison(client: MlflowClient, version: ModelVersion, comparison: ChampionComparison) -> None:
     """The comparison on the candidate version (``champion_comparison``, JSON), whatever the gate decides."""
-    client.set_model_version_tag(version.name, version.version, CHAMPION_COMPARISON_TAG,
-                                 json.dumps(comparison.record(), sort_keys=True))  # fmt: skip
+    client.set_model_version_tag(
+        version.name, version.version, CHAMPION_COMPARISON_TAG, json.dumps(comparison.record(), sort_keys=True)
+    )
 
 
 def apply_gate(
@@ -435,10 +457,12 @@ def require_human_eval(client: MlflowClient, version: ModelVersion, requirement:
         client.delete_model_version_tag(name, number, stale)
     client.set_model_version_tag(name, number, GATE_STATUS_TAG, AWAITING_HUMAN_EVAL)
     client.set_model_version_tag(
-        name, number, GATE_REASONS_TAG,
+        name,
+        number,
+        GATE_REASONS_TAG,
         f"automatic gates passed; awaiting human evaluation ({requirement.describe()}): "
         f"rate the human_eval set, then run `facegen human-eval import FILE... --version {number}`",
-    )  # fmt: skip
+    )
     if CANDIDATE_ALIAS in (current.aliases or []):
         client.delete_registered_model_alias(name, CANDIDATE_ALIAS)
 
@@ -462,8 +486,12 @@ def complete_human_eval_gate(
     if decision.passed and holder is not None and int(holder) > int(current.version):
         # Raters were slower than the next run: a newer version already passed, candidate stays with it.
         client.set_model_version_tag(current.name, current.version, GATE_STATUS_TAG, GATE_PASSED)
-        client.set_model_version_tag(current.name, current.version, GATE_REASONS_TAG,
-                                     f"all gates passed; {CANDIDATE_ALIAS} stays on newer version {holder}")  # fmt: skip
+        client.set_model_version_tag(
+            current.name,
+            current.version,
+            GATE_REASONS_TAG,
+            f"all gates passed; {CANDIDATE_ALIAS} stays on newer version {holder}",
+        )
         _refresh_model_card(client, current)
         return decision
     apply_gate(client, current, decision)

@@ -19,8 +19,13 @@ from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.registry.model_registry import CANDIDATE_ALIAS, CHAMPION_ALIAS
 
 #: Pictures to look at, in the order a person would open them.
-PICTURES = ("samples/by_attribute.png", "samples/evaluation_grid.png", "fairness/generated_shares.png",
-            "memorisation/closest_pairs.png", "curves/losses.png")  # fmt: skip
+PICTURES = (
+    "samples/by_attribute.png",
+    "samples/evaluation_grid.png",
+    "fairness/generated_shares.png",
+    "memorisation/closest_pairs.png",
+    "curves/losses.png",
+)
 
 
 @dataclass(frozen=True)
@@ -37,14 +42,19 @@ def latest_outcome(client: MlflowClient, *, experiment: str = "training", run_na
     if found is None:
         raise LookupError(f"no MLflow experiment {experiment!r} at {client.tracking_uri}")
     query = f"attributes.run_name = '{run_name}'" if run_name else ""
-    for run in client.search_runs([found.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=20):
+    for run in client.search_runs(
+        [found.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=20
+    ):
         try:
             gate = json.loads(Path(client.download_artifacts(run.info.run_id, "deploy_gate.json")).read_text())
         except Exception:  # noqa: BLE001 - a run that stopped before the gate has no decision to report
             continue
         version = client.get_model_version(gate["model_name"], str(gate["version"]))
-        artifacts = {item.path for folder in {p.rsplit("/", 1)[0] for p in PICTURES}
-                     for item in client.list_artifacts(run.info.run_id, folder)}  # fmt: skip
+        artifacts = {
+            item.path
+            for folder in {p.rsplit("/", 1)[0] for p in PICTURES}
+            for item in client.list_artifacts(run.info.run_id, folder)
+        }
         pictures = [f"{run.info.artifact_uri}/{path}" for path in PICTURES if path in artifacts]
         return RunOutcome(run, gate, sorted(version.aliases or []), pictures)
     raise LookupError(f"no run of {experiment!r}{f' named {run_name}' if run_name else ''} reached the deploy gate")
@@ -75,9 +85,11 @@ def format_outcome(outcome: RunOutcome) -> str:
     run, gate = outcome.run, outcome.gate
     metrics = run.data.metrics
     name, version = gate["model_name"], gate["version"]
-    quality = ", ".join(f"{label} {metrics[key]:.4g}" for key, label in
-                        (("fid", "FID"), ("kid_mean", "KID"), ("precision", "precision"), ("recall", "recall"))
-                        if key in metrics)  # fmt: skip
+    quality = ", ".join(
+        f"{label} {metrics[key]:.4g}"
+        for key, label in (("fid", "FID"), ("kid_mean", "KID"), ("precision", "precision"), ("recall", "recall"))
+        if key in metrics
+    )
     lines = [
         f"=== training run {run.info.run_name} (MLflow run {run.info.run_id}) ===",
         f"  quality: {quality}",
@@ -97,6 +109,8 @@ def format_outcome(outcome: RunOutcome) -> str:
     elif CHAMPION_ALIAS in outcome.aliases:
         lines.append("  next: facegen serve   (this version is the champion)")
     else:
-        lines.append(f"  next: read gate_reasons above; to try it anyway: facegen approve {version} --by \"Your Name\" "
-                     "--force --reason \"…\"")  # fmt: skip
+        lines.append(
+            f'  next: read gate_reasons above; to try it anyway: facegen approve {version} --by "Your Name" '
+            '--force --reason "…"'
+        )
     return "\n".join(lines)

@@ -30,9 +30,10 @@ def admin_guard(token: str | None, token_env: str) -> Callable[[Credentials], No
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"admin endpoints are disabled: {token_env} is not set")
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "admin token required (Authorization: Bearer …)",
+                status.HTTP_401_UNAUTHORIZED,
+                "admin token required (Authorization: Bearer …)",
                 headers={"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
+            )
         if not secrets.compare_digest(credentials.credentials.encode(), token.encode()):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED, "invalid admin token", headers={"WWW-Authenticate": "Bearer"}

@@ -101,9 +101,15 @@ class FeedbackStore:
         created_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         attributes = dict(sorted((attributes or {}).items()))
         values = (
-            model_name, str(model_version), int(seed), float(truncation), _dump(attributes), int(rating), comment,
+            model_name,
+            str(model_version),
+            int(seed),
+            float(truncation),
+            _dump(attributes),
+            int(rating),
+            comment,
             created_at,
-        )  # fmt: skip
+        )
         with self._lock:
             cursor = self._connection.execute(
                 "INSERT INTO feedback (model_name, model_version, seed, truncation, attributes, rating, comment, "

@@ -43,9 +43,17 @@ from facegen.serve.loading import load_registered_generator
 logger = logging.getLogger("facegen.serve.feedback_export")
 
 CSV_COLUMNS = (
-    "file", "origin", "model_name", "model_version", "seed", "truncation", "attributes", "mean_rating", "n_ratings",
+    "file",
+    "origin",
+    "model_name",
+    "model_version",
+    "seed",
+    "truncation",
+    "attributes",
+    "mean_rating",
+    "n_ratings",
     "last_rated_at",
-)  # fmt: skip
+)
 
 
 def face_file_name(version: str, seed: int, truncation: float, attributes: dict[str, str] | None = None) -> str:
@@ -128,13 +136,18 @@ def export_feedback(
                 result.written.append(path)
                 rows.append(
                     {
-                        "file": name, "origin": FEEDBACK_ORIGIN, "model_name": model_name, "model_version": version,
-                        "seed": face.seed, "truncation": face.truncation,
+                        "file": name,
+                        "origin": FEEDBACK_ORIGIN,
+                        "model_name": model_name,
+                        "model_version": version,
+                        "seed": face.seed,
+                        "truncation": face.truncation,
                         "attributes": json.dumps(face.attributes, sort_keys=True),
-                        "mean_rating": round(face.mean_rating, 4), "n_ratings": face.n_ratings,
+                        "mean_rating": round(face.mean_rating, 4),
+                        "n_ratings": face.n_ratings,
                         "last_rated_at": face.last_rated_at,
                     }
-                )  # fmt: skip
+                )
     temp_csv = out_dir / f".{FEEDBACK_CSV}.tmp"
     with temp_csv.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)

@@ -45,13 +45,18 @@ def encode_face(
     png_compress_level: int = PNG_COMPRESS_LEVEL,
 ) -> bytes:
     """Resize ``face`` (uint8 H×W×3) to ``size``×``size`` and encode it, unmarked; deterministic for equal inputs."""
-    return encode_image(resize_face(face, size), fmt=fmt, jpeg_quality=jpeg_quality, png_compress_level=png_compress_level)
+    return encode_image(
+        resize_face(face, size), fmt=fmt, jpeg_quality=jpeg_quality, png_compress_level=png_compress_level
+    )
 
 
 def encode_image(
-    image: Image.Image | np.ndarray, *, fmt: ImageFormat, jpeg_quality: int = JPEG_QUALITY,
+    image: Image.Image | np.ndarray,
+    *,
+    fmt: ImageFormat,
+    jpeg_quality: int = JPEG_QUALITY,
     png_compress_level: int = PNG_COMPRESS_LEVEL,
-) -> bytes:  # fmt: skip
+) -> bytes:
     """Encode an RGB image as it is (no resize): the watermark goes in between resizing and encoding."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)

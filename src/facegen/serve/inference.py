@@ -179,9 +179,13 @@ class BatchingRenderer:
             started = time.perf_counter()
             try:
                 faces = render_faces(
-                    model.generator, seeds, truncation=psi, labels=labels, device=model.device,
+                    model.generator,
+                    seeds,
+                    truncation=psi,
+                    labels=labels,
+                    device=model.device,
                     batch_size=self.max_forward_batch,
-                )  # fmt: skip
+                )
             except Exception as error:
                 logger.exception("rendering %d faces on version %s failed", len(seeds), model.version)
                 for job in group:

@@ -56,9 +56,10 @@ class _HolderCollector(Collector):
             )
         yield info
         yield GaugeMetricFamily(
-            "facegen_model_version", "Registry version of the served model (0: none loaded)",
+            "facegen_model_version",
+            "Registry version of the served model (0: none loaded)",
             value=float(version) if version and version.isdigit() else 0.0,
-        )  # fmt: skip
+        )
         yield GaugeMetricFamily("facegen_model_ready", "1 when a model is loaded", value=1.0 if version else 0.0)
         loads = CounterMetricFamily("facegen_model_loads", "Model loads by result", labels=["result"])
         loads.add_metric(["success"], stats.load_successes)
@@ -86,17 +87,20 @@ class _HolderCollector(Collector):
         refused.add_metric([refusal.version, refusal.reason[:300]] if refusal else ["", ""], 1.0 if refusal else 0.0)
         yield refused
         yield CounterMetricFamily(
-            "facegen_champion_refusals", "Versions the alias moved to that were refused as champion",
+            "facegen_champion_refusals",
+            "Versions the alias moved to that were refused as champion",
             value=stats.refusals,
-        )  # fmt: skip
+        )
         yield GaugeMetricFamily(
-            "facegen_model_last_swap_timestamp_seconds", "When the served model last changed (Unix time)",
+            "facegen_model_last_swap_timestamp_seconds",
+            "When the served model last changed (Unix time)",
             value=stats.last_swap_at or 0.0,
-        )  # fmt: skip
+        )
         yield GaugeMetricFamily(
-            "facegen_model_last_check_timestamp_seconds", "When the alias was last checked (Unix time)",
+            "facegen_model_last_check_timestamp_seconds",
+            "When the alias was last checked (Unix time)",
             value=stats.last_check_at or 0.0,
-        )  # fmt: skip
+        )
 
 
 class ServiceMetrics:
@@ -105,25 +109,36 @@ class ServiceMetrics:
     def __init__(self, holder: ModelHolder) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "facegen_requests", "HTTP requests by endpoint, method and status", ["endpoint", "method", "status"],
+            "facegen_requests",
+            "HTTP requests by endpoint, method and status",
+            ["endpoint", "method", "status"],
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.errors = Counter(
-            "facegen_request_errors", "HTTP requests answered with an error (client: 4xx, server: 5xx)",
-            ["endpoint", "kind"], registry=self.registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "facegen_request_latency_seconds", "Time from request to the end of the response", ["endpoint"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
-        self.batch_seconds = Histogram(
-            "facegen_generation_batch_seconds", "Generator forward pass (one coalesced batch) in seconds",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
-        self.batch_faces = Histogram(
-            "facegen_generation_batch_faces", "Faces per generator forward pass", buckets=BATCH_BUCKETS,
+            "facegen_request_errors",
+            "HTTP requests answered with an error (client: 4xx, server: 5xx)",
+            ["endpoint", "kind"],
             registry=self.registry,
-        )  # fmt: skip
+        )
+        self.latency = Histogram(
+            "facegen_request_latency_seconds",
+            "Time from request to the end of the response",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "facegen_generation_batch_seconds",
+            "Generator forward pass (one coalesced batch) in seconds",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_faces = Histogram(
+            "facegen_generation_batch_faces",
+            "Faces per generator forward pass",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
         self.faces = Counter("facegen_faces_generated", "Faces generated", registry=self.registry)
         self.feedback = Counter("facegen_feedback", "Ratings stored", ["rating"], registry=self.registry)
         self.registry.register(_HolderCollector(holder))

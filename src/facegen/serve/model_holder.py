@@ -172,16 +172,24 @@ class ModelHolder:
             self._refused = Refusal(version, reason)
             logger.warning(
                 "%s@%s points to version %s, refused as champion: %s; %s",
-                self.model_name, self.alias, version, reason,
+                self.model_name,
+                self.alias,
+                version,
+                reason,
                 f"still serving version {served}" if served else "serving nothing until an acceptable champion",
-            )  # fmt: skip
+            )
         return f"{self.model_name}@{self.alias} points to version {version}, refused as champion: {reason}"
 
     def _lift_refusal(self, version: str) -> None:
         """The alias's ``version`` is acceptable (or already served): any refusal is over."""
         if self._refused is not None:
-            logger.info("%s@%s: refusal of version %s is over, the alias points to acceptable version %s",
-                        self.model_name, self.alias, self._refused.version, version)  # fmt: skip
+            logger.info(
+                "%s@%s: refusal of version %s is over, the alias points to acceptable version %s",
+                self.model_name,
+                self.alias,
+                self._refused.version,
+                version,
+            )
             self._refused = None
 
     def refresh(self, reason: str = "poll") -> RefreshResult:
@@ -215,8 +223,13 @@ class ModelHolder:
             self._lift_refusal(alias_version)
             logger.info(
                 "%s@%s points to version %s (serving %s; accepted as champion: %s): loading (%s)",
-                self.model_name, self.alias, alias_version, previous_version, acceptance.reason, reason,
-            )  # fmt: skip
+                self.model_name,
+                self.alias,
+                alias_version,
+                previous_version,
+                acceptance.reason,
+                reason,
+            )
             started = time.perf_counter()
             try:
                 loaded = self._loader(alias_version)
@@ -231,9 +244,15 @@ class ModelHolder:
             self.stats.last_swap_at = self.stats.last_ok_at = time.time()
             logger.info(
                 "now serving %s version %s (%s, %d×%d, %s) in place of %s; loaded in %.2f s",
-                loaded.name, loaded.version, loaded.architecture, loaded.resolution, loaded.resolution,
-                loaded.device, previous_version, self.stats.last_load_seconds,
-            )  # fmt: skip
+                loaded.name,
+                loaded.version,
+                loaded.architecture,
+                loaded.resolution,
+                loaded.resolution,
+                loaded.device,
+                previous_version,
+                self.stats.last_load_seconds,
+            )
             return RefreshResult(previous_version, loaded.version, alias_version, True)
 
     # --- the watcher ----------------------------------------------------------------------------------------------

@@ -60,13 +60,22 @@ class TrainingConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "d_steps_per_g_step", "grid_size", "log_every_steps", "r1_every",
-                     "monitor_every_steps"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "d_steps_per_g_step",
+            "grid_size",
+            "log_every_steps",
+            "r1_every",
+            "monitor_every_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.fid_every_steps < 0 or self.fid_every_steps % self.log_every_steps:
-            raise ValueError(f"fid_every_steps must be 0 or a multiple of log_every_steps ({self.log_every_steps}), "
-                             f"got {self.fid_every_steps}")  # fmt: skip
+            raise ValueError(
+                f"fid_every_steps must be 0 or a multiple of log_every_steps ({self.log_every_steps}), "
+                f"got {self.fid_every_steps}"
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.data_on_device not in ("auto", "always", "never"):

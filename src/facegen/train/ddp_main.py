@@ -34,14 +34,20 @@ def main(argv: list[str] | None = None) -> None:
     config = TrainingConfig.from_dict(yaml.safe_load(args.config.read_text()) or {})
     images = np.load(args.dataset)
     labels = np.load(args.labels) if args.labels else None
-    result = train_gan(images, config, labels=labels, checkpoint_path=args.out / "checkpoint" / "last.pt",
-                       resume=args.resume)
+    result = train_gan(
+        images, config, labels=labels, checkpoint_path=args.out / "checkpoint" / "last.pt", resume=args.resume
+    )
     if not dist.is_initialized() or dist.get_rank() == 0:
         save_generator_bundle(args.out / "generator", config.architecture, result.model_config, result.generator)
-        summary = {"generator_steps": result.generator_steps, "images_seen": result.images_seen,
-                   "seconds": result.seconds, "rollbacks": result.rollbacks,
-                   "resumed_from_step": result.resumed_from_step, "replica_digests": result.replica_digests,
-                   "world_size": dist.get_world_size() if dist.is_initialized() else 1}
+        summary = {
+            "generator_steps": result.generator_steps,
+            "images_seen": result.images_seen,
+            "seconds": result.seconds,
+            "rollbacks": result.rollbacks,
+            "resumed_from_step": result.resumed_from_step,
+            "replica_digests": result.replica_digests,
+            "world_size": dist.get_world_size() if dist.is_initialized() else 1,
+        }
         (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -44,10 +44,13 @@ class TrainingFID:
     def __call__(self, generator: nn.Module) -> float:
         began = self.clock()
         device = next(generator.parameters()).device
-        images = evaluation_faces(generator, self.num_samples, seed=self.seed, targets=self.targets, device=device).faces
+        images = evaluation_faces(
+            generator, self.num_samples, seed=self.seed, targets=self.targets, device=device
+        ).faces
         if self._extractor is None:
-            self._extractor = load_extractor(INCEPTION, POOL3, device=device,
-                                             feature_extractor_weights_path=str(self.weights_path))  # fmt: skip
+            self._extractor = load_extractor(
+                INCEPTION, POOL3, device=device, feature_extractor_weights_path=str(self.weights_path)
+            )
         features = run_extractor(self._extractor, images).numpy()
         fid = calc_metric("fid", MetricInputs(generated_features=features, real_features=self.real.features))
         training_minutes = (began - self._started - self._eval_seconds) / 60.0
@@ -68,8 +71,12 @@ def plot_fid_curve(points: list[dict[str, float]]):  # -> matplotlib Figure
     figure, axis = plt.subplots(figsize=(6, 3.5))
     minutes = np.array([p["training_minutes"] for p in points])
     axis.plot(minutes, [p["fid"] for p in points], marker="o")
-    axis.set(xlabel="training minutes (evaluation time excluded)", ylabel="FID", yscale="log",
-             title="FID of the EMA generator during training")  # fmt: skip
+    axis.set(
+        xlabel="training minutes (evaluation time excluded)",
+        ylabel="FID",
+        yscale="log",
+        title="FID of the EMA generator during training",
+    )
     axis.grid(alpha=0.3, which="both")
     figure.tight_layout()
     return figure

@@ -87,8 +87,9 @@ def epoch_order(n: int, seed: int, epoch: int, weights: torch.Tensor | None = No
 class _Trainer:
     """Holds the models, optimisers and counters of one run; ``train_gan`` drives it."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray | None, config: TrainingConfig,
-                 context: DistributedContext) -> None:
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray | None, config: TrainingConfig, context: DistributedContext
+    ) -> None:
         self.config, self.context, self.device = config, context, context.device
         self.loss = get_loss(config.loss)
         self.policy = parse_policy(config.diffaugment)
@@ -114,7 +115,9 @@ class _Trainer:
         self.d_train = wrap(torch.compile(self.discriminator) if config.compile else self.discriminator, context)
         self.feed = DataFeed(images, labels if self.conditional else None, self.device, config.data_on_device)
         self.per_rank_batch = max(1, min(config.batch_size, len(images)) // context.world_size)
-        self.steps_per_epoch = max(1, len(images) // (self.per_rank_batch * context.world_size * config.d_steps_per_g_step))
+        self.steps_per_epoch = max(
+            1, len(images) // (self.per_rank_batch * context.world_size * config.d_steps_per_g_step)
+        )
         self.total_steps = config.epochs * self.steps_per_epoch
         self.step = 0  # generator steps done
         self.d_steps = 0
@@ -125,12 +128,20 @@ class _Trainer:
     # -- state ----------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
-            "generator_steps": self.step, "d_steps": self.d_steps, "images_seen": self.images_seen,
-            "rollbacks": self.rollbacks, "history": self.history, "config": self.config.to_dict(),
+            "generator_steps": self.step,
+            "d_steps": self.d_steps,
+            "images_seen": self.images_seen,
+            "rollbacks": self.rollbacks,
+            "history": self.history,
+            "config": self.config.to_dict(),
             "model_config": self.model_config,
-            "generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-            "generator_ema": self.ema.shadow.state_dict(), "ema_updates": self.ema.updates,
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "scaler": self.scaler.state_dict(),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "generator_ema": self.ema.shadow.state_dict(),
+            "ema_updates": self.ema.updates,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "rng": self.rng.get_state(),
         }
 
@@ -268,8 +279,13 @@ def train_gan(
 
     started = time.perf_counter()
     nonfinite: torch.Tensor | None = None  # set on the device when a step's losses were not finite
-    bar = tqdm(total=trainer.total_steps, initial=trainer.step, desc="train_gan", unit="step",
-               disable=not (progress and context.is_main))
+    bar = tqdm(
+        total=trainer.total_steps,
+        initial=trainer.step,
+        desc="train_gan",
+        unit="step",
+        disable=not (progress and context.is_main),
+    )
     while trainer.step < trainer.total_steps:
         epoch, position = divmod(trainer.step, trainer.steps_per_epoch)
         order = epoch_order(len(images), config.seed, epoch, weights).to(trainer.device)
@@ -309,12 +325,17 @@ def train_gan(
         bar.update(1)
         if log_now and context.is_main:
             real_acc, fake_acc = discriminator_accuracy(d_out["real_logits"], d_out["fake_logits"])
-            metrics = {"loss_d": losses[0].item(), "loss_g": losses[1].item(),
-                       "d_real_prob": torch.sigmoid(d_out["real_logits"]).mean().item(),
-                       "d_fake_prob": torch.sigmoid(d_out["fake_logits"]).mean().item(),
-                       "d_accuracy_real": real_acc, "d_accuracy_fake": fake_acc,
-                       "epoch": float(epoch + 1), "images_seen": float(trainer.images_seen),
-                       "rollbacks": float(trainer.rollbacks)}
+            metrics = {
+                "loss_d": losses[0].item(),
+                "loss_g": losses[1].item(),
+                "d_real_prob": torch.sigmoid(d_out["real_logits"]).mean().item(),
+                "d_fake_prob": torch.sigmoid(d_out["fake_logits"]).mean().item(),
+                "d_accuracy_real": real_acc,
+                "d_accuracy_fake": fake_acc,
+                "epoch": float(epoch + 1),
+                "images_seen": float(trainer.images_seen),
+                "rollbacks": float(trainer.rollbacks),
+            }
             if trainer.step % config.monitor_every_steps == 0 or trainer.step == 1:
                 metrics |= _health(trainer, grid_latents, grid_labels)
             if fid_fn is not None and config.fid_every_steps and trainer.step % config.fid_every_steps == 0:
@@ -328,12 +349,20 @@ def train_gan(
         if epoch_done and monitor and context.is_main:
             monitor.on_epoch_end(epoch + 1, trainer.step, sample_grid(trainer.ema.shadow, grid_latents, grid_labels))
     bar.close()
-    digests = assert_replicas_identical(trainer.generator, context) + assert_replicas_identical(trainer.discriminator, context)
+    digests = assert_replicas_identical(trainer.generator, context) + assert_replicas_identical(
+        trainer.discriminator, context
+    )
     return TrainingResult(
-        generator=trainer.ema.shadow.cpu().eval(), discriminator=trainer.discriminator.cpu(),
-        model_config=trainer.model_config, history=trainer.history, images_seen=trainer.images_seen,
-        generator_steps=trainer.step, seconds=time.perf_counter() - started, rollbacks=trainer.rollbacks,
-        resumed_from_step=resumed_from, replica_digests=digests,
+        generator=trainer.ema.shadow.cpu().eval(),
+        discriminator=trainer.discriminator.cpu(),
+        model_config=trainer.model_config,
+        history=trainer.history,
+        images_seen=trainer.images_seen,
+        generator_steps=trainer.step,
+        seconds=time.perf_counter() - started,
+        rollbacks=trainer.rollbacks,
+        resumed_from_step=resumed_from,
+        replica_digests=digests,
     )
 
 

@@ -49,8 +49,9 @@ def drift_frame(manifest: pd.DataFrame) -> pd.DataFrame:
 
 def _write_note(out_dir: Path, note: str) -> Path:
     path = out_dir / "drift_report.html"
-    path.write_text(f"<!doctype html><meta charset=utf-8><title>facegen drift</title><h1>Data drift</h1>"
-                    f"<p>{html.escape(note)}</p>")  # fmt: skip
+    path.write_text(
+        f"<!doctype html><meta charset=utf-8><title>facegen drift</title><h1>Data drift</h1><p>{html.escape(note)}</p>"
+    )
     return path
 
 
@@ -72,8 +73,10 @@ def drift_report(
     if not shared or cur.empty or ref.empty:
         note = "no comparable columns or no kept rows in one of the manifests"
         return DriftOutcome(True, html_path=_write_note(out_dir, note), note=note)
-    definition = DataDefinition(numerical_columns=[c for c in shared if c in NUMERICAL],
-                                categorical_columns=[c for c in shared if c in CATEGORICAL])  # fmt: skip
+    definition = DataDefinition(
+        numerical_columns=[c for c in shared if c in NUMERICAL],
+        categorical_columns=[c for c in shared if c in CATEGORICAL],
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         snapshot = Report([DataDriftPreset(columns=shared, drift_share=drift_share)]).run(
@@ -96,6 +99,10 @@ def drift_report(
             value = float(metric["value"])
             threshold = float(config.get("threshold", 0.05))
             drifted = value < threshold if "p_value" in method else value >= threshold
-            outcome.columns[config["column"]] = {"method": method, "score": value, "threshold": threshold,
-                                                 "drifted": drifted}  # fmt: skip
+            outcome.columns[config["column"]] = {
+                "method": method,
+                "score": value,
+                "threshold": threshold,
+                "drifted": drifted,
+            }
     return outcome

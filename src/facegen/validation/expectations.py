@@ -72,8 +72,9 @@ def group_counts(kept: pd.DataFrame, attributes: tuple[str, ...]) -> pd.DataFram
     for name in attributes:
         column = _attribute_column(kept, name)
         counts = kept[column].value_counts() if column else pd.Series(dtype=int)
-        rows.extend({"attribute": name, "group": value, "count": int(counts.get(value, 0))}
-                    for value in ATTRIBUTE_VALUES[name])  # fmt: skip
+        rows.extend(
+            {"attribute": name, "group": value, "count": int(counts.get(value, 0))} for value in ATTRIBUTE_VALUES[name]
+        )
     return pd.DataFrame(rows, columns=["attribute", "group", "count"])
 
 
@@ -116,8 +117,12 @@ def _suites(gx: Any, manifest: pd.DataFrame, kept: pd.DataFrame, settings: Manif
         E.ExpectColumnValuesToBeBetween(column="count", min_value=settings.min_per_group),
     ]
     quality = settings.quality
-    suites = {"manifest": whole, "kept": kept_suite, "groups": groups,
-              "kept_photos": _size_and_sharpness(E, quality.min_side, settings.max_side, quality.blur_threshold)}
+    suites = {
+        "manifest": whole,
+        "kept": kept_suite,
+        "groups": groups,
+        "kept_photos": _size_and_sharpness(E, quality.min_side, settings.max_side, quality.blur_threshold),
+    }
     if feedback:
         limits = quality.feedback
         suites["kept_feedback"] = _size_and_sharpness(E, limits.min_side, settings.max_side, limits.blur_threshold)
@@ -149,17 +154,26 @@ def validate_manifest(
     frame = manifest.reset_index(drop=True)
     kept = frame[frame["status"].eq("kept")].reset_index(drop=True)
     is_feedback = kept["origin"].eq(FEEDBACK_ORIGIN) if "origin" in kept else pd.Series(False, index=kept.index)
-    batches = {"manifest": frame, "kept": kept, "groups": group_counts(kept, settings.group_attributes),
-               "kept_photos": kept[~is_feedback], "kept_feedback": kept[is_feedback]}  # fmt: skip
+    batches = {
+        "manifest": frame,
+        "kept": kept,
+        "groups": group_counts(kept, settings.group_attributes),
+        "kept_photos": kept[~is_feedback],
+        "kept_feedback": kept[is_feedback],
+    }
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         context = gx.get_context(mode="ephemeral")
-        context.add_data_docs_site(site_name="facegen", site_config={
-            "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-        })  # fmt: skip
+        context.add_data_docs_site(
+            site_name="facegen",
+            site_config={
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            },
+        )
         source = context.data_sources.add_pandas("facegen")
         results: list[dict[str, Any]] = []
         success = True
@@ -169,23 +183,36 @@ def validate_manifest(
             for expectation in expectations:
                 suite.add_expectation(expectation)
             definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-            checkpoint = context.checkpoints.add(gx.Checkpoint(
-                name=f"facegen_{name}", validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["facegen"])],
-                result_format="SUMMARY",
-            ))  # fmt: skip
+            checkpoint = context.checkpoints.add(
+                gx.Checkpoint(
+                    name=f"facegen_{name}",
+                    validation_definitions=[definition],
+                    actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["facegen"])],
+                    result_format="SUMMARY",
+                )
+            )
             run = checkpoint.run(batch_parameters={"dataframe": batches[name]})
             success = success and bool(run.success)
             for suite_result in run.run_results.values():
                 for result in suite_result.results:
                     config = result.expectation_config
-                    detail = {k: result.result.get(k) for k in ("observed_value", "unexpected_count",
-                              "unexpected_percent", "partial_unexpected_list") if k in result.result}  # fmt: skip
-                    results.append({"batch": name, "expectation": config.type,
-                                    "column": config.kwargs.get("column"),
-                                    "kwargs": _jsonable({k: v for k, v in config.kwargs.items()
-                                                         if k not in ("column", "batch_id")}),
-                                    "success": bool(result.success), "result": _jsonable(detail)})  # fmt: skip
+                    detail = {
+                        k: result.result.get(k)
+                        for k in ("observed_value", "unexpected_count", "unexpected_percent", "partial_unexpected_list")
+                        if k in result.result
+                    }
+                    results.append(
+                        {
+                            "batch": name,
+                            "expectation": config.type,
+                            "column": config.kwargs.get("column"),
+                            "kwargs": _jsonable(
+                                {k: v for k, v in config.kwargs.items() if k not in ("column", "batch_id")}
+                            ),
+                            "success": bool(result.success),
+                            "result": _jsonable(detail),
+                        }
+                    )
     statistics = {
         "evaluated": len(results),
         "successful": sum(r["success"] for r in results),
@@ -194,8 +221,9 @@ def validate_manifest(
         "kept": len(kept),
     }
     outcome = ValidationOutcome(success, statistics, results, docs_index=docs_dir / "index.html")
-    (out_dir / "results.json").write_text(json.dumps({"success": success, "statistics": statistics,
-                                                      "results": results}, indent=2, default=str))  # fmt: skip
+    (out_dir / "results.json").write_text(
+        json.dumps({"success": success, "statistics": statistics, "results": results}, indent=2, default=str)
+    )
     outcome.summary_html = write_summary_html(outcome, out_dir / "summary.html", batches["groups"])
     return outcome
 
@@ -220,13 +248,13 @@ def write_summary_html(outcome: ValidationOutcome, path: Path, groups: pd.DataFr
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}tr.bad{{background:#fdd}}
 tr.ok td:first-child{{color:#070}}
-h1 span{{color:{'#070' if outcome.success else '#b00'}}}</style></head><body>
+h1 span{{color:{"#070" if outcome.success else "#b00"}}}</style></head><body>
 <h1>Manifest validation: <span>{verdict}</span></h1>
-<p>{outcome.statistics['successful']} of {outcome.statistics['evaluated']} expectations met over
-{outcome.statistics['rows']} rows ({outcome.statistics['kept']} kept). Full great-expectations data docs:
+<p>{outcome.statistics["successful"]} of {outcome.statistics["evaluated"]} expectations met over
+{outcome.statistics["rows"]} rows ({outcome.statistics["kept"]} kept). Full great-expectations data docs:
 <code>data_docs/index.html</code> (needs the internet for its styles).</p>
 <table><tr><th></th><th>batch</th><th>expectation</th><th>column</th><th>arguments</th><th>observed / unexpected</th>
-<th>examples</th></tr>{''.join(rows)}</table>
+<th>examples</th></tr>{"".join(rows)}</table>
 <h2>Kept images per group</h2>{groups.to_html(index=False)}</body></html>"""
     path.write_text(page)
     return path

@@ -23,9 +23,12 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 async def admin_reload(holder: HolderDep) -> Any:
     result = await run_in_threadpool(holder.refresh, "admin")
     body = ReloadOut(
-        changed=result.changed, previous_version=result.previous_version, model_version=result.current_version,
-        alias_version=result.alias_version, error=result.error,
-    )  # fmt: skip
+        changed=result.changed,
+        previous_version=result.previous_version,
+        model_version=result.current_version,
+        alias_version=result.alias_version,
+        error=result.error,
+    )
     if result.error:
         return JSONResponse(status_code=502, content=body.model_dump())
     return body

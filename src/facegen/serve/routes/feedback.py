@@ -16,9 +16,13 @@ router = APIRouter()
 def feedback(body: FeedbackIn, store: FeedbackDep, settings: SettingsDep, metrics: MetricsDep) -> FeedbackOut:
     # A plain def: FastAPI runs it in its threadpool, so the SQLite write does not block the event loop.
     record = store.add(
-        model_name=settings.model_name, model_version=body.model_version, seed=body.seed,
-        truncation=body.truncation, attributes=body.attributes.requested() if body.attributes else None,
-        rating=body.rating, comment=body.comment,
-    )  # fmt: skip
+        model_name=settings.model_name,
+        model_version=body.model_version,
+        seed=body.seed,
+        truncation=body.truncation,
+        attributes=body.attributes.requested() if body.attributes else None,
+        rating=body.rating,
+        comment=body.comment,
+    )
     metrics.feedback.labels(str(body.rating)).inc()
     return FeedbackOut.model_validate(record, from_attributes=True)

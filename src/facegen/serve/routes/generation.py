@@ -94,15 +94,26 @@ def check_marking(marker: FaceMarker) -> None:
 
 
 def encode_faces(
-    settings: ServeSettings, marker: FaceMarker, model: LoadedModel, faces: np.ndarray, seeds: list[int],
-    truncation: float, attributes: dict[str, str], size: int, fmt: str,
-) -> list[bytes]:  # fmt: skip
+    settings: ServeSettings,
+    marker: FaceMarker,
+    model: LoadedModel,
+    faces: np.ndarray,
+    seeds: list[int],
+    truncation: float,
+    attributes: dict[str, str],
+    size: int,
+    fmt: str,
+) -> list[bytes]:
     """Each face marked with what made it."""
     return [
         marker.encode(
-            face, FaceProvenance(model.name, model.version, model.run_id, seed, truncation, attributes), size=size,
-            fmt=fmt, jpeg_quality=settings.jpeg_quality, png_compress_level=settings.png_compress_level,
-        )  # fmt: skip
+            face,
+            FaceProvenance(model.name, model.version, model.run_id, seed, truncation, attributes),
+            size=size,
+            fmt=fmt,
+            jpeg_quality=settings.jpeg_quality,
+            png_compress_level=settings.png_compress_level,
+        )
         for face, seed in zip(faces, seeds, strict=True)
     ]
 
@@ -152,7 +163,10 @@ def router(settings: ServeSettings) -> APIRouter:
         summary=f"A batch of up to {max_batch} faces",
     )
     async def generate_batch(
-        request: GenerateBatchRequest, response: Response, settings: SettingsDep, renderer: RendererDep,
+        request: GenerateBatchRequest,
+        response: Response,
+        settings: SettingsDep,
+        renderer: RendererDep,
         marker: MarkerDep,
     ) -> GenerateBatchResponse:
         seeds = request.seeds or [random_seed() for _ in range(request.count or 1)]
@@ -160,9 +174,17 @@ def router(settings: ServeSettings) -> APIRouter:
         check_marking(marker)
         model, faces = await renderer.render(seeds, request.truncation, attributes)
         encoded = await run_in_threadpool(
-            encode_faces_base64, settings, marker, model, faces, seeds, request.truncation, attributes, request.size,
+            encode_faces_base64,
+            settings,
+            marker,
+            model,
+            faces,
+            seeds,
+            request.truncation,
+            attributes,
+            request.size,
             request.format,
-        )  # fmt: skip
+        )
         response.headers.update(face_headers(model, request.truncation, attributes))
         response.headers[HEADER_SEEDS] = ",".join(map(str, seeds))
         images = [

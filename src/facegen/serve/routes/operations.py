@@ -27,18 +27,28 @@ async def healthz() -> Health:
 
 
 @router.get(
-    "/readyz", response_model=Readiness, summary="A model is loaded",
-    responses={503: {"model": Readiness,
-                     "description": "No model loaded (none yet, or the champion is refused), or faces cannot be marked"}},
-)  # fmt: skip
+    "/readyz",
+    response_model=Readiness,
+    summary="A model is loaded",
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "No model loaded (none yet, or the champion is refused), or faces cannot be marked",
+        }
+    },
+)
 async def readyz(holder: HolderDep, marker: MarkerDep) -> Any:
     model, refused, unmarkable = holder.current, _refused(holder), marker.problem()
     if model is None or unmarkable:
         reason = f"faces cannot be marked as synthetic: {unmarkable}" if unmarkable else holder.not_ready_reason()
         body = Readiness(
-            status="not ready", model_name=holder.model_name, alias=holder.alias, reason=reason, refused=refused,
+            status="not ready",
+            model_name=holder.model_name,
+            alias=holder.alias,
+            reason=reason,
+            refused=refused,
             model_version=model.version if model else None,
-        )  # fmt: skip
+        )
         return JSONResponse(status_code=503, content=body.model_dump())
     return Readiness(
         status="ready", model_name=model.name, alias=holder.alias, model_version=model.version, refused=refused
@@ -51,8 +61,10 @@ def _refused(holder: ModelHolder) -> RefusedChampion | None:
 
 
 @router.get(
-    "/metrics", response_class=Response, summary="Prometheus metrics",
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics",
     responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}},
-)  # fmt: skip
+)
 async def prometheus_metrics(metrics: MetricsDep) -> Response:
     return Response(content=generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
