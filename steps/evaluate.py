@@ -24,10 +24,18 @@ from facegen.metrics.features import (
     file_sha256,
 )
 from facegen.metrics.inception_weights import ensure_inception_weights
-from facegen.metrics.memorisation import closest_pairs_grid
+from facegen.metrics.memorisation import closest_pairs_grid, closest_samples
 from facegen.metrics.samples import balance_targets
 from facegen.models.bundle import load_generator_bundle
+from facegen.provenance.c2pa_manifest import GridProvenance, shown_seeds
+from facegen.provenance.credentials import ProvenanceConfig
+from facegen.provenance.marking import FaceMarker, log_marked_grid
 from facegen.registry.model_registry import EVAL_PROTOCOL_ID_TAG
+from facegen.registry.names import GENERATOR_MODEL_NAME
+
+#: Faces in samples/evaluation_grid.png (8 × 8) and closest pairs in memorisation/closest_pairs.png.
+GRID_FACES = 64
+CLOSEST_PAIRS = 16
 
 
 @step
@@ -49,7 +57,10 @@ def evaluate(
     ``near_copy_quantile``: a generated face closer to its nearest training face than this quantile of the
     training faces' own nearest-neighbour distances counts as a near copy. Also returns the generated faces'
     Inception features and the protocol they were measured under (as a dict of EvaluationProtocol's fields).
+    The sample grid and the closest pairs are signed PNGs; without signing credentials the step fails before any work.
     """
+    marker = FaceMarker(ProvenanceConfig())
+    marker.check()
     device = resolve_device()
     generator = load_generator_bundle(generator_bundle, device=device)
     weights = ensure_inception_weights()
@@ -86,11 +97,16 @@ def evaluate(
             "eval_resolution": real.resolution,
         }
     )
-    grid = make_grid(torch.from_numpy(generated[:64]), nrow=8, padding=1).permute(1, 2, 0).numpy()
-    mlflow.log_image(grid, artifact_file="samples/evaluation_grid.png")
+    run_id, seeds = mlflow.active_run().info.run_id, evaluation.sample.seeds
+    grid = make_grid(torch.from_numpy(generated[:GRID_FACES]), nrow=8, padding=1).permute(1, 2, 0).numpy()
+    made_by = GridProvenance(GENERATOR_MODEL_NAME, run_id, shown_seeds(seeds[:GRID_FACES]))
+    log_marked_grid(grid, "samples/evaluation_grid.png", made_by, marker)
     real_images = np.load(real_features / REAL_IMAGES_FILE)
-    pairs = closest_pairs_grid(generated, real_images, evaluation.results["memorisation"].arrays, k=16)
-    mlflow.log_image(pairs, artifact_file="memorisation/closest_pairs.png")
+    memorisation = evaluation.results["memorisation"].arrays
+    pairs = closest_pairs_grid(generated, real_images, memorisation, k=CLOSEST_PAIRS)
+    shown = [seeds[i] for i in closest_samples(memorisation, CLOSEST_PAIRS)]
+    made_by = GridProvenance(GENERATOR_MODEL_NAME, run_id, shown_seeds(shown), with_real=True)
+    log_marked_grid(pairs, "memorisation/closest_pairs.png", made_by, marker)
     counts = {"num_generated": float(len(generated)), "num_real": float(real.count)}
     result = {**evaluation.values, **counts, **evaluation.tags}
     log_metadata(metadata={**result, EVAL_PROTOCOL_ID_TAG: protocol_id})

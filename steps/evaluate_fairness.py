@@ -18,7 +18,10 @@ from facegen.metrics.fairness import fairness_metrics, fairness_report, plot_fai
 from facegen.metrics.fairness_correction import DEFAULT_BOOTSTRAP
 from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
-from facegen.registry.names import ATTRIBUTES_ALIAS, ATTRIBUTES_MODEL_NAME
+from facegen.provenance.c2pa_manifest import GridProvenance
+from facegen.provenance.credentials import ProvenanceConfig
+from facegen.provenance.marking import FaceMarker, log_marked_grid
+from facegen.registry.names import ATTRIBUTES_ALIAS, ATTRIBUTES_MODEL_NAME, GENERATOR_MODEL_NAME
 from facegen.registry.tracking import mlflow_client
 
 
@@ -42,7 +45,10 @@ def evaluate_fairness(
     with the command to train the classifier when none is registered, or to retrain it when it was never scored
     at this resolution. ``fairness_gates`` (the pipeline's block, also deploy_gate's): the limits the report's
     ``perfect_pass_rate`` (how often a generator that draws exactly the target would pass) is computed for.
+    ``samples/by_attribute.png`` is a signed PNG; without signing credentials the step fails before any work.
     """
+    marker = FaceMarker(ProvenanceConfig())
+    marker.check()
     # The registry of the server ZenML's MLflow tracker logs this run to.
     classifier, registered = load_attribute_classifier(mlflow_client(mlflow.get_tracking_uri()), model_name, alias)
     version = registered.version
@@ -80,6 +86,13 @@ def evaluate_fairness(
     mlflow.log_figure(plot_fairness(report, balance_shares), "fairness/generated_shares.png")
     mlflow.log_dict(report, "fairness/fairness_report.json")
     if set(ATTRIBUTE_VALUES) <= set(generator.label_dims):
-        mlflow.log_figure(attribute_grid(generator, seed=seed, device=device), "samples/by_attribute.png")
+        made_by = GridProvenance(
+            GENERATOR_MODEL_NAME,
+            mlflow.active_run().info.run_id,
+            {"seed": seed, "requested": "every age_bin × ethnicity × gender, one face each"},
+        )
+        log_marked_grid(
+            attribute_grid(generator, seed=seed, device=device), "samples/by_attribute.png", made_by, marker
+        )
     log_metadata(metadata={"fairness": report})
     return report

@@ -18,6 +18,8 @@ from facegen.metrics.inception_weights import ensure_inception_weights
 from facegen.metrics.samples import balance_targets
 from facegen.models.bundle import save_generator_bundle
 from facegen.models.conditioning import label_dims_for
+from facegen.provenance.credentials import ProvenanceConfig
+from facegen.provenance.marking import FaceMarker
 from facegen.train.config import TrainingConfig
 from facegen.train.fid_tracker import TrainingFID, plot_fid_curve
 from facegen.train.loop import train_gan as run_training
@@ -37,8 +39,11 @@ def train_gan(
     """``training`` holds every TrainingConfig knob from the YAML; the pipeline's seed wins over any seed inside.
 
     A conditional model (``training.model.conditioning``) trains on the dataset's labels (−1 trains "unspecified");
-    data without them fails here, before the first step, naming the missing labels and the fix.
+    data without them fails here, before the first step, naming the missing labels and the fix; so do missing signing
+    credentials (each epoch's sample grid is a signed PNG).
     """
+    marker = FaceMarker(ProvenanceConfig())
+    marker.check()
     config = TrainingConfig.from_dict({**(training or {}), "seed": seed})
     label_dims = label_dims_for(config.model.get("conditioning"))
     if label_dims:
@@ -67,7 +72,7 @@ def train_gan(
         config,
         labels=labels_for_model(labels, label_dims) if label_dims else None,
         sample_weights=sample_weights,
-        monitor=MlflowTrainingMonitor(),
+        monitor=MlflowTrainingMonitor(marker, training_seed=config.seed),
         checkpoint_path=checkpoint,
         fid_fn=fid_tracker,
     )

@@ -1,6 +1,7 @@
 """``samples/by_attribute.png``: what attribute control does, at a glance. One row per ethnicity × gender, one
 column per age bin, every face from the same latent (seed), so a row reads as an age sweep and a column as the
-same age across groups; only the requested labels change between cells."""
+same age across groups; only the requested labels change between cells. Rendered to pixels, so it is logged as a
+signed PNG like every grid of generated faces (:func:`facegen.provenance.marking.log_marked_grid`)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ ROW_ATTRIBUTES = ("ethnicity", "gender")
 SWEEP_ATTRIBUTE = "age_bin"
 
 
-def attribute_grid(generator: nn.Module, *, seed: int, device: str = "cpu"):
-    """A matplotlib figure of the grid; the generator must be conditioned on all three attributes."""
+def attribute_grid(generator: nn.Module, *, seed: int, device: str = "cpu") -> np.ndarray:
+    """The labelled grid as uint8 H×W×3; the generator must be conditioned on all three attributes."""
     missing = sorted(set((*ROW_ATTRIBUTES, SWEEP_ATTRIBUTE)) - set(generator.label_dims))
     if missing:
         raise ValueError(f"the by-attribute grid needs a model conditioned on {missing} too")
@@ -49,4 +50,7 @@ def attribute_grid(generator: nn.Module, *, seed: int, device: str = "cpu"):
             axis.set_ylabel(" ".join(rows[r]), fontsize=7, rotation=0, ha="right", va="center")
     figure.suptitle(f"requested age bin × ethnicity, gender — one latent (seed {seed})", fontsize=9)
     figure.tight_layout()
-    return figure
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return pixels

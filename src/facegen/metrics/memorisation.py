@@ -98,26 +98,31 @@ def memorisation_report(
     }
 
 
+def closest_samples(report: dict, k: int) -> np.ndarray:
+    """Indices of the ``k`` generated samples closest to a training face, closest first (the closest pairs' order)."""
+    if k < 1:
+        raise ValueError(f"k must be positive, got {k}")
+    return np.argsort(np.asarray(report["nn_distance"]), kind="stable")[:k]
+
+
 def closest_pairs_grid(
     generated_images: np.ndarray, real_images: np.ndarray, report: dict, k: int = 16, gap: int = 2
 ) -> np.ndarray:
     """uint8 H×W×3 strip of the ``k`` generated samples closest to a training face, each above that face.
 
-    ``real_images`` are the images behind the report's ``train_features`` (same order); ready for MLflow
-    ``log_image``.
+    ``real_images`` are the images behind the report's ``train_features`` (same order). The generated samples shown
+    are :func:`closest_samples` (their seeds go into the grid's manifest, which says real photos are in it).
     """
     check_images(generated_images, "generated_images")
     check_images(real_images, "real_images")
-    index, distance = np.asarray(report["nn_index"]), np.asarray(report["nn_distance"])
+    index = np.asarray(report["nn_index"])
     if len(generated_images) != len(index):
         raise ValueError(f"{len(generated_images)} generated images but the report covers {len(index)}")
     if index.max() >= len(real_images):
         raise ValueError(f"the report indexes real image {index.max()} of only {len(real_images)}")
     if generated_images.shape[2:] != real_images.shape[2:]:
         raise ValueError(f"resolutions differ: {generated_images.shape[2:]} vs {real_images.shape[2:]}")
-    if k < 1:
-        raise ValueError(f"k must be positive, got {k}")
-    closest = np.argsort(distance, kind="stable")[:k]
+    closest = closest_samples(report, k)
     _, _, height, width = generated_images.shape
     grid = np.full((2 * height + gap, len(closest) * (width + gap) - gap, 3), 255, dtype=np.uint8)
     for column, sample in enumerate(closest):

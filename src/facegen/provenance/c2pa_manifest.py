@@ -5,6 +5,9 @@ The manifest is one ``c2pa.created`` action: digital source type ``trainedAlgori
 requested attributes) plus the version's MLflow run id. The claim generator is facegen with its package version.
 No thumbnail: c2pa embeds a JPEG thumbnail by default, ~34 KB on a 4 KB 256² face; without it, and with the leaf
 certificate only (:class:`~facegen.provenance.credentials.SigningCredentials`), a manifest adds ~2.9 KB to a face.
+
+A grid of faces the pipeline saves as a file (:class:`GridProvenance`) gets the same action naming the generator's run
+and the seeds shown; a grid that also shows real photographs says ``compositeWithTrainedAlgorithmicMedia``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from facegen import __version__ as facegen_version
 from facegen.provenance.credentials import SigningCredentials
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+#: IPTC's type for generated faces shown together with real photographs (memorisation's closest pairs).
+COMPOSITE_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+#: Seed lists longer than this that are a range go into a grid's manifest as first seed and count.
+MAX_LISTED_SEEDS = 16
 CREATED_ACTION = "c2pa.created"
 ACTIONS_LABEL = "c2pa.actions.v2"
 CLAIM_GENERATOR = "facegen"
@@ -43,6 +50,63 @@ class FaceProvenance:
     @property
     def watermark_version(self) -> int:
         return UNREGISTERED_VERSION if self.model_version is None else int(self.model_version)
+
+    def manifest_definition(self) -> dict[str, Any]:
+        """The manifest JSON c2pa's Builder takes for this face."""
+        parameters: dict[str, Any] = {
+            "seed": int(self.seed),
+            "truncation": float(self.truncation),
+            "attributes": dict(sorted(self.attributes.items())),
+        }
+        return _definition(
+            f"{self.model_name} seed {self.seed}",
+            DIGITAL_SOURCE_TYPE,
+            self.model_name,
+            self.model_version,
+            self.model_run_id,
+            parameters,
+        )
+
+
+@dataclass(frozen=True)
+class GridProvenance:
+    """What made a grid of generated faces saved as a run artifact (sample grids, memorisation's closest pairs).
+
+    Grids are drawn in the run that trains or evaluates a candidate, before it is registered, so the run names the
+    generator and the manifest carries no version (``facegen verify`` says "not registered yet"). ``shown`` is what
+    regenerates the faces (see :func:`shown_seeds`); ``with_real``: real photographs sit among them.
+    """
+
+    model_name: str
+    model_run_id: str
+    shown: Mapping[str, Any]
+    with_real: bool = False
+
+    def manifest_definition(self) -> dict[str, Any]:
+        """The manifest JSON c2pa's Builder takes for this grid."""
+        kind = "generated faces and real photographs" if self.with_real else "generated faces"
+        return _definition(
+            f"{self.model_name} grid of {kind}",
+            COMPOSITE_SOURCE_TYPE if self.with_real else DIGITAL_SOURCE_TYPE,
+            self.model_name,
+            None,
+            self.model_run_id,
+            dict(self.shown),
+        )
+
+
+def shown_seeds(seeds: Sequence[int]) -> dict[str, Any]:
+    """The seeds of a grid's faces for its manifest: listed, or first seed and count for a long range (lean).
+
+    The list is one comma-separated string: c2pa stores a JSON array of integers as a CBOR byte string, which keeps
+    only each seed's lowest byte.
+    """
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("a grid shows at least one face")
+    if len(seeds) > MAX_LISTED_SEEDS and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return {"first_seed": seeds[0], "seed_count": len(seeds)}
+    return {"seeds": ", ".join(map(str, seeds))}
 
 
 def faces_provenance(
@@ -70,21 +134,23 @@ def faces_provenance(
     ]
 
 
-def manifest_definition(provenance: FaceProvenance, title: str) -> dict[str, Any]:
-    """The manifest JSON c2pa's Builder takes for one face."""
-    agent = {"name": provenance.model_name}
-    if provenance.model_version is not None:
-        agent["version"] = provenance.model_version
-    parameters: dict[str, Any] = {
-        "seed": int(provenance.seed),
-        "truncation": float(provenance.truncation),
-        "attributes": dict(sorted(provenance.attributes.items())),
-    }
-    if provenance.model_run_id is not None:
-        parameters["model_run_id"] = provenance.model_run_id
+def _definition(
+    title: str,
+    source_type: str,
+    model_name: str,
+    model_version: str | None,
+    model_run_id: str | None,
+    parameters: dict[str, Any],
+) -> dict[str, Any]:
+    """One ``c2pa.created`` action by the generator (its version when registered), run id among the parameters."""
+    agent = {"name": model_name}
+    if model_version is not None:
+        agent["version"] = model_version
+    if model_run_id is not None:
+        parameters = {**parameters, "model_run_id": model_run_id}
     action = {
         "action": CREATED_ACTION,
-        "digitalSourceType": DIGITAL_SOURCE_TYPE,
+        "digitalSourceType": source_type,
         "softwareAgent": agent,
         "parameters": parameters,
     }
@@ -116,10 +182,9 @@ class ManifestSigner:
             signer = self._local.signer = c2pa.Signer.from_info(info)
         return signer
 
-    def sign(self, data: bytes, media_type: str, provenance: FaceProvenance) -> bytes:
-        """``data`` (an encoded image of ``media_type``) with the face's signed manifest embedded."""
-        title = f"{provenance.model_name} seed {provenance.seed}"
+    def sign(self, data: bytes, media_type: str, provenance: FaceProvenance | GridProvenance) -> bytes:
+        """``data`` (an encoded image of ``media_type``) with the face's or grid's signed manifest embedded."""
         signed = io.BytesIO()
-        with c2pa.Builder(manifest_definition(provenance, title), context=self._context) as builder:
+        with c2pa.Builder(provenance.manifest_definition(), context=self._context) as builder:
             builder.sign(self._signer(), media_type, io.BytesIO(data), signed)
         return signed.getvalue()

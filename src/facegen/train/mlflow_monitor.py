@@ -9,15 +9,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 
+from facegen.provenance.c2pa_manifest import GridProvenance  # noqa: E402
+from facegen.provenance.marking import FaceMarker, log_marked_grid  # noqa: E402
+from facegen.registry.names import GENERATOR_MODEL_NAME  # noqa: E402
+
 
 class MlflowTrainingMonitor:
-    """Implements ``facegen.train.loop.TrainingMonitor`` against ``mlflow``'s active run."""
+    """Implements ``facegen.train.loop.TrainingMonitor`` against ``mlflow``'s active run.
+
+    Each epoch's grid is a signed PNG (``marker``) naming the run and, as what regenerates it, the training seed (the
+    loop draws the grid's latents from it) and the epoch and step whose EMA weights drew it.
+    """
+
+    def __init__(self, marker: FaceMarker, training_seed: int) -> None:
+        self.marker = marker
+        self.training_seed = training_seed
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         mlflow.log_metrics({f"train_{name}": value for name, value in metrics.items()}, step=step)
 
     def on_epoch_end(self, epoch: int, step: int, grid: np.ndarray) -> None:
-        mlflow.log_image(grid, artifact_file=f"samples/epoch_{epoch:03d}.png")
+        shown = {"training_seed": self.training_seed, "epoch": epoch, "step": step}
+        made_by = GridProvenance(GENERATOR_MODEL_NAME, mlflow.active_run().info.run_id, shown)
+        log_marked_grid(grid, f"samples/epoch_{epoch:03d}.png", made_by, self.marker)
 
 
 def plot_loss_curves(history: list[dict[str, float]]) -> plt.Figure:
