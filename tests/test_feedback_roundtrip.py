@@ -46,7 +46,7 @@ def _faces(real_faces_32: np.ndarray, n: int) -> dict[str, np.ndarray]:
 
 
 def test_exported_faces_come_back_at_native_size_with_their_requested_labels(
-    mlflow_server: str, tmp_path: Path
+    mlflow_server: str, facegen_home: Path, tmp_path: Path
 ) -> None:
     model = {"resolution": 16, "width": 8, "conditioning": ["gender", "age_bin", "ethnicity"]}
     bundle = save_generator_bundle(tmp_path / "bundle", "dcgan", model, build_generator("dcgan", model))
@@ -67,7 +67,7 @@ def test_exported_faces_come_back_at_native_size_with_their_requested_labels(
         "--tracking-uri",
         mlflow_server,
     ]
-    cli = CliRunner().invoke(main, args, env={"FACEGEN_SERVE_MODEL_NAME": name})
+    cli = CliRunner().invoke(main, args, env={"FACEGEN_SERVE_MODEL_NAME": name, "FACEGEN_HOME": str(facegen_home)})
     assert cli.exit_code == 0, cli.output
     assert "3 face(s)" in cli.output and "1 other image(s)" in cli.output and "feedback_unlisted" in cli.output
 
