@@ -112,9 +112,12 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_mlflow_server(root: Path, env: dict[str, str], extra_args: tuple[str, ...] = ()) -> Iterator[str]:
-    """``mlflow server`` (SQLite backend and proxied artifacts under ``root``, ``env`` + :data:`SERVER_ENV`, then
-    ``extra_args``) on a free loopback port; yields its URI and stops its process group afterwards."""
+def running_mlflow_server(
+    root: Path, env: dict[str, str], extra_args: tuple[str, ...] = (), artifacts_destination: str | None = None
+) -> Iterator[str]:
+    """``mlflow server`` (SQLite backend under ``root``, artifacts proxied to ``artifacts_destination`` — default
+    ``root/artifacts`` —, ``env`` + :data:`SERVER_ENV`, then ``extra_args``) on a free loopback port; yields its URI
+    and stops its process group afterwards."""
     log_path = root / "server.log"
     env = {**env, **SERVER_ENV}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -134,7 +137,7 @@ def running_mlflow_server(root: Path, env: dict[str, str], extra_args: tuple[str
             "--backend-store-uri",
             f"sqlite:///{root / 'mlflow.db'}",
             "--artifacts-destination",
-            str(root / "artifacts"),
+            artifacts_destination or str(root / "artifacts"),
             *extra_args,
         ]
         with log_path.open("wb") as log:

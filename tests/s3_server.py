@@ -25,7 +25,13 @@ from typing import Any
 
 import pytest
 
-from tests.mlflow_server import HOST, SERVER_ENV, _log_tail, _stop, _wait_healthy, start_on_free_port
+from tests.mlflow_server import (
+    HOST,
+    _log_tail,
+    _stop,
+    running_mlflow_server,
+    start_on_free_port,
+)
 
 STARTUP_TIMEOUT_S = 30.0
 REGION = "us-east-1"
@@ -130,46 +136,9 @@ def start_mlflow_server_on_s3(root: Path, endpoint: str, artifacts_destination: 
     """A real ``mlflow server`` on 127.0.0.1: SQLite backend under ``root``, artifacts proxied to the S3 URI
     ``artifacts_destination`` on ``endpoint`` (the server gets ``MLFLOW_S3_ENDPOINT_URL`` and the keys; its clients
     need no S3 settings). Yields ``http://127.0.0.1:PORT``."""
-    log_path = root / "mlflow-server.log"
-    env = {key: value for key, value in os.environ.items() if key not in AWS_VARIABLES}
-    env |= SERVER_ENV | aws_env(endpoint, root)
-    env.pop("MLFLOW_TRACKING_URI", None)
-
-    def launch(port: int) -> subprocess.Popen:
-        command = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            artifacts_destination,
-        ]
-        with log_path.open("wb") as log:
-            return subprocess.Popen(
-                command,
-                cwd=root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    port, process = start_on_free_port(
-        launch, lambda port, process: _wait_healthy(f"http://{HOST}:{port}", process, log_path), log_path
-    )
-    try:
-        yield f"http://{HOST}:{port}"
-    finally:
-        _stop(process)
+    env = {key: value for key, value in os.environ.items() if key not in AWS_VARIABLES} | aws_env(endpoint, root)
+    with running_mlflow_server(root, env, artifacts_destination=artifacts_destination) as uri:
+        yield uri
 
 
 @pytest.fixture(scope="session")
