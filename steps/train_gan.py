@@ -42,12 +42,12 @@ def train_gan(
     data without them fails here, before the first step, naming the missing labels and the fix; so do missing signing
     credentials (each epoch's sample grid is a signed PNG).
     """
-    marker = FaceMarker(ProvenanceConfig())
-    marker.check()
     config = TrainingConfig.from_dict({**(training or {}), "seed": seed})
     label_dims = label_dims_for(config.model.get("conditioning"))
     if label_dims:
         require_labels(labels, label_dims)
+    marker = FaceMarker(ProvenanceConfig())
+    marker.check()
     mlflow.log_params(
         {
             "architecture": config.architecture,
