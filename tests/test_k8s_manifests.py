@@ -602,6 +602,28 @@ def test_every_other_step_runs_on_cpu_nodes_with_modest_requests(compiled: dict[
         assert _quantity(resources["limits"]["memory"]) >= _quantity(resources["requests"]["memory"]), name
 
 
+#: Steps that sign what they write (C2PA manifests on exported faces and saved grids); they fail closed without keys.
+SIGNING_STEPS = {"train_gan", "evaluate", "evaluate_fairness", "export_human_eval"}
+
+
+def test_the_steps_that_sign_faces_mount_the_provenance_secret_and_no_other_step_does(compiled: dict[str, Any]) -> None:
+    signing_modules = {
+        path.stem for path in (REPO_ROOT / "steps").glob("*.py") if "facegen.provenance" in path.read_text()
+    }
+    assert signing_modules == SIGNING_STEPS  # a new signing step needs the Secret too
+    home = _run_config()["settings"]["docker"]["environment"]["FACEGEN_HOME"]
+    for name, job in compiled["steps"].items():
+        spec = job["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        secrets = {v["name"]: v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
+        mounts = {m["mountPath"]: m for m in container.get("volumeMounts", []) if m["name"] in secrets}
+        if name not in SIGNING_STEPS:
+            assert "facegen-provenance" not in secrets.values(), name  # the signing key stays where it is needed
+            continue
+        mount = mounts[f"{home}/provenance"]  # ProvenanceConfig's default folder: $FACEGEN_HOME/provenance
+        assert secrets[mount["name"]] == "facegen-provenance" and mount["readOnly"], name
+
+
 def test_the_schedule_is_a_weekly_cronjob_that_never_overlaps(compiled: dict[str, Any], rendered) -> None:
     cron = compiled["cron_job"]
     assert compiled["schedule"] == cron["spec"]["schedule"] == "0 3 * * 1"
