@@ -161,6 +161,10 @@ def _definition(
     }
 
 
+class MarkingUnavailable(RuntimeError):
+    """Faces cannot be marked (missing or expired signing credentials, no time-stamp), so none may be handed out."""
+
+
 class ManifestSigner:
     """Signs face manifests with one set of credentials.
 
@@ -168,8 +172,9 @@ class ManifestSigner:
     ~0.2 ms of the ~1.2 ms a signature costs).
     """
 
-    def __init__(self, credentials: SigningCredentials) -> None:
+    def __init__(self, credentials: SigningCredentials, timestamp_url: str | None = None) -> None:
         self.credentials = credentials
+        self.timestamp_url = timestamp_url  # an RFC 3161 TSA asked for each signature's time-stamp (None: none)
         self._context = c2pa.Context(settings=c2pa.Settings.from_dict({"builder": {"thumbnail": {"enabled": False}}}))
         self._local = threading.local()
 
@@ -177,14 +182,26 @@ class ManifestSigner:
         signer = getattr(self._local, "signer", None)
         if signer is None:
             info = c2pa.C2paSignerInfo(
-                alg=b"es256", sign_cert=self.credentials.chain_pem, private_key=self.credentials.key_pem, ta_url=None
+                alg=b"es256",
+                sign_cert=self.credentials.chain_pem,
+                private_key=self.credentials.key_pem,
+                ta_url=self.timestamp_url.encode() if self.timestamp_url else None,
             )
             signer = self._local.signer = c2pa.Signer.from_info(info)
         return signer
 
     def sign(self, data: bytes, media_type: str, provenance: FaceProvenance | GridProvenance) -> bytes:
-        """``data`` (an encoded image of ``media_type``) with the face's or grid's signed manifest embedded."""
+        """``data`` (an encoded image of ``media_type``) with the face's or grid's signed manifest embedded.
+
+        With a time-stamp authority configured, a TSA that does not answer fails the signature
+        (:class:`MarkingUnavailable`): c2pa would not sign without the time-stamp, and neither do we.
+        """
         signed = io.BytesIO()
         with c2pa.Builder(provenance.manifest_definition(), context=self._context) as builder:
-            builder.sign(self._signer(), media_type, io.BytesIO(data), signed)
+            try:
+                builder.sign(self._signer(), media_type, io.BytesIO(data), signed)
+            except c2pa.C2paError.Signature as error:
+                if not self.timestamp_url:
+                    raise
+                raise MarkingUnavailable(f"time-stamp authority {self.timestamp_url} failed: {error}") from error
         return signed.getvalue()

@@ -11,6 +11,7 @@ Secret ``facegen-provenance`` is mounted as that folder.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from facegen.paths import facegen_home
 
@@ -29,6 +30,7 @@ TRUST_ANCHOR_FILE = "trust-anchor.pem"
 #: Lifetime of the leaf ``facegen provenance init`` makes; the throwaway CA lives ten times as long.
 LOCAL_LEAF_DAYS = 365
 ORGANIZATION = "facegen"
+TIMESTAMP_URL_ENV = "FACEGEN_TIMESTAMP_URL"
 
 
 class ProvenanceConfig(BaseModel):
@@ -38,6 +40,10 @@ class ProvenanceConfig(BaseModel):
 
     enabled: bool = True  # false: faces leave unsigned and unwatermarked (logged loudly at start-up)
     credentials_dir: Path | None = None  # None: $FACEGEN_HOME/provenance (made by `facegen provenance init`)
+    #: RFC 3161 time-stamp authority: each manifest then carries a signing time a TSA vouches for, so it stays valid
+    #: after the leaf certificate expires. Default from $FACEGEN_TIMESTAMP_URL, which reaches the service and the
+    #: pipeline's steps alike (Kubernetes: the facegen-env ConfigMap); unset: no time-stamp, the signer's clock only.
+    timestamp_url: str | None = Field(default_factory=lambda: os.environ.get(TIMESTAMP_URL_ENV) or None)
 
     def resolved_credentials_dir(self) -> Path:
         return Path(self.credentials_dir) if self.credentials_dir else facegen_home() / "provenance"
@@ -128,7 +134,8 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _key_usage(*, sign: bool) -> x509.KeyUsage:
+def key_usage(*, sign: bool) -> x509.KeyUsage:
+    """Key usage of a signing leaf (``sign``: digitalSignature) or of the CA that issues it (keyCertSign, cRLSign)."""
     return x509.KeyUsage(
         digital_signature=sign,
         content_commitment=False,
@@ -169,7 +176,7 @@ def write_local_credentials(
         .not_valid_before(start - dt.timedelta(minutes=5))
         .not_valid_after(start + dt.timedelta(days=10 * leaf_days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(sign=False), critical=True)
+        .add_extension(key_usage(sign=False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -182,7 +189,7 @@ def write_local_credentials(
         .not_valid_before(start - dt.timedelta(minutes=5))
         .not_valid_after(start + dt.timedelta(days=leaf_days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(sign=True), critical=True)
+        .add_extension(key_usage(sign=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)

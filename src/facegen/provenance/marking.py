@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 import mlflow
 import numpy as np
 
-from facegen.provenance.c2pa_manifest import FaceProvenance, GridProvenance, ManifestSigner
+from facegen.provenance.c2pa_manifest import FaceProvenance, GridProvenance, ManifestSigner, MarkingUnavailable
 from facegen.provenance.credentials import CredentialsError, ProvenanceConfig, SigningCredentials
 from facegen.provenance.watermark import MIN_WATERMARK_SIDE, embed_watermark
 from facegen.serve.imaging import (
@@ -34,10 +34,6 @@ from facegen.serve.imaging import (
 )
 
 logger = logging.getLogger("facegen.provenance")
-
-
-class MarkingUnavailable(RuntimeError):
-    """Faces cannot be marked (missing or expired signing credentials), so none may be handed out."""
 
 
 def mark_face(
@@ -74,7 +70,8 @@ class FaceMarker:
             )
             return
         try:
-            self._signer = ManifestSigner(SigningCredentials.load(config.resolved_credentials_dir()))
+            credentials = SigningCredentials.load(config.resolved_credentials_dir())
+            self._signer = ManifestSigner(credentials, config.timestamp_url)
         except CredentialsError as error:
             self._load_error = str(error)
             logger.error("no face can be marked, so none will be served or exported: %s", error)

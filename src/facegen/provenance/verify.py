@@ -27,6 +27,7 @@ MAX_FILE_BYTES = 64 * 2**20
 MAX_PIXELS = 40_000_000
 
 ManifestState = Literal["valid", "invalid", "absent"]
+TimestampState = Literal["trusted", "untrusted", "invalid", "absent"]
 #: The c2pa.created parameters in the order a person reads them (c2pa keeps no order); any others follow.
 PARAMETER_ORDER = ("seed", "truncation", "attributes", "model_run_id")
 
@@ -44,6 +45,8 @@ class ManifestReport:
     parameters: dict[str, Any] = field(default_factory=dict)  # seed, truncation, attributes, model_run_id
     claim_generator: str | None = None
     failures: list[str] = field(default_factory=list)  # c2pa validation codes and explanations
+    signed_at: str | None = None  # the signing time the time-stamp vouches for (ISO 8601), when there is one
+    timestamp: TimestampState = "absent"  # an RFC 3161 time-stamp: trusted / untrusted TSA, invalid, or none
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,21 @@ def _created_action(manifest: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _timestamp_state(results: dict[str, Any]) -> TimestampState:
+    """c2pa's ``timeStamp.*`` codes as one word: a failed check wins, then an untrusted TSA, then a validated one."""
+
+    def codes(kind: str) -> set[str]:
+        return {
+            str(item.get("code")) for item in results.get(kind) or [] if str(item.get("code")).startswith("timeStamp.")
+        }
+
+    if codes("failure"):
+        return "invalid"
+    if "timeStamp.untrusted" in codes("informational"):
+        return "untrusted"
+    return "trusted" if "timeStamp.validated" in codes("success") else "absent"
+
+
 def read_manifest(data: bytes, media_type: str, context: c2pa.Context) -> ManifestReport:
     """The file's active manifest, validated by c2pa against the trust anchors in ``context``."""
     try:
@@ -143,6 +161,8 @@ def read_manifest(data: bytes, media_type: str, context: c2pa.Context) -> Manife
         parameters=dict(action.get("parameters") or {}),
         claim_generator=" ".join(str(claim[key]) for key in ("name", "version") if claim.get(key)) or None,
         failures=failures,
+        signed_at=(manifest.get("signature_info") or {}).get("time"),
+        timestamp=_timestamp_state(results),
     )
 
 
@@ -185,6 +205,13 @@ def verify_files(paths: list[Path], trust_anchor: Path | None) -> list[FileRepor
     return reports
 
 
+def _signing_time(manifest: ManifestReport) -> str:
+    if manifest.timestamp == "absent":
+        return "no time-stamp (valid only while the signing certificate is)"
+    described = {"trusted": "time-stamp by a trusted TSA", "untrusted": "time-stamp by an UNTRUSTED TSA"}
+    return f"{manifest.signed_at} ({described.get(manifest.timestamp, 'time-stamp INVALID')})"
+
+
 def format_report(report: FileReport) -> str:
     """Readable lines for one file."""
     if report.error is not None:
@@ -210,6 +237,7 @@ def format_report(report: FileReport) -> str:
         known = [key for key in PARAMETER_ORDER if key in manifest.parameters]
         for key in known + sorted(set(manifest.parameters) - set(known)):
             lines.append(f"    {key}: {manifest.parameters[key]}")
+        lines.append(f"    signed at: {_signing_time(manifest)}")
         for failure in manifest.failures:
             lines.append(f"    failed: {failure}")
     watermark = report.watermark
