@@ -13,8 +13,8 @@ from facegen.models.losses import (
     GanLoss,
     get_loss,
     gradient_penalty,
-    r1_penalty,
     register_loss,
+    zero_centred_penalty,
 )
 
 #: Logits from confidently fake through undecided to confidently real.
@@ -71,14 +71,14 @@ def test_r1_penalty_of_a_linear_discriminator_is_its_squared_weight_norm() -> No
     weight = torch.arange(12, dtype=torch.float64).reshape(3, 2, 2) / 10
     images = torch.randn(5, 3, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     images.requires_grad_(True)
-    penalty = r1_penalty(_linear_discriminator(weight)(images), images)
+    penalty = zero_centred_penalty(_linear_discriminator(weight)(images), images)
     assert float(penalty.detach()) == pytest.approx(float(weight.square().sum()), abs=TOL)  # ‖∇D‖² = ‖w‖²
 
 
 def test_r1_penalty_of_a_quadratic_discriminator() -> None:
     # D(x) = ½‖x‖²: ∇D = x, so the penalty is the mean of ‖x‖² over the batch.
     images = torch.tensor([[[[1.0, 2.0]]], [[[0.0, 3.0]]]], dtype=torch.float64, requires_grad=True)
-    penalty = r1_penalty(0.5 * images.square().sum(dim=[1, 2, 3]), images)
+    penalty = zero_centred_penalty(0.5 * images.square().sum(dim=[1, 2, 3]), images)
     assert float(penalty.detach()) == pytest.approx((5.0 + 9.0) / 2, abs=TOL)
     (grad,) = torch.autograd.grad(penalty, images)  # create_graph: the penalty itself trains D
     assert torch.allclose(grad, images.detach(), atol=TOL)  # ∂/∂x of mean ‖x‖² over 2 images = 2x / 2

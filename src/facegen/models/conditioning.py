@@ -96,6 +96,22 @@ def psi_column(truncation_psi: float | torch.Tensor, like: torch.Tensor) -> floa
     return truncation_psi.to(device=like.device, dtype=like.dtype)[:, None]
 
 
+def z_space_input(
+    z: torch.Tensor,  # B×latent_dim standard-normal latents
+    labels: torch.Tensor | None,  # B×K label indices; required iff ``embed`` is given
+    truncation_psi: float | torch.Tensor,  # a float or one per sample
+    latent_dim: int,
+    label_dims: Mapping[str, int],
+    embed: LabelEmbedding | None,
+) -> torch.Tensor:
+    """The input vector of a generator without a mapping network (DCGAN, R3GAN): ``psi · z`` (truncation toward
+    the mean latent 0) with the label embedding appended; checks both."""
+    assert z.ndim == 2 and z.shape[1] == latent_dim, f"expected B×{latent_dim} latents, got {tuple(z.shape)}"
+    check_labels(labels, label_dims, len(z))
+    x = z * psi_column(truncation_psi, z)
+    return x if embed is None else torch.cat([x, embed(labels).to(x.dtype)], dim=1)
+
+
 class LabelEmbedding(nn.Module):
     """Label row → one vector: per attribute a learned table with a learned "unknown" row, summed or concatenated.
 

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from facegen.models.conditioning import LabelEmbedding, ProjectionHead, check_labels, label_dims_for, psi_column
+from facegen.models.conditioning import LabelEmbedding, ProjectionHead, check_labels, label_dims_for, z_space_input
 
 NORMALISATIONS = ("batch", "instance", "layer", "group")
 
@@ -97,13 +97,7 @@ class DCGANGenerator(nn.Module):
         labels: torch.Tensor | None = None,  # B×K label indices (−1 = unspecified); required iff conditional
         truncation_psi: float | torch.Tensor = 1.0,  # 1 = untruncated, 0 = the mean latent; a float or one per sample
     ) -> torch.Tensor:
-        assert z.ndim == 2 and z.shape[1] == self.latent_dim, (
-            f"expected B×{self.latent_dim} latents, got {tuple(z.shape)}"
-        )
-        check_labels(labels, self.label_dims, len(z))
-        x = z * psi_column(truncation_psi, z)
-        if self.embed is not None:
-            x = torch.cat([x, self.embed(labels).to(x.dtype)], dim=1)
+        x = z_space_input(z, labels, truncation_psi, self.latent_dim, self.label_dims, self.embed)
         image = self.net(x[:, :, None, None])
         assert image.shape[1:] == (3, self.resolution, self.resolution)
         return image

@@ -4,6 +4,10 @@
 - ``non_saturating``: the brief's "modified" loss; G maximises log D(G(z)) instead.
 - ``hinge``: D's margin loss max(0, 1 ∓ D(x)); G maximises D(G(z)) (SAGAN, BigGAN).
 - ``wgan_gp``: Wasserstein critic with a gradient penalty on interpolates (Gulrajani et al. 2017).
+- ``rpgan``: relativistic pairing (Huang et al. 2024, "The GAN is dead; long live the GAN!", Sec. 2, Eq. 2, after
+  Jolicoeur-Martineau 2018): each real logit is compared with a fake one, D maximises D(x) − D(G(z)) and G the
+  reverse, through the same softplus. Paired with zero-centred R1 (real) and R2 (fake) penalties (TrainingConfig
+  ``r1_gamma``, ``r2_gamma``), the paper's Sec. 2 shows it locally convergent, where RpGAN + R1 alone diverges.
 ``softplus`` is the numerically stable form of the BCE terms on logits.
 """
 
@@ -20,11 +24,12 @@ LossFn = Callable[..., torch.Tensor]
 
 @dataclass(frozen=True)
 class GanLoss:
-    """One objective: D's loss on (real, fake) logits and G's loss on fake logits."""
+    """One objective: D's loss on (real, fake) logits and G's loss on fake logits (and real ones, when paired)."""
 
     discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    generator: Callable[[torch.Tensor], torch.Tensor]
+    generator: LossFn  # (fake_logits), or (fake_logits, real_logits) when ``paired``
     needs_gradient_penalty: bool = False  # WGAN-GP's penalty on real/fake interpolates
+    paired: bool = False  # relativistic: G's loss compares each fake logit with a real one, so its step needs both
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -41,6 +46,25 @@ def _minimax_generator(fake_logits: torch.Tensor) -> torch.Tensor:
     return -F.softplus(fake_logits).mean()  # log(1 − D(G(z))) = −softplus(logit)
 
 
+def _relativistic(winner: torch.Tensor, loser: torch.Tensor) -> torch.Tensor:
+    """softplus(−(winner − loser)) over pairs: −log σ of how far each winner's logit is above its paired loser's."""
+    if winner.shape != loser.shape:
+        raise ValueError(
+            f"relativistic pairing needs as many real as fake logits, got {winner.shape} and {loser.shape}"
+        )
+    return F.softplus(loser - winner).mean()
+
+
+def rpgan_discriminator(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """RpGAN, D's side (Eq. 2): E[softplus(D(G(z)) − D(x))] over paired real and fake images."""
+    return _relativistic(real_logits, fake_logits)
+
+
+def rpgan_generator(fake_logits: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """RpGAN, G's side (Eq. 2): E[softplus(D(x) − D(G(z)))]; the real logits are constants here."""
+    return _relativistic(fake_logits, real_logits)
+
+
 _LOSSES: dict[str, GanLoss] = {
     "minimax": GanLoss(discriminator_loss, _minimax_generator),
     "non_saturating": GanLoss(discriminator_loss, generator_loss),
@@ -49,6 +73,7 @@ _LOSSES: dict[str, GanLoss] = {
         lambda fake: -fake.mean(),
     ),
     "wgan_gp": GanLoss(lambda real, fake: fake.mean() - real.mean(), lambda fake: -fake.mean(), True),
+    "rpgan": GanLoss(rpgan_discriminator, rpgan_generator, paired=True),
 }
 
 
@@ -66,9 +91,10 @@ def get_loss(name: str) -> GanLoss:
         raise ValueError(f"unknown loss {name!r}; registered: {sorted(_LOSSES)}") from None
 
 
-def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
-    """Mean squared gradient norm of D at real images (Mescheder et al. 2018); ``real_images`` must require grad."""
-    (gradients,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+def zero_centred_penalty(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Mean squared gradient norm of D at ``images`` (which must require grad): R1 at real images (Mescheder et al.
+    2018), R2 at generated ones (Huang et al. 2024, Sec. 2); the loop weights each by γ/2."""
+    (gradients,) = torch.autograd.grad(logits.sum(), images, create_graph=True)
     return gradients.square().sum(dim=[1, 2, 3]).mean()
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from facegen.config_keys import reject_unknown
 from facegen.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from facegen.models.r3gan import R3GANDiscriminator, R3GANGenerator
 from facegen.models.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
 
@@ -76,3 +77,4 @@ def build_discriminator(name: str, config: dict[str, Any]) -> nn.Module:
 
 register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator)
 register_architecture("stylegan", StyleGANGenerator, StyleGANDiscriminator)
+register_architecture("r3gan", R3GANGenerator, R3GANDiscriminator)

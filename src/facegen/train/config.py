@@ -36,7 +36,8 @@ class TrainingConfig:
     loss: str = "non_saturating"  # minimax | non_saturating | hinge | wgan_gp (facegen.models.losses)
     gp_weight: float = 10.0  # WGAN-GP penalty weight
     r1_gamma: float = 0.0  # R1 penalty weight on real images (0 = off)
-    r1_every: int = 16  # lazy regularisation: R1 every this many D steps, scaled up accordingly
+    r1_every: int = 16  # lazy regularisation: R1 (and R2) every this many D steps, scaled up accordingly
+    r2_gamma: float = 0.0  # zero-centred R2 penalty weight on generated images (0 = off; R3GAN: = r1_gamma)
     lr_g: float = 2e-4  # separate learning rates for G and D (TTUR)
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas, DCGAN's
@@ -44,6 +45,14 @@ class TrainingConfig:
     label_dropout: float = 0.1  # conditional models: share of labels shown as −1 ("unspecified") so G learns "any"
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs, annealed linearly to 0
     diffaugment: str = ""  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
+    diffaugment_p: float = 1.0  # probability that an image D sees is DiffAugmented (at the start of the schedule)
+    # R3GAN's cosine schedules (facegen.train.schedule): over the first schedule_images images seen, learning rates,
+    # R1/R2 γ, Adam β2 and diffaugment_p move from the values above to these final ones, then stay there.
+    schedule_images: int = 0  # schedule length in images seen (0 = no schedule: the values above throughout)
+    lr_final_ratio: float = 1.0  # lr_g and lr_d at the end ÷ at the start (R3GAN: 5e-5 / 2e-4 = 0.25)
+    gamma_final_ratio: float = 1.0  # r1_gamma and r2_gamma at the end ÷ at the start (R3GAN: 0.1)
+    beta2_final: float | None = None  # Adam β2 at the end (R3GAN: 0.9 → 0.99); None = betas[1] throughout
+    diffaugment_p_final: float | None = None  # diffaugment_p at the end (R3GAN: 0 → 0.3); None = unchanged
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a gradient scaler)
     channels_last: bool = False  # NHWC memory format for convolutions on GPU
@@ -76,6 +85,16 @@ class TrainingConfig:
                 f"fid_every_steps must be 0 or a multiple of log_every_steps ({self.log_every_steps}), "
                 f"got {self.fid_every_steps}"
             )
+        if self.schedule_images < 0 or self.lr_final_ratio <= 0 or self.gamma_final_ratio < 0:
+            raise ValueError("schedule_images and gamma_final_ratio must be >= 0 and lr_final_ratio > 0")
+        if self.r1_gamma < 0 or self.r2_gamma < 0:
+            raise ValueError(f"r1_gamma and r2_gamma must be >= 0, got {self.r1_gamma} and {self.r2_gamma}")
+        for name in ("diffaugment_p", "diffaugment_p_final"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        if self.beta2_final is not None and not 0 <= self.beta2_final < 1:
+            raise ValueError(f"beta2_final must lie in [0, 1), got {self.beta2_final}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.data_on_device not in ("auto", "always", "never"):

@@ -23,7 +23,7 @@ from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from facegen.data.augment import augment_batch, to_unit_range
-from facegen.models.losses import get_loss, gradient_penalty, r1_penalty
+from facegen.models.losses import get_loss, gradient_penalty, zero_centred_penalty
 from facegen.models.registry import build_discriminator, build_generator
 from facegen.models.sampling import seeded_latents, to_uint8
 from facegen.train.checkpoint import load_checkpoint, save_checkpoint
@@ -40,6 +40,7 @@ from facegen.train.distributed import (
 )
 from facegen.train.ema import GeneratorEMA
 from facegen.train.monitors import discriminator_accuracy, gradient_norm, mean_pairwise_distance
+from facegen.train.schedule import knobs_at
 
 
 class TrainingMonitor(Protocol):
@@ -124,6 +125,8 @@ class _Trainer:
         self.images_seen = 0
         self.rollbacks = 0
         self.history: list[dict[str, float]] = []
+        self.apply_schedule()
+        self.paired_real: tuple[torch.Tensor, torch.Tensor | None] | None = None  # D's last real batch (rpgan)
 
     # -- state ----------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -159,6 +162,13 @@ class _Trainer:
         if restore_rng:
             self.rng.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
 
+    def apply_schedule(self) -> None:
+        """Set this step's learning rates and Adam β2 from images seen (facegen.train.schedule); keep its γs, p."""
+        self.knobs = knobs_at(self.config, self.images_seen)
+        for optimiser, lr in ((self.opt_g, self.knobs.lr_g), (self.opt_d, self.knobs.lr_d)):
+            for group in optimiser.param_groups:
+                group["lr"], group["betas"] = lr, (group["betas"][0], self.knobs.beta2)
+
     # -- one step ---------------------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -184,7 +194,11 @@ class _Trainer:
 
     def _d_input(self, images: torch.Tensor) -> torch.Tensor:
         """What D sees: DiffAugment, then annealed instance noise, in the configured memory format."""
-        images = diff_augment(images, self.policy, self.rng)
+        if self.policy and self.knobs.diffaugment_p >= 1:
+            images = diff_augment(images, self.policy, self.rng)
+        elif self.policy and self.knobs.diffaugment_p > 0:  # augment each image with probability p (R3GAN's schedule)
+            chosen = torch.rand(len(images), 1, 1, 1, device=self.device, generator=self.rng) < self.knobs.diffaugment_p
+            images = torch.where(chosen, diff_augment(images, self.policy, self.rng), images)
         noise_std = self.config.instance_noise * max(0.0, 1.0 - self.step / self.total_steps)
         if noise_std > 0:
             images = images + noise_std * torch.randn(images.shape, device=self.device, generator=self.rng)
@@ -202,15 +216,21 @@ class _Trainer:
         fake_labels = self._fake_labels(len(real))
         with torch.no_grad(), self._autocast():
             fake = self._call(self.generator, self._latents(len(real)), fake_labels).float()
-        apply_r1 = self.config.r1_gamma > 0 and self.d_steps % self.config.r1_every == 0
+        regularise = self.d_steps % self.config.r1_every == 0
+        apply_r1, apply_r2 = regularise and self.knobs.r1_gamma > 0, regularise and self.knobs.r2_gamma > 0
         real_in = self._d_input(real).detach().requires_grad_(apply_r1)
+        fake_in = self._d_input(fake).detach().requires_grad_(apply_r2)
         with self._autocast():
             real_logits = self._call(self.d_train, real_in, real_labels).float()
-            fake_logits = self._call(self.d_train, self._d_input(fake), fake_labels).float()
+            fake_logits = self._call(self.d_train, fake_in, fake_labels).float()
             loss = self.loss.discriminator(real_logits, fake_logits)
         total = loss
-        if apply_r1:  # lazy R1: every r1_every steps, weighted up by r1_every
-            total = total + self.config.r1_gamma / 2 * r1_penalty(real_logits, real_in) * self.config.r1_every
+        if apply_r1:  # lazy R1 (and R2): every r1_every steps, weighted up by r1_every
+            total = total + self.knobs.r1_gamma / 2 * zero_centred_penalty(real_logits, real_in) * self.config.r1_every
+        if apply_r2:
+            total = total + self.knobs.r2_gamma / 2 * zero_centred_penalty(fake_logits, fake_in) * self.config.r1_every
+        if self.loss.paired:
+            self.paired_real = (real_in.detach(), real_labels)
         if self.loss.needs_gradient_penalty:
             critic = lambda x: self._call(unwrap(self.d_train), x, real_labels).float()  # noqa: E731
             total = total + self.config.gp_weight * gradient_penalty(critic, real, fake)
@@ -221,13 +241,24 @@ class _Trainer:
         self.d_steps += 1
         return {"loss_d": loss.detach(), "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach()}
 
+    def _paired_real_logits(self) -> torch.Tensor:
+        """D's logits, as it is now, for the real images of its last step: what a relativistic G loss compares with."""
+        assert self.paired_real is not None, "a paired loss needs a discriminator step before the generator step"
+        real, labels = self.paired_real
+        with torch.no_grad():
+            return self._call(self.discriminator, real, labels).float()
+
     def generator_step(self) -> torch.Tensor:
         labels = self._fake_labels(self.per_rank_batch)
         self.discriminator.requires_grad_(False)  # G's step must not touch D (and D's DDP must not sync)
         with self._autocast():
             fake = self._call(self.g_train, self._latents(self.per_rank_batch), labels)
             logits = self._call(self.discriminator, self._d_input(fake.float()), labels).float()
-            loss = self.loss.generator(logits)
+            loss = (
+                self.loss.generator(logits, self._paired_real_logits())
+                if self.loss.paired
+                else self.loss.generator(logits)
+            )
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt_g)
@@ -288,6 +319,7 @@ def train_gan(
     )
     while trainer.step < trainer.total_steps:
         epoch, position = divmod(trainer.step, trainer.steps_per_epoch)
+        trainer.apply_schedule()
         order = epoch_order(len(images), config.seed, epoch, weights).to(trainer.device)
         global_batch = trainer.per_rank_batch * context.world_size
         cursor = position * global_batch * config.d_steps_per_g_step
