@@ -14,7 +14,7 @@ import yaml
 
 from facegen.models.bundle import load_generator_bundle
 from tests.conftest import REPO_ROOT
-from tests.mlflow_server import PORT_TRIES
+from tests.local_servers import PORT_TRIES
 
 
 def test_two_ddp_processes_keep_identical_replicas(real_faces_32: np.ndarray, tmp_path: Path):
