@@ -31,10 +31,7 @@ import math
 import os
 import platform
 import random
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,71 +40,12 @@ from pathlib import Path
 
 from facegen.registry.names import GENERATOR_MODEL_NAME
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' server helpers
+from tests.local_servers import running_facegen_serve  # noqa: E402
+from tests.mlflow_server import running_mlflow_server  # noqa: E402
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def wait_http(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[:4]} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{url} not up after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
-
-
-def start_mlflow(root: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = root / "mlflow.log"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "DO_NOT_TRACK": "true"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-    ]
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            command, cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    uri = f"http://{HOST}:{port}"
-    wait_http(f"{uri}/health", process, log)
-    return process, uri
 
 
 def register_two_versions(uri: str, root: Path, model_config: dict) -> list[Path]:
@@ -226,12 +164,10 @@ def _baselines(one_face, batch_faces, generator, face, rng, size, batch, quality
     }
 
 
-def start_service(
-    root: Path, tracking_uri: str, args: argparse.Namespace, marking: bool
-) -> tuple[subprocess.Popen, str]:
+def service_config(root: Path, tracking_uri: str, args: argparse.Namespace, marking: bool) -> Path:
+    """The service's settings file for one run (marking on or off)."""
     import yaml
 
-    port = free_port()
     sizes = sorted({16, 32, 64, 128, 256, 512, 1024, args.size})
     config = root / "serve.yaml"
     config.write_text(
@@ -250,32 +186,7 @@ def start_service(
             }
         )
     )
-    log = root / "serve.log"
-    env = {**os.environ, "FACEGEN_HOME": str(root / "home")}
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "facegen.cli",
-                "serve",
-                "--config",
-                str(config),
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://{HOST}:{port}"
-    wait_http(f"{base}/readyz", process, log)
-    return process, base
+    return config
 
 
 class _HttpxClient:
@@ -376,8 +287,9 @@ def cpu_model() -> str:
 
 def measure(root: Path, tracking_uri: str, args: argparse.Namespace, marking: bool, base_ms: dict) -> dict:
     """One service (marking on or off) under ``--concurrency`` clients for ``--duration`` s: its latency figures."""
-    service, base = start_service(root, tracking_uri, args, marking)
-    try:
+    env = {**os.environ, "FACEGEN_HOME": str(root / "home")}
+    config = service_config(root, tracking_uri, args, marking)
+    with running_facegen_serve(config, env, root / "serve.log") as (base, service):
         asyncio.run(run_load(base, args, args.warmup, None, tracking_uri))  # warm-up, discarded
         swap_at = args.duration / 2 if args.swap else None
         service_cpu_before, client_cpu_before, load_before = (
@@ -391,8 +303,6 @@ def measure(root: Path, tracking_uri: str, args: argparse.Namespace, marking: bo
         load_after = os.getloadavg()
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
             metrics_text = response.read().decode()
-    finally:
-        stop(service)
 
     ok = [(t0, t1, version) for t0, t1, status, version in records if status == 200]
     latencies_ms = [1000 * (t1 - t0) for t0, t1, _ in ok]
@@ -535,8 +445,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="facegen-bench-") as scratch:
         root = Path(scratch)
         write_local_credentials(root / "credentials", common_name="facegen benchmark")
-        mlflow_process, tracking_uri = start_mlflow(root)
-        try:
+        with running_mlflow_server(root, dict(os.environ)) as tracking_uri:
             bundles = register_two_versions(tracking_uri, root, model_config)
             summary["baseline"] = baselines(
                 bundles[0], args.size, args.concurrency, args.jpeg_quality, root / "credentials"
@@ -548,8 +457,6 @@ def main() -> None:
                 summary["results"]["on" if marking else "off"] = measure(
                     root, tracking_uri, args, marking, summary["baseline"]
                 )
-        finally:
-            stop(mlflow_process)
 
     b = summary["baseline"]
     print(

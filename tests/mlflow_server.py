@@ -12,25 +12,20 @@ Load it with ``pytest_plugins = ["tests.mlflow_server"]`` (or ``-p tests.mlflow_
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.local_servers import HOST, popen_logged, start_on_free_port, stop, wait_http
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 90.0
 SERVER_ENV = {
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
@@ -40,75 +35,6 @@ SERVER_ENV = {
 
 # The test process talks to the server too: no telemetry look-ups from the client either.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-
-#: Launches of a subprocess server, each on a new free port: a port found free and released can be taken by
-#: another process before the server binds it; the server then exits with EADDRINUSE and is started again.
-PORT_TRIES = 3
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
-def start_on_free_port(
-    launch: Callable[[int], subprocess.Popen], wait: Callable[[int, subprocess.Popen], None], log_path: Path
-) -> tuple[int, subprocess.Popen]:
-    """``launch(port)`` a server writing to ``log_path`` and ``wait`` until it is up; relaunched on another free port
-    when it died because its port was taken meanwhile ("address already in use" in its log). Returns (port, process)."""
-    for attempt in itertools.count(1):
-        port = _free_port()
-        process = launch(port)
-        try:
-            wait(port, process)
-            return port, process
-        except RuntimeError:
-            _stop(process)
-            if attempt == PORT_TRIES or "address already in use" not in _log_tail(log_path).lower():
-                raise
-
-
-def _log_tail(log_path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as error:
-        return f"(no server log: {error})"
-
-
-def _wait_healthy(uri: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"mlflow server exited with code {process.returncode} before becoming healthy; log:\n"
-                + _log_tail(log_path)
-            )
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(
-        f"mlflow server at {uri} not healthy after {STARTUP_TIMEOUT_S:.0f} s; log:\n" + _log_tail(log_path)
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the server's process group (server + workers), SIGKILL if it lingers."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
 
 
 @contextlib.contextmanager
@@ -123,41 +49,19 @@ def running_mlflow_server(
     env.pop("MLFLOW_TRACKING_URI", None)
 
     def launch(port: int) -> subprocess.Popen:
-        command = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            artifacts_destination or str(root / "artifacts"),
-            *extra_args,
-        ]
-        with log_path.open("wb") as log:
-            return subprocess.Popen(
-                command,
-                cwd=root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own process group, so the workers stop with it
-            )
+        command = [sys.executable, "-m", "mlflow", "server", "--host", HOST, "--port", str(port), "--workers", "1"]
+        store = ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
+        artifacts = ["--artifacts-destination", artifacts_destination or str(root / "artifacts")]
+        return popen_logged([*command, *store, *artifacts, *extra_args], log_path, env, cwd=root)
 
-    port, process = start_on_free_port(
-        launch, lambda port, process: _wait_healthy(f"http://{HOST}:{port}", process, log_path), log_path
-    )
+    def wait(port: int, process: subprocess.Popen) -> None:
+        wait_http(f"http://{HOST}:{port}/health", process, log_path, STARTUP_TIMEOUT_S)
+
+    port, process = start_on_free_port(launch, wait, log_path)
     try:
         yield f"http://{HOST}:{port}"
     finally:
-        _stop(process)
+        stop(process)
 
 
 @pytest.fixture(scope="session")

@@ -16,22 +16,14 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.mlflow_server import (
-    HOST,
-    _log_tail,
-    _stop,
-    running_mlflow_server,
-    start_on_free_port,
-)
+from tests.local_servers import HOST, popen_logged, start_on_free_port, stop, wait_http
+from tests.mlflow_server import running_mlflow_server
 
 STARTUP_TIMEOUT_S = 30.0
 REGION = "us-east-1"
@@ -91,21 +83,6 @@ def list_keys(client: Any, bucket: str, prefix: str = "") -> list[str]:
     return sorted(keys)
 
 
-def _wait_up(endpoint: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto_server exited with code {process.returncode}; log:\n{_log_tail(log_path)}")
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-            return
-        except urllib.error.HTTPError:
-            return  # it answers: up
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"moto_server at {endpoint} not up after {STARTUP_TIMEOUT_S:.0f} s; log:\n{_log_tail(log_path)}")
-
-
 @contextlib.contextmanager
 def start_moto_server(log_dir: Path) -> Iterator[str]:
     """Run ``moto_server`` on 127.0.0.1 (a free port) and yield its endpoint; stop it on exit."""
@@ -113,22 +90,16 @@ def start_moto_server(log_dir: Path) -> Iterator[str]:
     moto_server = Path(sys.executable).with_name("moto_server")
 
     def launch(port: int) -> subprocess.Popen:
-        with log_path.open("wb") as log:
-            return subprocess.Popen(
-                [str(moto_server), "-H", HOST, "-p", str(port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        return popen_logged([str(moto_server), "-H", HOST, "-p", str(port)], log_path, dict(os.environ))
 
-    port, process = start_on_free_port(
-        launch, lambda port, process: _wait_up(f"http://{HOST}:{port}", process, log_path), log_path
-    )
+    def wait(port: int, process: subprocess.Popen) -> None:  # any HTTP answer from its API means it is up
+        wait_http(f"http://{HOST}:{port}/moto-api/", process, log_path, STARTUP_TIMEOUT_S, any_status=True)
+
+    port, process = start_on_free_port(launch, wait, log_path)
     try:
         yield f"http://{HOST}:{port}"
     finally:
-        _stop(process)
+        stop(process)
 
 
 @contextlib.contextmanager

@@ -133,12 +133,6 @@ def expected_face(
     return render_faces(_GENERATORS[bundle], [seed], truncation=truncation, labels=labels)[0]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def uvicorn_in_thread(app: Any, *, timeout_s: float = 60.0) -> Iterator[str]:
     """Serve ``app`` with a real uvicorn on 127.0.0.1 (free port) in a thread; yields the base URL."""

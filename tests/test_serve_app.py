@@ -12,8 +12,6 @@ import math
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -38,12 +36,12 @@ from facegen.serve.imaging import decode_image, encode_face
 from facegen.serve.inference import render_faces
 from facegen.serve.model_holder import AliasTarget, ModelHolder
 from facegen.serve.settings import load_settings
+from tests.local_servers import running_facegen_serve
 from tests.mlflow_server import use_tracking_uri
 from tests.provenance_fixtures import marking_config
 from tests.serve_fixtures import (
     RESOLUTION,
     expected_face,
-    free_port,
     move_champion,
     register_champion,
     register_model,
@@ -590,43 +588,9 @@ def test_hot_swap_under_concurrent_load_fails_no_request(mlflow_server: str, tin
     config.write_text(
         yaml.safe_dump({**settings.model_dump(mode="json"), "allowed_sizes": list(settings.allowed_sizes)})
     )
-    port = free_port()
     env = {**os.environ, "FACEGEN_HOME": str(tmp_path / "home"), "FACEGEN_TEST_ADMIN_TOKEN": TOKEN}
     env.pop("MLFLOW_TRACKING_URI", None)
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "facegen.cli",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "service not ready:\n" + log_path.read_text()
-            time.sleep(0.2)
-
+    with running_facegen_serve(config, env, tmp_path / "serve.log", timeout_s=90) as (base, process):
         expected = {
             (version, seed): decode_image(
                 encode_face(expected_face(bundle, seed), size=32, fmt="jpeg", jpeg_quality=90)
@@ -686,10 +650,6 @@ def test_hot_swap_under_concurrent_load_fails_no_request(mlflow_server: str, tin
         process.wait(timeout=30)
         with FeedbackStore(settings.feedback_db) as store:
             assert [(r.model_version, r.seed, r.rating) for r in store.records()] == [("2", 3, 5)]
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
 
 
 def test_settings_read_yaml_then_environment(tmp_path: Path) -> None:
