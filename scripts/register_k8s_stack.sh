@@ -18,14 +18,16 @@
 # FACEGEN_S3_ENDPOINT_URL [unset: AWS S3; set for MinIO], FACEGEN_S3_REGION [$AWS_DEFAULT_REGION],
 # FACEGEN_S3_SECRET [facegen-s3], FACEGEN_NAMESPACE [facegen],
 # FACEGEN_MLFLOW_URI [http://mlflow.facegen.svc.cluster.local:5000], FACEGEN_IMAGE_BUILDER [local],
-# FACEGEN_STACK [facegen-k8s], PYTHON [python], FACEGEN_MLFLOW_SECRET [facegen-mlflow]: ZenML secret with the
+# FACEGEN_STACK [facegen-k8s], PYTHON [python], FACEGEN_ORCHESTRATOR [kubernetes; scripts/register_kubeflow_stack.sh sets
+# kubeflow, with FACEGEN_KFP_HOST / KFP_NAMESPACE / KFP_USER_NAMESPACE], FACEGEN_MLFLOW_SECRET [facegen-mlflow]: ZenML secret with the
 # pipeline's MLflow user, created/updated from FACEGEN_MLFLOW_USERNAME [facegen-pipeline] / FACEGEN_MLFLOW_PASSWORD
 # (the mlflow-pipeline Kubernetes Secret's password) when set, else it must exist.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 : "${FACEGEN_REGISTRY:?set FACEGEN_REGISTRY to the container registry the step images are pushed to}"
-if [[ "${FACEGEN_INCLUSTER:-0}" != 1 ]]; then
+ORCHESTRATOR="${FACEGEN_ORCHESTRATOR:-kubernetes}"
+if [[ "$ORCHESTRATOR" == kubernetes && "${FACEGEN_INCLUSTER:-0}" != 1 ]]; then
   : "${KUBE_CONTEXT:?set KUBE_CONTEXT to the kubeconfig context of the cluster (or FACEGEN_INCLUSTER=1)}"
 fi
 PYTHON="${PYTHON:-python}"
@@ -44,9 +46,7 @@ args=(
   --mlflow-secret "${FACEGEN_MLFLOW_SECRET:-facegen-mlflow}"   # MLflow's basic-auth user facegen-pipeline
   --artifact-store "${FACEGEN_ARTIFACT_STORE:-s3://facegen-artifacts/zenml}"
   --s3-secret "${FACEGEN_S3_SECRET:-facegen-s3}"
-  --orchestrator kubernetes
-  --kubernetes-namespace "${FACEGEN_NAMESPACE:-facegen}"
-  --service-account facegen-zenml
+  --orchestrator "$ORCHESTRATOR"
   --container-registry "$FACEGEN_REGISTRY"
   --container-registry-flavor "${FACEGEN_REGISTRY_FLAVOR:-default}"
   --image-builder "${FACEGEN_IMAGE_BUILDER:-local}"
@@ -55,6 +55,14 @@ args=(
 if [[ -n "${FACEGEN_S3_ENDPOINT_URL:-}" ]]; then args+=(--s3-endpoint-url "$FACEGEN_S3_ENDPOINT_URL"); fi
 region="${FACEGEN_S3_REGION:-${AWS_DEFAULT_REGION:-}}"
 if [[ -n "$region" ]]; then args+=(--s3-region "$region"); fi
-if [[ "${FACEGEN_INCLUSTER:-0}" == 1 ]]; then args+=(--incluster); else args+=(--kubernetes-context "$KUBE_CONTEXT"); fi
+if [[ "$ORCHESTRATOR" == kubeflow ]]; then
+  args+=(--kubeflow-namespace "${KFP_NAMESPACE:-kubeflow}")
+  if [[ -n "${FACEGEN_KFP_HOST:-}" ]]; then args+=(--kubeflow-host "$FACEGEN_KFP_HOST"); fi
+  if [[ -n "${KUBE_CONTEXT:-}" ]]; then args+=(--kubernetes-context "$KUBE_CONTEXT"); fi
+  if [[ -n "${KFP_USER_NAMESPACE:-}" ]]; then args+=(--kubeflow-user-namespace "$KFP_USER_NAMESPACE"); fi
+else
+  args+=(--kubernetes-namespace "${FACEGEN_NAMESPACE:-facegen}" --service-account facegen-zenml)
+  if [[ "${FACEGEN_INCLUSTER:-0}" == 1 ]]; then args+=(--incluster); else args+=(--kubernetes-context "$KUBE_CONTEXT"); fi
+fi
 
 "$PYTHON" scripts/zenml_stack.py "${args[@]}"

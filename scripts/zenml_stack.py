@@ -18,6 +18,9 @@ named ``facegen-mlflow`` in every stack, because configs/*.yaml refer to it by t
         --orchestrator kubernetes --kubernetes-context prod --kubernetes-namespace facegen \\
         --container-registry registry.example.com/facegen --image-builder local
 
+    # Kubeflow Pipelines (scripts/register_kubeflow_stack.sh; run with .venv-kubeflow/bin/python)
+    python scripts/zenml_stack.py --stack facegen-kubeflow ... --orchestrator kubeflow --kubeflow-host https://kfp.example.com
+
 Prints the stack's ID (tests pass it to runs as ZENML_ACTIVE_STACK_ID instead of activating it). Credentials are never
 written into a component's configuration: they live in a ZenML secret (or come from the environment where steps run).
 """
@@ -37,6 +40,10 @@ TRACKER = "facegen-mlflow"
 MODEL_REGISTRY = "facegen-mlflow-registry"
 S3_ARTIFACT_STORE = "facegen-s3"
 K8S_ORCHESTRATOR = "facegen-k8s"
+KFP_ORCHESTRATOR = "facegen-kubeflow"
+#: ZenML's Kubeflow orchestrator with the pod settings and retries KFP 2 loses put back (flavors/kubeflow_orchestrator.py)
+KUBEFLOW_FLAVOR = "facegen_kubeflow"
+KUBEFLOW_FLAVOR_SOURCE = "flavors.kubeflow_orchestrator.FacegenKubeflowOrchestratorFlavor"
 CONTAINER_REGISTRY = "facegen-registry"
 IMAGE_BUILDER = "facegen-image-builder"
 
@@ -109,6 +116,27 @@ def s3_store_configuration(path: str, endpoint_url: str | None, region: str | No
     return configuration
 
 
+def ensure_kubeflow_orchestrator(client: Client, args: argparse.Namespace) -> str:
+    """Register flavors.kubeflow_orchestrator's flavor (once) and the Kubeflow Pipelines orchestrator; its name."""
+    try:
+        client.get_flavor_by_name_and_type(KUBEFLOW_FLAVOR, StackComponentType.ORCHESTRATOR)
+    except KeyError:
+        client.create_flavor(source=KUBEFLOW_FLAVOR_SOURCE, component_type=StackComponentType.ORCHESTRATOR)
+    if bool(args.kubeflow_host) == bool(args.kubernetes_context):
+        raise SystemExit("the Kubeflow orchestrator needs --kubeflow-host URL or --kubernetes-context NAME (one)")
+    orchestrator: dict[str, Any] = {"kubeflow_namespace": args.kubeflow_namespace, "synchronous": False}
+    if args.kubeflow_host:
+        orchestrator["kubeflow_hostname"] = args.kubeflow_host
+    else:
+        orchestrator["kubernetes_context"] = args.kubernetes_context
+    if args.kubeflow_user_namespace:
+        orchestrator["user_namespace"] = args.kubeflow_user_namespace
+    if args.skip_local_validations:
+        orchestrator["skip_local_validations"] = True
+    ensure_component(client, KFP_ORCHESTRATOR, StackComponentType.ORCHESTRATOR, orchestrator, flavor=KUBEFLOW_FLAVOR)
+    return KFP_ORCHESTRATOR
+
+
 def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None) -> str:
     environ = dict(os.environ if environ is None else environ)
     client = Client()
@@ -143,9 +171,11 @@ def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None
     elif args.s3_endpoint_url or args.s3_secret or args.s3_region:
         raise SystemExit("--s3-endpoint-url, --s3-region and --s3-secret need --artifact-store s3://...")
 
-    if args.orchestrator == "kubernetes":
-        if not args.container_registry:
-            raise SystemExit("the Kubernetes orchestrator needs --container-registry (where step images are pushed)")
+    if args.orchestrator != "local" and not args.container_registry:
+        raise SystemExit(f"the {args.orchestrator} orchestrator needs --container-registry (where images are pushed)")
+    if args.orchestrator == "kubeflow":
+        orchestrator_name = ensure_kubeflow_orchestrator(client, args)
+    elif args.orchestrator == "kubernetes":
         if not (args.kubernetes_context or args.incluster):
             raise SystemExit("the Kubernetes orchestrator needs --kubernetes-context NAME (or --incluster)")
         orchestrator: dict[str, Any] = {"kubernetes_namespace": args.kubernetes_namespace, "incluster": args.incluster}
@@ -156,6 +186,8 @@ def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None
         if args.skip_local_validations:
             orchestrator["skip_local_validations"] = True
         ensure_component(client, K8S_ORCHESTRATOR, StackComponentType.ORCHESTRATOR, orchestrator, flavor="kubernetes")
+        orchestrator_name = K8S_ORCHESTRATOR
+    if args.orchestrator != "local":
         ensure_component(
             client,
             CONTAINER_REGISTRY,
@@ -171,13 +203,13 @@ def ensure_stack(args: argparse.Namespace, environ: dict[str, str] | None = None
             }
         ensure_component(client, IMAGE_BUILDER, StackComponentType.IMAGE_BUILDER, builder, flavor=args.image_builder)
         components |= {
-            StackComponentType.ORCHESTRATOR: K8S_ORCHESTRATOR,
+            StackComponentType.ORCHESTRATOR: orchestrator_name,
             StackComponentType.CONTAINER_REGISTRY: CONTAINER_REGISTRY,
             StackComponentType.IMAGE_BUILDER: IMAGE_BUILDER,
         }
         if components[StackComponentType.ARTIFACT_STORE] == "default":
             raise SystemExit(
-                "the Kubernetes orchestrator needs a remote artifact store: pass --artifact-store s3://..."
+                f"the {args.orchestrator} orchestrator needs a remote artifact store: pass --artifact-store s3://..."
             )
 
     try:
@@ -220,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     k8s = parser.add_argument_group("Kubernetes orchestrator")
-    k8s.add_argument("--orchestrator", choices=["local", "kubernetes"], default="local")
+    k8s.add_argument("--orchestrator", choices=["local", "kubernetes", "kubeflow"], default="local")
     k8s.add_argument("--kubernetes-context", help="kubeconfig context of the cluster")
     k8s.add_argument("--incluster", action="store_true", help="submit from a pod inside the cluster")
     k8s.add_argument("--kubernetes-namespace", default="facegen")
@@ -238,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="local: Docker on the submitting machine (CI); kaniko: builds inside the cluster",
     )
     k8s.add_argument("--skip-local-validations", action="store_true")
+
+    kfp = parser.add_argument_group("Kubeflow Pipelines orchestrator (--orchestrator kubeflow; needs .venv-kubeflow)")
+    kfp.add_argument("--kubeflow-host", metavar="URL", help="KFP API endpoint (else: via --kubernetes-context)")
+    kfp.add_argument("--kubeflow-namespace", default="kubeflow", help="namespace Kubeflow Pipelines runs in")
+    kfp.add_argument("--kubeflow-user-namespace", help="profile namespace of a multi-user Kubeflow")
     return parser
 
 

@@ -6,8 +6,11 @@ a header saying so; tests/test_configs.py fails when one is stale):
 
 - mappings merge key by key; lists and scalars replace the base's value;
 - a key the base does not have is an error naming its path (a typo never passes silently), except ZenML's own
-  ``settings`` and ``schedule`` sections, which an environment may add whole (ZenML validates them);
-- ``!replace {…}`` replaces the base's mapping whole (e.g. another architecture's model keys).
+  ``settings``, ``schedule`` and ``retry`` sections, which an environment may add whole or add keys to (ZenML validates them);
+- ``!replace {…}`` replaces the base's mapping whole (e.g. another architecture's model keys); ``!delete`` drops
+  the base's key (e.g. another orchestrator's settings);
+- an environment may build on another's overlay (``LAYERS``): Kubeflow runs the Kubernetes run with another
+  orchestrator, so configs/env/kubeflow.yaml states only the orchestrator's part.
 
 Run ``python -m facegen.config_render`` (``make configs``) after editing; ``--check`` only reports stale files.
 """
@@ -21,9 +24,11 @@ from typing import Any
 
 import yaml
 
-ENVIRONMENTS: tuple[str, ...] = ("local", "gpu", "k8s")
+ENVIRONMENTS: tuple[str, ...] = ("local", "gpu", "k8s", "kubeflow")
+#: Overlays applied in order over the base, per environment (default: its own overlay only).
+LAYERS: dict[str, tuple[str, ...]] = {"kubeflow": ("k8s", "kubeflow")}
 #: Sections an overlay may add where the base has none: ZenML's own settings, validated by ZenML itself.
-ADDITIVE_SECTIONS: tuple[str, ...] = ("settings", "schedule")
+ADDITIVE_SECTIONS: tuple[str, ...] = ("settings", "schedule", "retry")
 
 
 class Replace(dict):
@@ -34,7 +39,12 @@ class _OverlayLoader(yaml.SafeLoader):
     pass
 
 
+class Delete:
+    """A key tagged ``!delete`` in an overlay: the merge drops it from the base."""
+
+
 _OverlayLoader.add_constructor("!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True)))
+_OverlayLoader.add_constructor("!delete", lambda loader, node: Delete())
 
 
 def load_overlay(text: str) -> Any:
@@ -65,16 +75,20 @@ _RenderDumper.add_representer(
 )
 
 
-def merge(base: Any, overlay: Any, path: str = "") -> Any:
+def merge(base: Any, overlay: Any, path: str = "", additive: bool = False) -> Any:
     """``overlay`` over ``base`` by the rules in the module doc; raises ValueError naming an unknown key's path."""
     if isinstance(overlay, Replace) or not (isinstance(base, dict) and isinstance(overlay, dict)):
         return _plain(overlay)
     merged = dict(base)
     for key, value in overlay.items():
         where = f"{path}.{key}" if path else str(key)
-        if key in base:
-            merged[key] = merge(base[key], value, where)
-        elif key in ADDITIVE_SECTIONS:
+        if isinstance(value, Delete):
+            if key not in base:
+                raise ValueError(f"overlay deletes {where!r}, which is not in the base config")
+            del merged[key]
+        elif key in base:
+            merged[key] = merge(base[key], value, where, additive or key in ADDITIVE_SECTIONS)
+        elif additive or key in ADDITIVE_SECTIONS:
             merged[key] = _plain(value)
         else:
             known = sorted(base) if base else "none: the base leaves this mapping empty"
@@ -93,13 +107,17 @@ def _leading_comments(text: str) -> str:
 
 
 def render(configs: Path, name: str) -> str:
-    """The text of ``configs/<name>.yaml``: a generated-file header, the overlay's opening comments, the merge."""
-    base_text = (configs / "base.yaml").read_text()
-    overlay_text = (configs / "env" / f"{name}.yaml").read_text()
-    merged = merge(yaml.safe_load(base_text), load_overlay(overlay_text))
+    """The text of ``configs/<name>.yaml``: a generated-file header, the last overlay's opening comments, the merge."""
+    merged = yaml.safe_load((configs / "base.yaml").read_text())
+    layers = LAYERS.get(name, (name,))
+    for layer in layers:
+        overlay_text = (configs / "env" / f"{layer}.yaml").read_text()
+        merged = merge(merged, load_overlay(overlay_text))
+    sources = " + ".join(f"configs/env/{layer}.yaml" for layer in layers)
     header = (
-        f"# GENERATED from configs/base.yaml + configs/env/{name}.yaml by `python -m facegen.config_render`"
-        " (make configs):\n# edit those two, then re-render; the knobs are documented in configs/base.yaml.\n#\n"
+        f"# GENERATED from configs/base.yaml + {sources} by `python -m facegen.config_render`"
+        f" (make configs):\n# edit those {'two' if len(layers) == 1 else 'files'}, then re-render; the knobs are documented"
+        " in configs/base.yaml.\n#\n"
     )
     body = yaml.dump(merged, Dumper=_RenderDumper, sort_keys=False, width=120, allow_unicode=True)
     return header + _leading_comments(overlay_text) + "\n" + body

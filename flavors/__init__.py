@@ -1,0 +1,1 @@
+"""facegen's ZenML stack-component flavors (registered by scripts/register_kubeflow_stack.sh)."""
