@@ -125,6 +125,7 @@ SMALL_BY_ARCHITECTURE = {
     "dcgan": SMALL,
     "stylegan": {"resolution": 16, "latent_dim": 16, "w_dim": 16, "mapping_layers": 2, "channel_max": 16},
     "r3gan": {"resolution": 16, "latent_dim": 16, "channel_base": 128, "channel_max": 8, "group_width": 4},
+    "dcgan_brief": {"resolution": 32},
 }
 
 

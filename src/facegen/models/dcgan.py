@@ -151,6 +151,62 @@ class DCGANDiscriminator(nn.Module):
         return torch.sigmoid(self(image, labels))
 
 
+BRIEF_RESOLUTIONS = (32, 64)
+
+
+def _check_brief_resolution(resolution: int) -> None:
+    if resolution not in BRIEF_RESOLUTIONS:
+        raise ValueError(f"dcgan_brief is defined at {BRIEF_RESOLUTIONS} pixels only, got {resolution}")
+
+
+class BriefDCGANGenerator(DCGANGenerator):
+    """The brief's generator exactly: 100-d noise → 4²×1024 → 8²×512 → 16²×256 → 32²×128 → 64²×3, ConvTranspose2d +
+    BatchNorm2d + ReLU, Tanh last. At 32² its first block (the 1024 channels) is dropped: 4²×512 → … → 32²×3."""
+
+    def __init__(
+        self,
+        resolution: int = 64,  # 64, or 32 (first block dropped)
+        conditioning: list[str] | None = None,  # facegen's conditional variant (labels appended to z)
+        label_embed_dim: int = 16,
+    ) -> None:
+        _check_brief_resolution(resolution)
+        super().__init__(resolution, 100, 64, 1024, "batch", conditioning, label_embed_dim)
+
+
+class BriefDCGANDiscriminator(nn.Module):
+    """The brief's discriminator exactly: 64²×3 → 32²×128 → 16²×256 → 8²×512 → 4²×1024, each block a stride-2 Conv2d +
+    BatchNorm2d + ReLU, then a fully connected layer to one logit. The brief's sigmoid is applied by the loss
+    (``binary_cross_entropy_with_logits`` / softplus, numerically stable) or by ``probability``. At 32² the first
+    block is dropped: 32²×3 → 16²×256 → 8²×512 → 4²×1024.
+    """
+
+    def __init__(
+        self,
+        resolution: int = 64,  # 64, or 32 (first block dropped)
+        conditioning: list[str] | None = None,  # facegen's conditional variant (projection term on the features)
+    ) -> None:
+        super().__init__()
+        _check_brief_resolution(resolution)
+        self.resolution = resolution
+        self.label_dims = label_dims_for(conditioning)
+        self.conditional = bool(self.label_dims)
+        widths = [128, 256, 512, 1024][-(int(math.log2(resolution)) - 2) :]
+        layers: list[nn.Module] = []
+        for in_channels, out_channels in zip([3, *widths[:-1]], widths):
+            layers += [
+                nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(inplace=True),
+            ]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(1024 * 4 * 4, 1)
+        self.projection = ProjectionHead(self.label_dims, 1024 * 4 * 4) if self.conditional else None
+        self.apply(init_dcgan_weights)
+
+    forward = DCGANDiscriminator.forward
+    probability = DCGANDiscriminator.probability
+
+
 def init_dcgan_weights(module: nn.Module) -> None:
     """DCGAN initialisation: conv weights N(0, 0.02), norm scales N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):

@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from facegen.config_keys import reject_unknown
-from facegen.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from facegen.models.dcgan import BriefDCGANDiscriminator, BriefDCGANGenerator, DCGANDiscriminator, DCGANGenerator
 from facegen.models.r3gan import R3GANDiscriminator, R3GANGenerator
 from facegen.models.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
@@ -76,5 +76,6 @@ def build_discriminator(name: str, config: dict[str, Any]) -> nn.Module:
 
 
 register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator)
+register_architecture("dcgan_brief", BriefDCGANGenerator, BriefDCGANDiscriminator)  # the brief's pair, exactly
 register_architecture("stylegan", StyleGANGenerator, StyleGANDiscriminator)
 register_architecture("r3gan", R3GANGenerator, R3GANDiscriminator)
