@@ -11,6 +11,7 @@ from torch import nn
 from facegen.models.registry import build_discriminator, build_generator
 from facegen.train.config import TrainingConfig
 from facegen.train.loop import train_gan
+from tests.test_models import _feature_shapes
 
 BRIEF_G = {
     64: [(1024, 4, 4), (512, 8, 8), (256, 16, 16), (128, 32, 32), (3, 64, 64)],
@@ -22,24 +23,16 @@ BRIEF_D = {
 }
 
 
-def _shapes_after(layers: nn.Sequential, x: torch.Tensor, kind: type) -> list[tuple[int, ...]]:
-    shapes = []
-    for layer in layers:
-        x = layer(x)
-        if isinstance(layer, kind):
-            shapes.append(tuple(x.shape[1:]))
-    return shapes
-
-
 @pytest.mark.parametrize("resolution", [64, 32])
 def test_the_briefs_feature_maps(resolution: int):
     generator = build_generator("dcgan_brief", {"resolution": resolution}).eval()
     discriminator = build_discriminator("dcgan_brief", {"resolution": resolution}).eval()
     assert generator.latent_dim == 100
-    assert _shapes_after(generator.net, torch.randn(2, 100, 1, 1), nn.ConvTranspose2d) == BRIEF_G[resolution]
+    assert _feature_shapes(generator.net, torch.randn(2, 100, 1, 1), (nn.ConvTranspose2d,)) == BRIEF_G[resolution]
     assert isinstance(generator.net[-1], nn.Tanh)
     assert (
-        _shapes_after(discriminator.features, torch.randn(2, 3, resolution, resolution), nn.ReLU) == BRIEF_D[resolution]
+        _feature_shapes(discriminator.features, torch.randn(2, 3, resolution, resolution), (nn.ReLU,))
+        == BRIEF_D[resolution]
     )
     kinds = [type(layer) for layer in discriminator.features]
     assert kinds == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU] * len(BRIEF_D[resolution])  # every block, the first too
