@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import facegen.train.loop as loop_module
+from facegen.config_render import load_overlay, merge
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
 from facegen.models.losses import get_loss, zero_centred_penalty
 from facegen.models.r3gan import R3GANDiscriminator, R3GANGenerator, ResidualBlock
@@ -129,6 +131,33 @@ def test_cosine_schedules_move_from_start_to_final_over_the_images_seen():
     assert end.r1_gamma == end.r2_gamma == pytest.approx(0.2) and end.diffaugment_p == pytest.approx(0.3)
     with pytest.raises(ValueError, match="diffaugment_p_final must lie in"):
         TrainingConfig(diffaugment_p_final=1.5)
+
+
+R3GAN_OVERLAY = """
+steps:
+  train_gan:
+    parameters:
+      training:
+        architecture: r3gan
+        model: !replace {latent_dim: 64, channel_base: 2048, channel_max: 64, blocks_per_stage: 1,
+                         conditioning: [gender, age_bin, ethnicity]}
+        loss: rpgan
+        r1_gamma: 0.2
+        r2_gamma: 0.2
+        betas: [0.0, 0.9]
+        schedule_images: 1000000
+        beta2_final: 0.99
+"""
+
+
+def test_a_pipeline_config_selects_r3gan_and_rpgan_by_config_alone():
+    base = yaml.safe_load((Path(__file__).parents[1] / "configs" / "base.yaml").read_text())
+    merged = merge(base, load_overlay(R3GAN_OVERLAY))
+    config = TrainingConfig.from_dict(merged["steps"]["train_gan"]["parameters"]["training"])
+    assert (config.architecture, config.loss, config.r2_gamma, config.beta2_final) == ("r3gan", "rpgan", 0.2, 0.99)
+    generator = build_generator(config.architecture, {**config.model, "resolution": 32})
+    assert isinstance(generator, R3GANGenerator) and generator.conditional
+    assert TrainingConfig.from_dict(base["steps"]["train_gan"]["parameters"]["training"]).architecture == "dcgan"
 
 
 @pytest.fixture(scope="module")
