@@ -5,17 +5,24 @@ Three loops train the same DCGAN with the same optimisers and loss for the same 
 2. ``facegen``: ``facegen.train.loop.train_gan`` on the packed uint8 faces (device-resident, augmented per batch);
 3. ``reference``: pytorch/examples' DCGAN style — torchvision ImageFolder + DataLoader decoding the JPEGs each epoch.
 Prints images/s and the ratios facegen/synthetic (aim ≥ 0.9) and facegen/reference (aim ≥ 5 on a GPU).
+``--compare`` instead runs facegen's loop once per named training config, side by side in one process (e.g. the
+embedded default's DCGAN against R3GAN at the CPU widths of docs/architecture.md):
 
     python benchmarks/train_throughput.py --images 2048 --resolution 64 --batch-size 128 --steps 40
+    python benchmarks/train_throughput.py --steps 10 --compare '{"dcgan": {"model": {"latent_dim": 100}},
+        "r3gan": {"architecture": "r3gan", "loss": "rpgan", "r1_gamma": 0.5, "r2_gamma": 0.5,
+                  "model": {"channel_base": 2048, "channel_max": 64, "blocks_per_stage": 1}}}'
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -114,15 +121,21 @@ def reference_loop(folder: Path, resolution: int, batch: int, steps: int, device
     return steps * batch / (time.perf_counter() - start)
 
 
-def facegen_loop(packed: np.ndarray, batch: int, steps: int, device: torch.device) -> float:
+def facegen_loop(
+    packed: np.ndarray, batch: int, steps: int, device: torch.device, training: dict[str, Any] | None = None
+) -> float:
+    """images/s of ``train_gan`` for about ``steps`` steps; ``training``: TrainingConfig values (architecture, …)."""
     epochs = max(1, -(-steps * batch // len(packed)))
-    config = TrainingConfig(
-        epochs=epochs,
-        batch_size=batch,
-        device=str(device),
-        log_every_steps=10**9,
-        monitor_every_steps=10**9,
-        grid_size=4,
+    config = TrainingConfig.from_dict(
+        {
+            **(training or {}),
+            "epochs": epochs,
+            "batch_size": batch,
+            "device": str(device),
+            "log_every_steps": 10**9,
+            "monitor_every_steps": 10**9,
+            "grid_size": 4,
+        }
     )
     result = train_gan(packed, config, progress=False)
     return result.images_seen / result.seconds
@@ -135,11 +148,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference loop")
+    parser.add_argument("--compare", type=json.loads, help='JSON {"name": {TrainingConfig values}}: facegen only')
     args = parser.parse_args()
     device = resolve_device()
     with tempfile.TemporaryDirectory() as tmp:
         files = extract_faces(args.images, Path(tmp))
         packed = pack_images(pd.DataFrame({"uri": [str(f) for f in files]}), resolution=args.resolution, progress=False)
+        if args.compare:
+            print(f"facegen's loop, {args.resolution}×{args.resolution}, batch {args.batch_size}, {args.steps} steps:")
+            for name, training in args.compare.items():
+                rate = facegen_loop(packed, args.batch_size, args.steps, device, training)
+                print(f"  {name:<24} {rate:10.1f} images/s", flush=True)
+            return
         rates = {
             "synthetic": synthetic_loop(args.resolution, args.batch_size, args.steps, device),
             "facegen": facegen_loop(packed, args.batch_size, args.steps, device),
