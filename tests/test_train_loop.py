@@ -95,17 +95,34 @@ def test_bad_inputs_are_refused():
         TrainingConfig(epochs=0)
 
 
-def test_resume_continues_exactly_where_the_run_stopped(faces_16: np.ndarray, tmp_path: Path):
-    """Two epochs straight == one epoch, stop, resume to two: same weights, same counters, one unbroken curve."""
-    straight = train_gan(faces_16, TrainingConfig.from_dict({**TINY, "epochs": 2}), progress=False)
+R3GAN_SCHEDULED = {
+    "architecture": "r3gan",
+    "model": {"latent_dim": 8, "channel_base": 256, "channel_max": 16, "blocks_per_stage": 1, "group_width": 4},
+    "loss": "rpgan",
+    "r1_gamma": 1.0,
+    "r2_gamma": 1.0,
+    "r1_every": 1,
+    "schedule_images": 48,
+    "lr_final_ratio": 0.25,
+    "gamma_final_ratio": 0.1,
+    "beta2_final": 0.99,
+}
+
+
+@pytest.mark.parametrize("options", [{}, R3GAN_SCHEDULED], ids=["dcgan", "r3gan+rpgan+schedules"])
+def test_resume_continues_exactly_where_the_run_stopped(faces_16: np.ndarray, tmp_path: Path, options: dict):
+    """Two epochs straight == one epoch, stop, resume to two: same weights, same counters, one unbroken curve
+    (R3GAN's schedules included: they are functions of the images seen, which the checkpoint holds)."""
+    faces = faces_16[:32] if options else faces_16
+    straight = train_gan(faces, TrainingConfig.from_dict({**TINY, **options, "epochs": 2}), progress=False)
 
     checkpoint = tmp_path / "last.pt"
     first_half = train_gan(
-        faces_16, TrainingConfig.from_dict({**TINY, "epochs": 1}), checkpoint_path=checkpoint, progress=False
+        faces, TrainingConfig.from_dict({**TINY, **options, "epochs": 1}), checkpoint_path=checkpoint, progress=False
     )
     resumed = train_gan(
-        faces_16,
-        TrainingConfig.from_dict({**TINY, "epochs": 2}),
+        faces,
+        TrainingConfig.from_dict({**TINY, **options, "epochs": 2}),
         checkpoint_path=checkpoint,
         resume=True,
         progress=False,
