@@ -87,7 +87,7 @@ attribute-model: setup
 configs: $(VENV)/.installed
 	$(BIN)/python -m facegen.config_render
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed .venv-kubeflow/.installed  # kfp for tests/test_kubeflow_spec.py
 	$(BIN)/ruff format --check --quiet . && $(BIN)/ruff check --quiet --select I .
 	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
