@@ -136,6 +136,17 @@ def test_resume_continues_exactly_where_the_run_stopped(faces_16: np.ndarray, tm
         assert torch.equal(tensor, resumed.generator.state_dict()[name]), name
 
 
+def test_a_checkpoint_of_another_model_is_not_resumed(faces_16: np.ndarray, tmp_path: Path):
+    """More epochs continue a run; another width would load the wrong weights (or none): refused, naming both."""
+    checkpoint = tmp_path / "last.pt"
+    train_gan(
+        faces_16[:32], TrainingConfig.from_dict({**TINY, "epochs": 1}), checkpoint_path=checkpoint, progress=False
+    )
+    wider = TrainingConfig.from_dict({**TINY, "model": {"latent_dim": 16, "width": 16}, "epochs": 2})
+    with pytest.raises(ValueError, match=r"'width': 8.*'width': 16.*resume only the same model"):
+        train_gan(faces_16[:32], wider, checkpoint_path=checkpoint, resume=True, progress=False)
+
+
 class KillAtStep(RecordingMonitor):
     """Raises at a given step, like a pre-empted node: the step's checkpoint interval has not come round yet."""
 

@@ -1,55 +1,228 @@
-"""Multi-GPU training entry point for torchrun (one process per GPU; gloo on CPUs for tests).
+"""The body of every GAN training run, and its entry point for torchrun (one process per GPU; gloo on CPUs).
+
+The train_gan step runs :func:`run_job` in its own process, or has facegen.train.launcher start this module once per
+GPU through torch.distributed's elastic launcher; the Kubeflow PyTorchJob (k8s/training/pytorchjob-ddp.yaml) runs it
+with torchrun directly:
 
     torchrun --nproc_per_node=8 -m facegen.train.ddp_main \\
-        --dataset /data/packed.npy --config /config/train.yaml --out /out [--labels /data/labels.npy] [--resume]
+        --dataset /data/packed.npy --config /config/train.yaml --out /out [--labels labels.npy] [--weights w.npy] \\
+        [--report report.json] [--remote s3://bucket/prefix] [--resume]
 
 ``--config`` is the ``training:`` block of a pipeline config (TrainingConfig fields). Rank 0 writes the generator
-bundle to OUT/generator, the checkpoint to OUT/checkpoint/last.pt (resumable) and OUT/summary.json.
+bundle to OUT/generator, the checkpoint to OUT/checkpoint/last.pt (resumable) and OUT/summary.json. ``--report``
+(a :class:`Reporting` as JSON) has rank 0 log to the pipeline's MLflow run as the one-process step does.
+``--remote``: rank 0 copies each checkpoint to PREFIX/checkpoint/last.pt while training and the bundle and summary
+to PREFIX/generator/ and PREFIX/summary.json at the end; with ``--resume`` every node first fetches that checkpoint
+when it has none of its own (a restarted pod has an empty disk), so the job needs no shared volume.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import torch.distributed as dist
 import yaml
+from torch.distributed.elastic.multiprocessing.errors import record
 
 from facegen.models.bundle import save_generator_bundle
+from facegen.train.checkpoint import CHECKPOINT_FILE, CheckpointMirror, s3_download, s3_upload
 from facegen.train.config import TrainingConfig
-from facegen.train.loop import train_gan
+from facegen.train.distributed import init_from_environment
+from facegen.train.loop import TrainingResult, train_gan
+
+GENERATOR_DIR = "generator"
+SUMMARY_FILE = "summary.json"
 
 
-def main(argv: list[str] | None = None) -> None:
+def checkpoint_path(out: Path) -> Path:
+    """The resumable checkpoint of a run writing to ``out``."""
+    return out / "checkpoint" / CHECKPOINT_FILE
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """Where rank 0 reports while training: the pipeline's MLflow run (losses, signed sample grids, curves), with
+    FID at intervals (``fid_every_steps``) against the cached real features."""
+
+    mlflow_run_id: str
+    real_features: str | None = None  # a RealFeatures file; required when fid_every_steps is set
+    fid_targets: dict[str, dict[str, float]] = field(default_factory=dict)  # requested shares (conditional FID)
+    fid_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.mlflow_run_id:
+            raise ValueError("Reporting needs the MLflow run id to log to")
+
+
+def run_job(
+    images: np.ndarray,
+    config: TrainingConfig,
+    out: Path,
+    *,
+    labels: np.ndarray | None = None,
+    sample_weights: np.ndarray | None = None,
+    reporting: Reporting | None = None,
+    resume: bool = True,
+) -> dict[str, Any]:
+    """Train (DDP when started by torchrun), continuing ``checkpoint_path(out)`` when ``resume`` finds it; rank 0
+    writes the outputs. Returns the summary (rank 0's is the one written)."""
+    context = init_from_environment(config.resolve_device())
+    reports = reporting is not None and context.is_main
+    with _mlflow_run(reporting.mlflow_run_id) if reports else contextlib.nullcontext():
+        monitor = fid = None
+        if reports:
+            monitor, fid = _reporters(reporting, config)
+        result = train_gan(
+            images,
+            config,
+            labels=labels,
+            sample_weights=sample_weights,
+            monitor=monitor,
+            checkpoint_path=checkpoint_path(out),
+            resume=resume,
+            fid_fn=fid,
+        )
+        if reports:
+            _log_curves(result, fid)
+    summary = {
+        "generator_steps": result.generator_steps,
+        "images_seen": result.images_seen,
+        "seconds": result.seconds,
+        "rollbacks": result.rollbacks,
+        "resumed_from_step": result.resumed_from_step,
+        "replica_digests": result.replica_digests,
+        "world_size": context.world_size,
+    }
+    if context.is_main:
+        save_generator_bundle(out / GENERATOR_DIR, config.architecture, result.model_config, result.generator)
+        (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+@contextlib.contextmanager
+def _mlflow_run(run_id: str) -> Iterator[None]:
+    """The run to log to: already active in the step's own process (ZenML's tracker), resumed by id in a worker."""
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        yield
+        return
+    with mlflow.start_run(run_id=run_id):
+        yield
+
+
+def _reporters(reporting: Reporting, config: TrainingConfig) -> tuple[Any, Any]:
+    """The MLflow monitor (signed grids: no credentials, no run) and the FID tracker when FID is due."""
+    from facegen.metrics.features import RealFeatures
+    from facegen.metrics.inception_weights import ensure_inception_weights
+    from facegen.provenance.credentials import ProvenanceConfig
+    from facegen.provenance.marking import FaceMarker
+    from facegen.train.fid_tracker import TrainingFID
+    from facegen.train.mlflow_monitor import MlflowTrainingMonitor
+
+    marker = FaceMarker(ProvenanceConfig())
+    marker.check()
+    fid = None
+    if config.fid_every_steps:
+        if reporting.real_features is None:
+            raise ValueError("fid_every_steps is set but the job names no real features to score against")
+        fid = TrainingFID(
+            RealFeatures.load(Path(reporting.real_features)),
+            ensure_inception_weights(),
+            num_samples=config.fid_num_samples,
+            seed=reporting.fid_seed,
+            targets=reporting.fid_targets,
+        )
+    return MlflowTrainingMonitor(marker, training_seed=config.seed), fid
+
+
+def _log_curves(result: TrainingResult, fid: Any) -> None:
+    import mlflow
+
+    from facegen.train.fid_tracker import plot_fid_curve
+    from facegen.train.mlflow_monitor import plot_loss_curves
+
+    mlflow.log_figure(plot_loss_curves(result.history), "curves/losses.png")
+    if fid is not None and fid.points:
+        mlflow.log_figure(plot_fid_curve(fid.points), "curves/fid.png")
+        mlflow.log_dict({"points": fid.points}, "curves/fid.json")
+    mlflow.log_metrics({"train_seconds": result.seconds, "train_images_seen": float(result.images_seen)})
+
+
+def write_job(
+    folder: Path,
+    config: TrainingConfig,
+    images: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    sample_weights: np.ndarray | None = None,
+    reporting: Reporting | None = None,
+) -> list[str]:
+    """Write a job's inputs into ``folder`` and return the arguments (less ``--out``) that run it here."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    np.save(folder / "dataset.npy", images)
+    args = ["--dataset", str(folder / "dataset.npy"), "--config", str(folder / "train.yaml")]
+    for name, array in (("labels", labels), ("weights", sample_weights)):
+        if array is not None:
+            np.save(folder / f"{name}.npy", array)
+            args += [f"--{name}", str(folder / f"{name}.npy")]
+    if reporting is not None:
+        (folder / "report.json").write_text(json.dumps(asdict(reporting)))
+        args += ["--report", str(folder / "report.json")]
+    return args
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True, help="packed uint8 N×3×R×R .npy")
     parser.add_argument("--labels", type=Path, help="int N×A .npy of attribute indices (conditional models)")
+    parser.add_argument("--weights", type=Path, help="float N .npy of sampling weights (balance's plan)")
     parser.add_argument("--config", type=Path, required=True, help="YAML of TrainingConfig fields")
+    parser.add_argument("--report", type=Path, help="JSON of a Reporting: log to that MLflow run")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint/last.pt if present")
-    args = parser.parse_args(argv)
+    parser.add_argument("--remote", help="s3://bucket/prefix: checkpoints, bundle and summary are copied there")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint/last.pt (or --remote's)")
+    return parser.parse_args(argv)
 
+
+@record  # a failing rank's traceback reaches the launcher's error report
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
     config = TrainingConfig.from_dict(yaml.safe_load(args.config.read_text()) or {})
-    images = np.load(args.dataset)
-    labels = np.load(args.labels) if args.labels else None
-    result = train_gan(
-        images, config, labels=labels, checkpoint_path=args.out / "checkpoint" / "last.pt", resume=args.resume
-    )
-    if not dist.is_initialized() or dist.get_rank() == 0:
-        save_generator_bundle(args.out / "generator", config.architecture, result.model_config, result.generator)
-        summary = {
-            "generator_steps": result.generator_steps,
-            "images_seen": result.images_seen,
-            "seconds": result.seconds,
-            "rollbacks": result.rollbacks,
-            "resumed_from_step": result.resumed_from_step,
-            "replica_digests": result.replica_digests,
-            "world_size": dist.get_world_size() if dist.is_initialized() else 1,
-        }
-        (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if dist.is_initialized():
+    reporting = Reporting(**json.loads(args.report.read_text())) if args.report else None
+    context = init_from_environment(config.resolve_device())
+    local = checkpoint_path(args.out)
+    remote = f"{args.remote.rstrip('/')}/checkpoint/{CHECKPOINT_FILE}" if args.remote else None
+    if remote and args.resume and int(os.environ.get("LOCAL_RANK", "0")) == 0 and not local.exists():
+        s3_download(remote, local)
+    if context.enabled:
+        dist.barrier()  # every rank of every node sees the fetched checkpoint before it decides to resume
+    mirror = CheckpointMirror(local, lambda path: s3_upload(path, remote)) if remote and context.is_main else None
+    with mirror or contextlib.nullcontext():
+        run_job(
+            np.load(args.dataset, mmap_mode="c"),
+            config,
+            args.out,
+            labels=np.load(args.labels) if args.labels else None,
+            sample_weights=np.load(args.weights) if args.weights else None,
+            reporting=reporting,
+            resume=args.resume,
+        )
+    if remote and context.is_main:
+        prefix = args.remote.rstrip("/")
+        for path in sorted((args.out / GENERATOR_DIR).iterdir()):
+            s3_upload(path, f"{prefix}/{GENERATOR_DIR}/{path.name}")
+        s3_upload(args.out / SUMMARY_FILE, f"{prefix}/{SUMMARY_FILE}")
+    if context.enabled:
         dist.destroy_process_group()
 
 

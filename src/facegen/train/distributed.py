@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -79,3 +80,39 @@ def assert_replicas_identical(module: nn.Module, context: DistributedContext) ->
     if any(not torch.equal(gathered[0], other) for other in gathered[1:]):
         raise RuntimeError(f"DDP replicas diverged: parameter digests per rank {digests}")
     return digests
+
+
+def _rng_states(trainer_rng: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    """This process's random streams: the trainer's generator and torch's global ones (StyleGAN's noise and style
+    mixing draw from those)."""
+    states = {"trainer": trainer_rng.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def gather_rng_states(trainer_rng: torch.Generator, context: DistributedContext) -> list[dict[str, torch.Tensor]]:
+    """Every rank's random streams, in rank order (a collective: all ranks call it at the same point), so a resumed
+    DDP run continues each rank's draws instead of giving every rank rank 0's."""
+    mine = _rng_states(trainer_rng, context.device)
+    if not context.enabled:
+        return [mine]
+    gathered: list[dict[str, torch.Tensor]] = [{} for _ in range(context.world_size)]
+    for name, state in mine.items():  # byte tensors; NCCL moves only device tensors
+        parts = [torch.empty_like(state, device=context.device) for _ in range(context.world_size)]
+        dist.all_gather(parts, state.to(context.device))
+        for rank, part in enumerate(parts):
+            gathered[rank][name] = part.cpu()
+    return gathered
+
+
+def restore_rng_states(states: list[dict[str, Any]], trainer_rng: torch.Generator, context: DistributedContext) -> None:
+    """Continue this rank's random streams from a checkpoint written at the same world size. At another world size
+    the draws cannot continue exactly anyway (each rank's share of a batch changes): the fresh seeding is kept."""
+    if len(states) != context.world_size:
+        return
+    mine = states[context.rank]
+    trainer_rng.set_state(mine["trainer"].cpu())  # generator states are CPU byte tensors, CUDA generators' too
+    torch.set_rng_state(mine["torch"].cpu())
+    if "cuda" in mine and context.device.type == "cuda":
+        torch.cuda.set_rng_state(mine["cuda"].cpu(), context.device)

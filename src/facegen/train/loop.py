@@ -26,15 +26,17 @@ from facegen.data.augment import augment_batch, to_unit_range
 from facegen.models.losses import get_loss, gradient_penalty, zero_centred_penalty
 from facegen.models.registry import build_discriminator, build_generator
 from facegen.models.sampling import seeded_latents, to_uint8
-from facegen.train.checkpoint import load_checkpoint, save_checkpoint
+from facegen.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from facegen.train.config import TrainingConfig
 from facegen.train.data_feed import DataFeed
 from facegen.train.diffaugment import diff_augment, parse_policy
 from facegen.train.distributed import (
     DistributedContext,
     assert_replicas_identical,
+    gather_rng_states,
     init_from_environment,
     mean_across_ranks,
+    restore_rng_states,
     unwrap,
     wrap,
 )
@@ -145,7 +147,7 @@ class _Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": self.rng.get_state(),
+            "rng": gather_rng_states(self.rng, self.context),  # every rank's, in rank order
         }
 
     def load_state(self, state: dict[str, Any], restore_rng: bool = True) -> None:
@@ -160,7 +162,7 @@ class _Trainer:
         self.images_seen = int(state["images_seen"])
         self.history = [dict(row) for row in state["history"]]
         if restore_rng:
-            self.rng.set_state(state["rng"].cpu() if self.device.type == "cpu" else state["rng"])
+            restore_rng_states(state["rng"], self.rng, self.context)
 
     def apply_schedule(self) -> None:
         """Set this step's learning rates and Adam β2 from images seen (facegen.train.schedule); keep its γs, p."""
@@ -294,13 +296,16 @@ def train_gan(
     weights = _sampling_weights(sample_weights, len(images))
     context = init_from_environment(config.resolve_device())
     trainer = _Trainer(images, labels, config, context)
+    grid_latents = seeded_latents(config.grid_size, trainer.generator.latent_dim, config.seed + 1, trainer.device)
+    # Drawn before a resume restores the RNG: the first attempt's grid, and the restored stream continues exactly.
+    grid_labels = trainer._fake_labels(config.grid_size)
     resumed_from = 0
     if resume and checkpoint_path is not None and checkpoint_path.exists():
-        trainer.load_state(load_checkpoint(checkpoint_path, trainer.device))
+        saved = load_checkpoint(checkpoint_path, trainer.device)
+        check_resumable(saved, config.architecture, trainer.model_config, checkpoint_path)
+        trainer.load_state(saved)
         resumed_from = trainer.step
     good_state = copy.deepcopy(trainer.state())
-    grid_latents = seeded_latents(config.grid_size, trainer.generator.latent_dim, config.seed + 1, trainer.device)
-    grid_labels = trainer._fake_labels(config.grid_size)
 
     def checkpoint() -> None:
         nonlocal good_state
