@@ -1,7 +1,9 @@
 """train_gan: adversarial training on the packed dataset; EMA generator bundle and full checkpoint out.
 
-With ``fid_every_steps`` set, the EMA generator's FID against the cached real features is logged during training
-(``train_fid``) and drawn against training minutes (``curves/fid.png``).
+``launcher`` says how (facegen.train.launcher): in this process, or DDP with torchrun on every GPU of the pod. Rank 0
+logs to this step's MLflow run either way (params, losses, signed sample grids, curves; with ``fid_every_steps`` the
+EMA generator's FID against the cached real features, ``curves/fid.png``). The checkpoint is copied to the artifact
+store while training, under a key that every retry of this pipeline run shares: a retried step resumes from it.
 """
 
 import tempfile
@@ -10,20 +12,18 @@ from typing import Annotated, Any, Optional, Tuple
 
 import mlflow
 import numpy as np
-from zenml import log_metadata, step
+from zenml import get_step_context, log_metadata, step
+from zenml.client import Client
+from zenml.io import fileio
 
 from facegen.data.label_encoding import labels_for_model, require_labels
-from facegen.metrics.features import REAL_FEATURES_FILE, RealFeatures
-from facegen.metrics.inception_weights import ensure_inception_weights
+from facegen.metrics.features import REAL_FEATURES_FILE
 from facegen.metrics.samples import balance_targets
-from facegen.models.bundle import save_generator_bundle
 from facegen.models.conditioning import label_dims_for
-from facegen.provenance.credentials import ProvenanceConfig
-from facegen.provenance.marking import FaceMarker
+from facegen.train.checkpoint import CheckpointMirror, checkpoint_key
 from facegen.train.config import TrainingConfig
-from facegen.train.fid_tracker import TrainingFID, plot_fid_curve
-from facegen.train.loop import train_gan as run_training
-from facegen.train.mlflow_monitor import MlflowTrainingMonitor, plot_loss_curves
+from facegen.train.ddp_main import GENERATOR_DIR, Reporting, checkpoint_path
+from facegen.train.launcher import LauncherConfig, train
 
 
 @step
@@ -34,6 +34,7 @@ def train_gan(
     real_features: Path,
     balance_shares: dict,
     training: Optional[dict[str, Any]] = None,
+    launcher: Optional[dict[str, Any]] = None,
     seed: int = 0,
 ) -> Tuple[Annotated[Path, "generator_bundle"], Annotated[Path, "training_checkpoint"]]:
     """``training`` holds every TrainingConfig knob from the YAML; the pipeline's seed wins over any seed inside.
@@ -43,59 +44,50 @@ def train_gan(
     credentials (each epoch's sample grid is a signed PNG).
     """
     config = TrainingConfig.from_dict({**(training or {}), "seed": seed})
+    how = LauncherConfig.from_dict(launcher)
     label_dims = label_dims_for(config.model.get("conditioning"))
     if label_dims:
         require_labels(labels, label_dims)
-    marker = FaceMarker(ProvenanceConfig())
-    marker.check()
-    mlflow.log_params(
-        {
-            "architecture": config.architecture,
-            "resolution": packed_dataset.shape[-1],
-            "train_images": len(packed_dataset),
-            **_flat("train", config.to_dict()),
-        }
+    run = get_step_context()
+    store_key = checkpoint_key(Client().active_stack.artifact_store.path, str(run.pipeline_run.id), run.step_run.name)
+    out = Path(tempfile.mkdtemp(prefix="facegen-train-")) / "out"
+    local = checkpoint_path(out)
+    if fileio.exists(store_key):  # a retry of this run: continue where the lost attempt's last checkpoint stood
+        local.parent.mkdir(parents=True)
+        fileio.copy(store_key, str(local))
+    reporting = Reporting(
+        mlflow_run_id=mlflow.active_run().info.run_id,
+        real_features=str(real_features / REAL_FEATURES_FILE),
+        fid_targets=balance_targets(balance_shares),
+        fid_seed=seed + 5_000_011,
     )
-    work = Path(tempfile.mkdtemp(prefix="facegen-train-"))
-    checkpoint = work / "checkpoint" / "last.pt"
-    fid_tracker = None
-    if config.fid_every_steps:
-        fid_tracker = TrainingFID(
-            RealFeatures.load(real_features / REAL_FEATURES_FILE),
-            ensure_inception_weights(),
-            num_samples=config.fid_num_samples,
-            seed=seed + 5_000_011,
-            targets=balance_targets(balance_shares),
+    with CheckpointMirror(local, lambda path: _store(path, store_key)):
+        summary = train(
+            how,
+            packed_dataset,
+            config,
+            out,
+            reporting=reporting,
+            labels=labels_for_model(labels, label_dims) if label_dims else None,
+            sample_weights=sample_weights,
         )
-    result = run_training(
-        packed_dataset,
-        config,
-        labels=labels_for_model(labels, label_dims) if label_dims else None,
-        sample_weights=sample_weights,
-        monitor=MlflowTrainingMonitor(marker, training_seed=config.seed),
-        checkpoint_path=checkpoint,
-        fid_fn=fid_tracker,
-    )
-    mlflow.log_figure(plot_loss_curves(result.history), "curves/losses.png")
-    if fid_tracker is not None and fid_tracker.points:
-        mlflow.log_figure(plot_fid_curve(fid_tracker.points), "curves/fid.png")
-        mlflow.log_dict({"points": fid_tracker.points}, "curves/fid.json")
-    mlflow.log_metrics({"train_seconds": result.seconds, "train_images_seen": float(result.images_seen)})
-    bundle = save_generator_bundle(work / "generator", config.architecture, result.model_config, result.generator)
     log_metadata(
         metadata={
-            "generator_steps": result.generator_steps,
-            "images_seen": result.images_seen,
-            "seconds": round(result.seconds, 1),
+            "generator_steps": summary["generator_steps"],
+            "images_seen": summary["images_seen"],
+            "seconds": round(summary["seconds"], 1),
+            "resumed_from_step": summary["resumed_from_step"],
+            "world_size": summary["world_size"],
+            "checkpoint_uri": store_key,
         }
     )
-    return bundle, checkpoint.parent
+    return out / GENERATOR_DIR, local.parent
 
 
-def _flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Nested config → flat MLflow params (``train.augment.flip_p``)."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}.{key}"
-        flat.update(_flat(name, value) if isinstance(value, dict) else {name: value})
-    return flat
+def _store(path: Path, key: str) -> None:
+    """Copy the local checkpoint to the artifact store: to a temp name, then renamed over the key, so a kill
+    mid-copy leaves the previous checkpoint (S3 puts are whole objects anyway)."""
+    fileio.makedirs(key.rsplit("/", 1)[0])
+    partial = f"{key}.part"
+    fileio.copy(str(path), partial, overwrite=True)
+    fileio.rename(partial, key, overwrite=True)

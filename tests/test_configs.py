@@ -12,6 +12,7 @@ from facegen.config_render import ENVIRONMENTS, load_overlay, merge, render, sta
 from facegen.data.quality import QualityConfig
 from facegen.models.registry import build_discriminator, build_generator
 from facegen.train.config import TrainingConfig
+from facegen.train.launcher import LauncherConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -45,6 +46,16 @@ def test_every_environment_config_names_only_known_knobs(name: str) -> None:
     training = TrainingConfig.from_dict(steps["train_gan"]["parameters"]["training"])
     model = {**training.model, "resolution": 32}
     build_generator(training.architecture, model), build_discriminator(training.architecture, model)
+    LauncherConfig.from_dict(steps["train_gan"]["parameters"]["launcher"])
+
+
+@pytest.mark.parametrize("name", ["k8s", "kubeflow"])
+def test_the_gpu_pod_runs_one_torchrun_worker_per_gpu_it_asks_for(name: str) -> None:
+    step = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["steps"]["train_gan"]
+    (orchestrator,) = step["settings"].values()
+    gpus = int(orchestrator["pod_settings"]["resources"]["requests"]["nvidia.com/gpu"])
+    launcher = LauncherConfig.from_dict(step["parameters"]["launcher"])
+    assert (launcher.type, launcher.nproc_per_node) == ("torchrun", gpus)
 
 
 def test_the_attributes_config_names_only_known_quality_knobs() -> None:
@@ -63,6 +74,10 @@ def test_unknown_quality_and_training_keys_are_errors_naming_them() -> None:
         TrainingConfig.from_dict({"epoch": 3})
     with pytest.raises(ValueError, match=r"unknown training.augment key\(s\) \['flip'\]"):
         TrainingConfig.from_dict({"augment": {"flip": 0.5}})
+    with pytest.raises(ValueError, match=r"unknown launcher key\(s\) \['nprocs'\]"):
+        LauncherConfig.from_dict({"type": "torchrun", "nprocs": 2})
+    with pytest.raises(ValueError, match="launcher.type must be one of"):
+        LauncherConfig.from_dict({"type": "mpirun"})
 
 
 def test_quality_settings_round_trip() -> None:

@@ -16,7 +16,7 @@ import yaml
 
 from facegen.models.bundle import load_generator_bundle
 from facegen.train.config import TrainingConfig
-from facegen.train.ddp_main import GENERATOR_DIR, SUMMARY_FILE
+from facegen.train.ddp_main import GENERATOR_DIR, SUMMARY_FILE, Reporting
 from facegen.train.launcher import LauncherConfig, train
 from tests.conftest import REPO_ROOT
 from tests.local_servers import PORT_TRIES
@@ -104,3 +104,29 @@ def test_a_two_process_run_resumed_from_its_checkpoint_continues_every_rank_exac
     expected = load_generator_bundle(tmp_path / "straight" / "out" / GENERATOR_DIR).state_dict()
     for name, tensor in load_generator_bundle(out / GENERATOR_DIR).state_dict().items():
         assert torch.equal(tensor, expected[name]), name
+
+
+def test_rank_0_of_a_torchrun_job_reports_to_the_steps_mlflow_run(
+    real_faces_32: np.ndarray, tmp_path: Path, facegen_home: Path, mlflow_tracking, monkeypatch: pytest.MonkeyPatch
+):
+    """What the one-process step logs, a 2-worker job logs too, once (rank 0), into the run it is given: params,
+    per-step losses, a signed grid per epoch, the loss curves."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("FACEGEN_HOME", str(facegen_home))  # the workers sign the grids with its credentials
+    experiment = mlflow_tracking.create_experiment(f"ddp-report-{tmp_path.name}")
+    run_id = mlflow_tracking.create_run(experiment).info.run_id
+    config = TrainingConfig.from_dict(
+        {"model": {"latent_dim": 16, "width": 8}, "batch_size": 16, "grid_size": 4, "epochs": 2, "log_every_steps": 2}
+        | {"device": "cpu"}
+    )
+    torchrun = LauncherConfig(type="torchrun", nproc_per_node=2)
+    faces = np.ascontiguousarray(real_faces_32[:64, :, ::2, ::2])
+    summary = train(torchrun, faces, config, tmp_path / "out", reporting=Reporting(mlflow_run_id=run_id))
+
+    run = mlflow_tracking.get_run(run_id)
+    assert run.data.params["train.epochs"] == "2" and run.data.params["train_images"] == "64"
+    losses = mlflow_tracking.get_metric_history(run_id, "train_loss_d")
+    assert sorted(m.step for m in losses) == [1, 2, 4, 6, 8]  # once per logged step: rank 1 does not log
+    assert summary["generator_steps"] == 8 and summary["world_size"] == 2
+    artifacts = {a.path for folder in ("samples", "curves") for a in mlflow_tracking.list_artifacts(run_id, folder)}
+    assert {"samples/epoch_001.png", "samples/epoch_002.png", "curves/losses.png"} <= artifacts

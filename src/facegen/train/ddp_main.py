@@ -78,6 +78,7 @@ def run_job(
     with _mlflow_run(reporting.mlflow_run_id) if reports else contextlib.nullcontext():
         monitor = fid = None
         if reports:
+            _log_params(images, config)
             monitor, fid = _reporters(reporting, config)
         result = train_gan(
             images,
@@ -117,6 +118,23 @@ def _mlflow_run(run_id: str) -> Iterator[None]:
         return
     with mlflow.start_run(run_id=run_id):
         yield
+
+
+def _log_params(images: np.ndarray, config: TrainingConfig) -> None:
+    """What this run trains, as flat MLflow params (a retry logs the same values again, which MLflow accepts)."""
+    import mlflow
+
+    params = {"architecture": config.architecture, "resolution": images.shape[-1], "train_images": len(images)}
+    mlflow.log_params(params | _flat("train", config.to_dict()))
+
+
+def _flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Nested config → flat MLflow params (``train.augment.flip_p``)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}"
+        flat.update(_flat(name, value) if isinstance(value, dict) else {name: value})
+    return flat
 
 
 def _reporters(reporting: Reporting, config: TrainingConfig) -> tuple[Any, Any]:
