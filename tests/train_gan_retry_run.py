@@ -1,0 +1,127 @@
+"""Run by tests/test_train_gan_retry_pipeline_e2e.py in a fresh process (ZenML reads its store location at import):
+the real train_gan step with two torchrun workers in a one-step-after-inputs pipeline, once straight, once with a
+worker SIGKILLed mid-training and ZenML's step retry. Prints one JSON line: what the test compares.
+
+    python tests/train_gan_retry_run.py UTKFace.zip
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import mlflow
+import numpy as np
+import psutil
+import torch
+from PIL import Image
+from zenml import pipeline, step
+from zenml.client import Client
+from zenml.config.retry_config import StepRetryConfig
+
+from facegen.models.bundle import load_generator_bundle
+from facegen.train.checkpoint import load_checkpoint
+from steps.train_gan import train_gan
+
+TRAINING = {
+    "model": {"latent_dim": 16, "width": 8},
+    "epochs": 40,
+    "batch_size": 16,
+    "grid_size": 4,
+    "log_every_steps": 2,
+    "checkpoint_every_steps": 2,
+    "device": "cpu",
+}
+LAUNCHER = {"type": "torchrun", "nproc_per_node": 2}
+KILL_AFTER_STEP = 10  # a worker dies once the artifact store holds a checkpoint this far along (of 160 steps)
+
+
+@step(enable_cache=False)
+def faces(
+    zip_path: str,
+) -> tuple[
+    Annotated[np.ndarray, "images"],
+    Annotated[np.ndarray, "labels"],
+    Annotated[np.ndarray, "weights"],
+    Annotated[Path, "real_features"],
+    Annotated[dict, "balance_shares"],
+]:
+    """64 real faces at 16², unlabelled, uniform weights; no FID during training (no real features needed)."""
+    with zipfile.ZipFile(zip_path) as archive:
+        members = sorted(name for name in archive.namelist() if name.endswith(".jpg"))[:64]
+        images = [Image.open(io.BytesIO(archive.read(name))).convert("RGB").resize((16, 16)) for name in members]
+    packed = np.stack([np.asarray(image).transpose(2, 0, 1) for image in images])
+    return packed, np.full((64, 3), -1, dtype=np.int64), np.ones(64), Path(zip_path).parent, {}
+
+
+def _pipeline(name: str, retries: int) -> Any:
+    @pipeline(name=name, enable_cache=False)
+    def run(zip_path: str) -> None:
+        images, labels, weights, real, shares = faces(zip_path)
+        retry = StepRetryConfig(max_retries=retries, delay=1) if retries else None
+        train_gan.with_options(retry=retry)(images, labels, weights, real, shares, training=TRAINING, launcher=LAUNCHER)
+
+    return run
+
+
+def _kill_a_worker_mid_training(earlier: set[Path], killed: dict[str, int]) -> None:
+    """SIGKILL one ddp_main worker (a child of this process's elastic agent) once this run's checkpoint in the store
+    is far enough along (``earlier``: other runs' checkpoints): what a lost GPU or an OOM kill does."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for path in set(_store_checkpoints()) - earlier:
+            step_in_store = load_checkpoint(path, torch.device("cpu"))["generator_steps"]
+            workers = [
+                child
+                for child in psutil.Process().children(recursive=True)
+                if "facegen.train.ddp_main" in " ".join(child.cmdline())
+            ]
+            if step_in_store >= KILL_AFTER_STEP and workers:
+                workers[-1].send_signal(signal.SIGKILL)
+                killed["store_step"] = step_in_store
+                return
+        time.sleep(0.05)
+
+
+def _store_checkpoints() -> list[Path]:
+    return list((Path(Client().active_stack.artifact_store.path) / "checkpoints").glob("*/train_gan/last.pt"))
+
+
+def _train_step(name: str) -> Any:
+    return Client().get_pipeline(name).last_run.steps["train_gan"]
+
+
+def main(zip_path: str) -> None:
+    with mlflow.start_run():  # the step logs into the active run (the stack's MLflow tracker in the real pipeline)
+        _pipeline("retry_e2e_straight", retries=0)(zip_path)
+        killed: dict[str, int] = {}
+        watcher = threading.Thread(
+            target=_kill_a_worker_mid_training, args=(set(_store_checkpoints()), killed), daemon=True
+        )
+        watcher.start()
+        _pipeline("retry_e2e_killed", retries=1)(zip_path)
+    straight, retried = _train_step("retry_e2e_straight"), _train_step("retry_e2e_killed")
+    expected = load_generator_bundle(straight.outputs["generator_bundle"][0].load()).state_dict()
+    got = load_generator_bundle(retried.outputs["generator_bundle"][0].load()).state_dict()
+    print(
+        json.dumps(
+            {
+                "killed_at_store_step": killed.get("store_step"),
+                "straight": dict(straight.run_metadata),
+                "retried": dict(retried.run_metadata),
+                "status": str(Client().get_pipeline("retry_e2e_killed").last_run.status.value),
+                "identical": sorted(expected) == sorted(got) and all(torch.equal(got[k], expected[k]) for k in got),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
