@@ -41,10 +41,10 @@ from facegen.train.loop import train_gan
 ZIP = Path(__file__).resolve().parents[1].parent / "shared/data/utkface/UTKFace.zip"
 
 
-def extract_faces(count: int, folder: Path) -> list[Path]:
-    """The first ``count`` faces of the shared zip as JPEG files in an ImageFolder layout (one class)."""
+def extract_faces(count: int, folder: Path, source: Path = ZIP) -> list[Path]:
+    """The first ``count`` faces of ``source`` (the shared zip) as JPEG files in an ImageFolder layout (one class)."""
     (folder / "faces").mkdir(parents=True)
-    with zipfile.ZipFile(ZIP) as archive:
+    with zipfile.ZipFile(source) as archive:
         members = sorted(n for n in archive.namelist() if n.endswith(".jpg"))[:count]
         for member in members:
             (folder / "faces" / Path(member).name).write_bytes(archive.read(member))

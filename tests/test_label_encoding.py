@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facegen.data.label_encoding import encode_attribute_labels, labels_for_model, require_labels
+from facegen.data.label_encoding import encode_attribute_labels, label_shares, labels_for_model, require_labels
 from facegen.models.conditioning import label_dims_for
 
 CONDITIONING = ["gender", "age_bin", "ethnicity"]
@@ -53,3 +53,14 @@ def test_the_train_gan_step_refuses_before_training(tmp_path: Path) -> None:
             {},
             training={"model": {"latent_dim": 8, "width": 8, "conditioning": CONDITIONING}},
         )
+
+
+def test_label_shares_count_only_the_faces_that_carry_each_label() -> None:
+    labels = np.array([[0, 3, 0], [0, -1, 0], [1, -1, 2], [-1, -1, 0]])
+    shares = label_shares(labels)
+    assert shares["gender"] == {"female": 2 / 3, "male": 1 / 3}
+    assert shares["age_bin"]["20-29"] == 1.0 and sum(shares["age_bin"].values()) == 1.0
+    assert shares["ethnicity"] == {"White": 0.75, "Black": 0.0, "Asian": 0.25, "Indian": 0.0, "Others": 0.0}
+    assert "age_bin" not in label_shares(np.array([[0, -1, 0]]))  # no face carries it: no share to ask for
+    with pytest.raises(ValueError, match="labels must be N×3"):
+        label_shares(labels[:, :2])

@@ -32,6 +32,24 @@ def encode_attribute_labels(plan: pd.DataFrame) -> np.ndarray:
     return np.stack([c.to_numpy(dtype=np.int64) for c in columns], axis=1) if len(plan) else np.zeros((0, 3), np.int64)
 
 
+def label_shares(labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Each attribute's share of each value among the faces that carry a label for it (``LABEL_COLUMNS`` rows).
+
+    What a conditional generator trained on these faces is asked for when it is scored against them (the
+    ``targets`` of :func:`facegen.metrics.samples.evaluation_faces`): uniform requests would compare another
+    demographic mix with the real one. An attribute no face carries is left out (its requests stay uniform).
+    """
+    if labels.ndim != 2 or labels.shape[1] != len(LABEL_COLUMNS):
+        raise ValueError(f"labels must be N×{len(LABEL_COLUMNS)} ({', '.join(LABEL_COLUMNS)}), got {labels.shape}")
+    shares = {}
+    for column, name in enumerate(LABEL_COLUMNS):
+        known = labels[:, column][labels[:, column] != UNSPECIFIED]
+        if len(known):
+            counts = np.bincount(known, minlength=len(ATTRIBUTE_VALUES[name]))
+            shares[name] = {value: float(count) / len(known) for value, count in zip(ATTRIBUTE_VALUES[name], counts)}
+    return shares
+
+
 def labels_for_model(labels: np.ndarray, label_dims: Mapping[str, int]) -> np.ndarray:
     """The columns of a model's conditioned attributes (``label_dims`` order, which is ``LABEL_COLUMNS`` order)."""
     assert labels.ndim == 2 and labels.shape[1] == len(LABEL_COLUMNS), f"got labels {labels.shape}"
