@@ -18,6 +18,8 @@ from facegen.models.registry import build_generator
 #: The MLflow metric names evaluate logs (read by the gate, the registry and the end-to-end tests).
 LOGGED = {
     "fid",
+    "fid_inf",
+    "fid_inf_slope",
     "kid_mean",
     "kid_std",
     "precision",
@@ -31,7 +33,7 @@ LOGGED = {
     "latency_p50_ms",
     "latency_p95_ms",
 }
-N_GENERATED = 16
+N_GENERATED = 20  # FID∞'s smallest subset, a tenth of them, needs 2
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,13 @@ def test_evaluation_reports_every_logged_name_from_one_feature_pass(real_faces_3
     assert set(evaluation.values) == LOGGED
     assert set(evaluation.tags) == {"is_network", "latency_device"}
     counts = {name: (result.num_generated, result.num_real) for name, result in evaluation.results.items()}
-    assert counts == {"fidelity": (16, 24), "inception_score": (16, 0), "memorisation": (16, 24), "latency": (2, 0)}
+    assert counts == {
+        "fidelity": (20, 24),
+        "fid_inf": (20, 24),
+        "inception_score": (20, 0),
+        "memorisation": (20, 24),
+        "latency": (2, 0),
+    }
     assert evaluation.protocol.requests == {"gender": {"female": 0.5, "male": 0.5}}
     sample, features = protocol_features(generator, evaluation.protocol, weights_path=weights)
     assert np.array_equal(sample.faces, evaluation.sample.faces)

@@ -50,7 +50,7 @@ def _fidelity(generated: np.ndarray, real: np.ndarray) -> MetricResult:
 
 
 def test_registered_metrics() -> None:
-    assert metric_names() == ["fid", "fidelity", "inception_score", "latency", "memorisation"]
+    assert metric_names() == ["fid", "fid_inf", "fidelity", "inception_score", "latency", "memorisation"]
 
 
 def test_fid_of_a_shifted_copy_is_the_squared_shift(gaussians) -> None:
@@ -62,6 +62,21 @@ def test_fid_of_a_shifted_copy_is_the_squared_shift(gaussians) -> None:
     assert result.values["fid"] == pytest.approx(float(shift.astype(np.float64) @ shift), rel=FID_RTOL)
     same = calc_metric("fid", MetricInputs(generated_features=gaussians["real"], real_features=gaussians["real"]))
     assert same.values["fid"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fid_inf_of_a_shifted_copy_reports_its_line_and_points(gaussians) -> None:
+    """FID of a subset of the shifted copy is |shift|² plus the subset's own bias; the line through the points is
+    what fid_inf and fid_inf_slope report (its known-answer tests: tests/test_fid_infinity.py)."""
+    shift = np.linspace(0, 1, D, dtype=np.float32)
+    inputs = MetricInputs(generated_features=gaussians["real"] + shift, real_features=gaussians["real"])
+    result = calc_metric("fid_inf", inputs)
+    assert result.name == "fid_inf" and set(result.values) == {"fid_inf", "fid_inf_slope"}
+    assert set(result.arrays) == {"fid_inf_sizes", "fid_inf_fids"}
+    assert (result.num_generated, result.num_real) == (N, N)
+    sizes, fids = result.arrays["fid_inf_sizes"], result.arrays["fid_inf_fids"]
+    assert sizes[-1] == N and fids[-1] == pytest.approx(float(shift.astype(np.float64) @ shift), rel=FID_RTOL)
+    slope, intercept = np.polyfit(1.0 / sizes, fids, 1)
+    assert (result.values["fid_inf"], result.values["fid_inf_slope"]) == pytest.approx((intercept, slope))
 
 
 def test_identical_sets_score_perfect_fidelity(gaussians) -> None:

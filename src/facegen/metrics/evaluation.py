@@ -21,8 +21,8 @@ from facegen.metrics.registry import MetricInputs, MetricResult, calc_metric
 from facegen.metrics.samples import EvaluationSample
 from facegen.models.conditioning import UNKNOWN
 
-#: What the evaluate step reports, in this order.
-EVALUATION_METRICS = ("fidelity", "inception_score", "memorisation", "latency")
+#: What the evaluate step reports, in this order (fid_inf next to fidelity's FID at N: the one gates compare).
+EVALUATION_METRICS = ("fidelity", "fid_inf", "inception_score", "memorisation", "latency")
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ def evaluate_generator(
             "kid_subsets": kid_subsets,
             "prc_neighborhood": prc_neighborhood,
         },
+        "fid_inf": {},
         "inception_score": {"splits": is_splits},
         "memorisation": {"quantile": near_copy_quantile},
         "latency": {"repeats": latency_repeats, "labels": any_face},

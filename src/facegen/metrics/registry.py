@@ -6,7 +6,8 @@ name, its values under the names MLflow logs, string tags, per-sample arrays, th
 generated and real samples it saw. An input a metric needs but was not given, or an option it does not take, is an
 error naming it: a metric that cannot be computed raises, it never reports a placeholder.
 
-Registered here: ``fid`` (FID alone, the cheap figure tracked while training), ``fidelity`` (FID, KID,
+Registered here: ``fid`` (FID alone, the cheap figure tracked while training), ``fid_inf`` (FID extrapolated to
+infinitely many samples: the FID figure that compares across sample counts), ``fidelity`` (FID, KID,
 precision/recall in one pass), ``inception_score``, ``memorisation`` and ``latency``.
 """
 
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from facegen.devices import resolve_device
-from facegen.metrics.fidelity import fidelity_from_features, frechet_distance
+from facegen.metrics.fidelity import fid_infinity, fidelity_from_features, frechet_distance
 from facegen.metrics.inception_score import inception_score
 from facegen.metrics.latency import generation_latency
 from facegen.metrics.memorisation import memorisation_report
@@ -112,6 +113,18 @@ def _fid(inputs: MetricInputs) -> Measurement:
     generated, real = inputs.generated_features, inputs.real_features
     fid = frechet_distance(generated, real)
     return Measurement(values={"fid": fid}, num_generated=len(generated), num_real=len(real))
+
+
+@register_metric("fid_inf", needs=("generated_features", "real_features"))
+def _fid_inf(inputs: MetricInputs) -> Measurement:
+    generated, real = inputs.generated_features, inputs.real_features
+    fit = fid_infinity(generated, real, device=inputs.device)
+    return Measurement(
+        values={"fid_inf": fit.fid_inf, "fid_inf_slope": fit.slope},
+        num_generated=len(generated),
+        num_real=len(real),
+        arrays={"fid_inf_sizes": fit.sizes, "fid_inf_fids": fit.fids},
+    )
 
 
 @register_metric("fidelity", needs=("generated_features", "real_features"))
