@@ -74,6 +74,7 @@ ABSENT_ON_DEVICE = (
     "cryptography",
     "rapidjson",
 )
+PARTS = ("throughput", "fid_vs_minutes", "latency")
 EVERY_STEPS = 10  # train_gan calls the FID schedule every 10 generator steps: a point lands ≤ 10 steps late
 #: run --smoke: the same code at toy sizes on this CPU (≤ 3 minutes on 2 shared cores).
 SMOKE = {
@@ -261,11 +262,13 @@ def time_budget(seconds: float) -> Iterator[None]:
 
 
 def training_values(config: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The train_gan step's training block of a rendered config, ``overrides`` on top (``model`` merged key by key)."""
+    """The train_gan step's training block of a rendered config with ``overrides`` on top: ``model`` merged key by
+    key, unless the overrides name another architecture (whose model kwargs are others: then theirs alone)."""
     import yaml
 
     values = yaml.safe_load(config.read_text())["steps"]["train_gan"]["parameters"]["training"]
-    model = {**values.get("model", {}), **overrides.get("model", {})}
+    same = overrides.get("architecture", values["architecture"]) == values["architecture"]
+    model = {**values.get("model", {}), **overrides.get("model", {})} if same else overrides.get("model", {})
     return {**values, **overrides, "model": model}
 
 
@@ -478,14 +481,18 @@ def run(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2, default=str))
 
-    packed, labels = load_faces(args.data / FACES, args.resolution)
-    summary["load_seconds"] = time.perf_counter() - started
+    wanted = args.parts.split(",")
+    if {"throughput", "fid_vs_minutes"} & set(wanted):
+        packed, labels = load_faces(args.data / FACES, args.resolution)
+        summary["load_seconds"] = time.perf_counter() - started
     parts: list[tuple[str, float, Callable[[dict[str, Any]], None]]] = [
         ("throughput", args.throughput_budget, lambda part: throughput(part, args, packed, device)),
         ("fid_vs_minutes", args.fid_budget, lambda part: fid_vs_minutes(part, args, packed, labels, device)),
         ("latency", args.latency_budget, lambda part: latency(part, args, device)),
     ]
     for name, budget, measure in parts:
+        if name not in wanted:
+            continue
         part = summary["parts"][name] = {}
         left = args.budget - (time.perf_counter() - started)
         began = time.perf_counter()
@@ -530,6 +537,7 @@ def main() -> None:
     go.add_argument("--out", type=Path, default=DATA / "gpu_suite.json")
     go.add_argument("--site", type=Path, default=None, help="where gpu_suite.sh installed the carried wheels")
     go.add_argument("--device", default="auto")
+    go.add_argument("--parts", default=",".join(PARTS), help="comma-separated, from " + ", ".join(PARTS))
     go.add_argument("--resolution", type=int, default=64)
     go.add_argument("--throughput-faces", type=int, default=2048, help="(a) faces: packed, and JPEGs for the reference")
     go.add_argument("--batch-size", type=int, default=128, help="(a)")
@@ -549,6 +557,8 @@ def main() -> None:
     if "--smoke" in sys.argv[2:] and sys.argv[1:2] == ["run"]:
         go.set_defaults(**SMOKE)
     args = parser.parse_args()
+    if args.command == "run" and set(args.parts.split(",")) - set(PARTS):
+        parser.error(f"--parts: unknown {sorted(set(args.parts.split(',')) - set(PARTS))}; choose from {PARTS}")
 
     if args.command == "prepare":
         from facegen.metrics.inception_weights import ensure_inception_weights

@@ -22,7 +22,10 @@ from benchmarks.gpu_suite import (
     read_manifest,
     run_calls,
     time_budget,
+    training_values,
 )
+
+GPU_CONFIG = Path(__file__).resolve().parents[1] / "configs/gpu.yaml"
 
 
 @pytest.fixture
@@ -80,3 +83,11 @@ def test_a_time_budget_stops_a_part_and_restores_the_handler() -> None:
             time.sleep(0.01)
     assert 0.15 < time.perf_counter() - started < 2.0
     assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_set_merges_the_model_unless_it_names_another_architecture() -> None:
+    smaller = training_values(GPU_CONFIG, {"batch_size": 8, "model": {"channel_max": 16}})
+    assert smaller["architecture"] == "stylegan" and smaller["batch_size"] == 8
+    assert smaller["model"]["channel_max"] == 16 and smaller["model"]["w_dim"] == 512  # the rest of gpu.yaml's model
+    r3gan = training_values(GPU_CONFIG, {"architecture": "r3gan", "loss": "rpgan", "model": {"latent_dim": 64}})
+    assert r3gan["model"] == {"latent_dim": 64} and r3gan["precision"] == "bf16"  # StyleGAN's kwargs do not carry over
