@@ -162,9 +162,8 @@ def prepare(
                 out.writestr(member, archive.read(member))
         files = {WEIGHTS: weights, FACES: subset, **{f"{WHEELS}/{w.name}": w for w in wheels}}
         payload = Path(tmp) / "payload.tar.gz"
-        with tarfile.open(
-            payload, "w:gz", compresslevel=6, dereference=True
-        ) as tar:  # the weights' NaN classifier packs to nothing
+        # gzip: the weights' NaN classifier packs to nothing; dereference: FACEGEN_HOME's weights may be a link
+        with tarfile.open(payload, "w:gz", compresslevel=6, dereference=True) as tar:
             for name, path in files.items():
                 tar.add(path, arcname=name)
         pieces = []
@@ -391,7 +390,8 @@ def latency(part: dict[str, Any], args: argparse.Namespace, device) -> None:
     model = {**values["model"], "resolution": args.latency_resolution}
     torch.manual_seed(0)
     generator = build_generator(values["architecture"], model).eval()  # untrained: latency does not depend on it
-    unspecified = np.full(len(label_dims_for(model.get("conditioning"))), -1) if model.get("conditioning") else None
+    label_dims = label_dims_for(model.get("conditioning"))
+    unspecified = np.full(len(label_dims), -1) if label_dims else None  # one row: every attribute "any"
     part["setup"] = {
         "architecture": values["architecture"],
         "model": model,
