@@ -44,6 +44,7 @@ from facegen.registry.tracking import mlflow_client
 #: Evaluation numbers copied onto the version as ``metric.<name>`` tags: quality, memorisation and speed side by side.
 VERSION_METRICS = (
     "fid",
+    "fid_inf",
     "kid_mean",
     "kid_std",
     "precision",
@@ -64,7 +65,7 @@ def deploy_gate(
     real_features: Path,
     fairness_report: dict,
     human_eval_set: Path,
-    max_fid: float = 400.0,
+    max_fid_inf: float = 400.0,
     max_kid: Optional[float] = None,
     require_beats_champion: bool = True,
     champion_comparison: Optional[dict] = None,
@@ -75,6 +76,8 @@ def deploy_gate(
     """Registers every trained generator (for the record) and states the gate decision on the version.
 
     ``human_eval_set`` is taken so the gate runs after the export; the version links to it in MLflow.
+    ``max_fid_inf`` bounds FID∞, not FID at N: FID at N falls with the number of faces, so its limit would depend on
+    the evaluate step's ``num_generated``.
     ``require_beats_champion``: with a champion, the candidate must be significantly better under its own
     evaluation protocol, by the rule ``champion_comparison`` (``{metric, confidence, bootstrap, seed}``; None: the
     defaults of ``ComparisonRule``); a champion that cannot be scored under the protocol is "not comparable".
@@ -104,7 +107,7 @@ def deploy_gate(
             device=resolve_device(),
         )
     fairness = FairnessThresholds.from_config(fairness_gates)
-    thresholds = GateThresholds(max_fid, max_kid, require_beats_champion, fairness)
+    thresholds = GateThresholds(max_fid_inf, max_kid, require_beats_champion, fairness)
     decision = decide_gate(metrics, thresholds, comparison, fairness_report)
     model_info = log_generator_model(generator_bundle)
     log_generated_features(client, run_id, generated_features)

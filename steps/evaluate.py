@@ -1,5 +1,5 @@
-"""evaluate: the trained generator scored by facegen.metrics.evaluation (fidelity, Inception Score, memorisation,
-latency from one feature pass over its generated faces), every figure logged to MLflow.
+"""evaluate: the trained generator scored by facegen.metrics.evaluation (fidelity, FID∞, Inception Score,
+memorisation, latency from one feature pass over its generated faces), every figure logged to MLflow.
 
 The faces are drawn and scored under an evaluation protocol (facegen.metrics.comparison), returned with their
 features so deploy_gate can compare the generator with the champion without drawing them again."""
@@ -88,6 +88,10 @@ def evaluate(
     )
     generated, protocol_id = evaluation.sample.faces, evaluation.protocol.id
     mlflow.log_metrics(evaluation.values)
+    fit = evaluation.results["fid_inf"].arrays  # the points FID∞ was read from: a person can check the line
+    mlflow.log_dict(
+        {"sizes": fit["fid_inf_sizes"].tolist(), "fids": fit["fid_inf_fids"].tolist()}, "evaluation/fid_inf_fit.json"
+    )
     mlflow.set_tags({**evaluation.tags, EVAL_PROTOCOL_ID_TAG: protocol_id})
     mlflow.log_params(
         {

@@ -459,7 +459,7 @@ def test_a_champion_at_another_resolution_is_not_comparable_and_gets_no_candidat
     with mlflow.start_run():
         info = log_generator_model(setting["bundles"]["b"])
     candidate = register_version(info.model_uri, name=name, metrics={"fid": 1.0}, tags={}, client=client)
-    decision = decide_gate({"fid": 1.0}, GateThresholds(max_fid=400.0), result)
+    decision = decide_gate({"fid_inf": 1.0}, GateThresholds(max_fid_inf=400.0), result)
     assert decision.reasons == [result.summary()]
     apply_gate(client, candidate, decision)
     record_comparison(client, candidate, result)

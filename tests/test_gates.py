@@ -36,17 +36,23 @@ INCOMPARABLE = ChampionComparison("3", "p2", "p1", False, not_comparable="draws 
 
 
 def test_gate_passes_within_thresholds_and_beating_champion() -> None:
-    thresholds = GateThresholds(max_fid=50.0, max_kid=0.05)
-    assert decide_gate({"fid": 40.0, "kid_mean": 0.04}, thresholds, None) == GateDecision(True, [])  # no champion yet
-    assert decide_gate({"fid": 40.0, "kid_mean": 0.04}, thresholds, BETTER).passed
-    assert decide_gate({"fid": 50.0, "kid_mean": 0.05}, thresholds, None).passed  # limits are inclusive
-    assert decide_gate({"fid": 10.0}, GateThresholds(max_fid=50.0, max_kid=None), None).passed  # KID not gated
+    thresholds = GateThresholds(max_fid_inf=50.0, max_kid=0.05)
+    assert decide_gate({"fid_inf": 40.0, "kid_mean": 0.04}, thresholds, None) == GateDecision(
+        True, []
+    )  # no champion yet
+    assert decide_gate({"fid_inf": 40.0, "kid_mean": 0.04}, thresholds, BETTER).passed
+    assert decide_gate({"fid_inf": 50.0, "kid_mean": 0.05}, thresholds, None).passed  # limits are inclusive
+    assert decide_gate({"fid_inf": 10.0}, GateThresholds(max_fid_inf=50.0, max_kid=None), None).passed  # KID not gated
+    # FID at N is not the gated figure: at 500 faces it sits far above FID∞ (docs/benchmarks.md "FID at N vs FID∞").
+    assert decide_gate({"fid": 236.7, "fid_inf": 40.0}, GateThresholds(max_fid_inf=50.0), None).passed
 
 
 def test_gate_failures_each_give_a_reason() -> None:
-    decision = decide_gate({"fid": 60.0, "kid_mean": 0.07}, GateThresholds(max_fid=50.0, max_kid=0.05), UNDECIDED)
+    decision = decide_gate(
+        {"fid_inf": 60.0, "kid_mean": 0.07}, GateThresholds(max_fid_inf=50.0, max_kid=0.05), UNDECIDED
+    )
     assert not decision.passed and len(decision.reasons) == 3
-    assert decision.reasons[0] == "fid 60 is above the limit 50"
+    assert decision.reasons[0] == "FID∞ (fid_inf) 60 is above the limit 50"
     assert decision.reasons[1] == "kid_mean 0.07 is above the limit 0.05"
     assert decision.reasons[2] == (
         "kid difference -0.02 (candidate − champion), 95% CI [-0.05, +0.001] over 1000 "
@@ -55,20 +61,20 @@ def test_gate_failures_each_give_a_reason() -> None:
 
 
 def test_an_incomparable_champion_fails_the_gate_unless_beating_it_is_not_required() -> None:
-    assert decide_gate({"fid": 40.0}, GateThresholds(max_fid=50.0), INCOMPARABLE).reasons == [
+    assert decide_gate({"fid_inf": 40.0}, GateThresholds(max_fid_inf=50.0), INCOMPARABLE).reasons == [
         "not comparable: champion v3 draws 32×32 faces, the protocol …"
     ]
-    not_required = GateThresholds(max_fid=50.0, require_beats_champion=False)
-    assert decide_gate({"fid": 40.0}, not_required, INCOMPARABLE).passed
-    assert decide_gate({"fid": 40.0}, not_required, UNDECIDED).passed
+    not_required = GateThresholds(max_fid_inf=50.0, require_beats_champion=False)
+    assert decide_gate({"fid_inf": 40.0}, not_required, INCOMPARABLE).passed
+    assert decide_gate({"fid_inf": 40.0}, not_required, UNDECIDED).passed
 
 
 @pytest.mark.parametrize(
     ("metrics", "thresholds", "match"),
     [
-        ({"kid_mean": 0.01}, GateThresholds(max_fid=50.0), "candidate metric 'fid' is missing"),
-        ({"fid": 10.0}, GateThresholds(max_fid=50.0, max_kid=0.05), "'kid_mean' is missing"),
-        ({"fid": math.nan}, GateThresholds(max_fid=50.0), "NaN"),
+        ({"kid_mean": 0.01}, GateThresholds(max_fid_inf=50.0), "candidate metric 'fid_inf' is missing"),
+        ({"fid_inf": 10.0}, GateThresholds(max_fid_inf=50.0, max_kid=0.05), "'kid_mean' is missing"),
+        ({"fid_inf": math.nan}, GateThresholds(max_fid_inf=50.0), "NaN"),
     ],
 )
 def test_gate_never_passes_on_missing_metrics(metrics, thresholds, match) -> None:
@@ -113,12 +119,12 @@ def test_an_unmeasured_fairness_gate_fails() -> None:
 
 def test_the_generator_gate_adds_fairness_to_quality() -> None:
     fairness = FairnessThresholds(max_tv={"gender": 0.05, "age_bin": 0.10})
-    decision = decide_gate({"fid": 60.0}, GateThresholds(max_fid=50.0, fairness=fairness), BETTER, REPORT)
-    assert not decision.passed and decision.reasons[0] == "fid 60 is above the limit 50"
+    decision = decide_gate({"fid_inf": 60.0}, GateThresholds(max_fid_inf=50.0, fairness=fairness), BETTER, REPORT)
+    assert not decision.passed and decision.reasons[0] == "FID∞ (fid_inf) 60 is above the limit 50"
     assert [r.split(":")[0] for r in decision.reasons[1:]] == ["age_bin", "age_bin"]
-    assert decide_gate({"fid": 40.0}, GateThresholds(max_fid=50.0), BETTER, REPORT).passed  # fairness not gated
-    gender_only = GateThresholds(max_fid=50.0, fairness=FairnessThresholds(max_tv={"gender": 0.05}))
-    assert decide_gate({"fid": 40.0}, gender_only, BETTER, REPORT) == GateDecision(True, [])
+    assert decide_gate({"fid_inf": 40.0}, GateThresholds(max_fid_inf=50.0), BETTER, REPORT).passed  # fairness not gated
+    gender_only = GateThresholds(max_fid_inf=50.0, fairness=FairnessThresholds(max_tv={"gender": 0.05}))
+    assert decide_gate({"fid_inf": 40.0}, gender_only, BETTER, REPORT) == GateDecision(True, [])
 
 
 # --- human evaluation ---------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from tests.test_seed_to_face import MAX_BATCH_DELTA
 
 MODEL_CONFIG = {"resolution": 16, "width": 8}
 CONDITIONAL_CONFIG = {**MODEL_CONFIG, "conditioning": ["gender", "age_bin"]}
-RUN_METRICS = {"fid": 30.0, "kid_mean": 0.02, "kid_std": 0.001}
+RUN_METRICS = {"fid": 30.0, "fid_inf": 27.0, "kid_mean": 0.02, "kid_std": 0.001}
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +205,7 @@ def test_champion_version_is_none_without_model_or_alias(mlflow_tracking: Mlflow
 
 def test_gate_and_approval_flow(mlflow_tracking: MlflowClient, logged_generator: dict) -> None:
     client, name = mlflow_tracking, unique_name()
-    thresholds = GateThresholds(max_fid=50.0, max_kid=0.05)
+    thresholds = GateThresholds(max_fid_inf=50.0, max_kid=0.05)
 
     # v1 passes the gates (no champion yet): candidate, not champion.
     v1 = register(client, logged_generator, name)
@@ -224,8 +224,8 @@ def test_gate_and_approval_flow(mlflow_tracking: MlflowClient, logged_generator:
     assert champion_version(client, name).version == "1"
 
     # v2 is worse than the champion: failed, reasons recorded, neither alias moves.
-    v2 = register(client, logged_generator, name, metrics={"fid": 40.0, "kid_mean": 0.01})
-    decision = decide_gate({"fid": 40.0, "kid_mean": 0.01}, thresholds, UNDECIDED)
+    v2 = register(client, logged_generator, name, metrics={"fid": 40.0, "fid_inf": 36.0, "kid_mean": 0.01})
+    decision = decide_gate({"fid": 40.0, "fid_inf": 36.0, "kid_mean": 0.01}, thresholds, UNDECIDED)
     assert not decision.passed
     apply_gate(client, v2, decision)
     tags = client.get_model_version(name, "2").tags

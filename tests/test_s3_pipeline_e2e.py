@@ -109,7 +109,7 @@ def _config(tmp_path: Path, source: str) -> Path:
     config = yaml.safe_load((REPO_ROOT / "tests/configs/tiny.yaml").read_text())
     config["parameters"]["source"] = source
     config["steps"]["ingest"]["parameters"]["max_images"] = None
-    config["steps"]["deploy_gate"]["parameters"]["max_fid"] = 1000.0
+    config["steps"]["deploy_gate"]["parameters"]["max_fid_inf"] = 1000.0
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -134,7 +134,7 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
 
     # Run 1: generous automatic gates, no champion yet, a human-evaluation minimum → version 1 waits for raters.
     human_eval_gate = {"min_fool_rate": 0.3, "min_ratings": 10}
-    _run_pipeline(zenml_env, _config(tmp_path, face_folder, max_fid=1000.0, human_eval_gate=human_eval_gate))
+    _run_pipeline(zenml_env, _config(tmp_path, face_folder, max_fid_inf=1000.0, human_eval_gate=human_eval_gate))
     first = _inspect_last_run(zenml_env)
     assert first["status"] == "completed"
     assert first["ingested"] == first["screened"] == N_FACES + 3
@@ -212,10 +212,10 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert _alias_version(client, "champion") == "1"
 
     # Run 2: an impossible FID ceiling → version 2 is registered but fails; candidate and champion stay on 1.
-    _run_pipeline(zenml_env, _config(tmp_path, face_folder, max_fid=0.001))
+    _run_pipeline(zenml_env, _config(tmp_path, face_folder, max_fid_inf=0.001))
     second = _inspect_last_run(zenml_env)
     assert second["gate"]["version"] == "2" and second["gate"]["passed"] is False
-    assert any("fid" in reason for reason in second["gate"]["reasons"])
+    assert any(reason.startswith("FID∞") for reason in second["gate"]["reasons"])
     # Same data, seed and protocol: the champion is compared on stored features, not re-scored; the identical
     # retrained model is not significantly better (the bootstrap rule), and the gate says so.
     comparison = second["gate"]["champion_comparison"]

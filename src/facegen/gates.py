@@ -1,7 +1,8 @@
 """Every gate decision facegen makes, as pure functions: what a model version must show before an alias may move.
 
-- the generator (``deploy_gate``): quality limits (FID, KID), the comparison with the champion and the fairness limits,
-  all in :func:`decide_gate`;
+- the generator (``deploy_gate``): quality limits (FID∞, KID: figures that do not depend on the number of generated
+  faces, so a limit means the same at 500 faces as at 10,000), the comparison with the champion (a bootstrap on KID)
+  and the fairness limits, all in :func:`decide_gate`;
 - human evaluation: the requirement a version that passed waits for (:meth:`HumanEvalRequirement.from_config`) and
   the decision on the raters' answers (:func:`decide_human_eval`, behind ``facegen human-eval import``);
 - the attribute model (``train_attribute_model``): promotion to its alias when it beats the baseline
@@ -68,9 +69,9 @@ class FairnessThresholds:
 
 @dataclass(frozen=True)
 class GateThresholds:
-    """Automatic gates a new generator version must pass to become ``candidate`` (lower FID / KID is better)."""
+    """Automatic gates a new generator version must pass to become ``candidate`` (lower FID∞ / KID is better)."""
 
-    max_fid: float
+    max_fid_inf: float  # bound on fid_inf, FID extrapolated to infinitely many faces (FID at N falls with N)
     max_kid: float | None = None  # bound on kid_mean; None: KID not gated
     require_beats_champion: bool = True  # significantly better under one protocol (ComparisonRule), when one exists
     fairness: FairnessThresholds | None = None  # None: fairness not gated
@@ -92,17 +93,17 @@ def decide_gate(
     comparison: ChampionComparison | None,
     fairness_report: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> GateDecision:
-    """Pass iff fid ≤ max_fid, kid_mean ≤ max_kid (when set), the comparison with the champion (when required and a
-    champion exists) found the candidate significantly better, and (when gated) ``fairness_report`` is within
+    """Pass iff fid_inf ≤ max_fid_inf, kid_mean ≤ max_kid (when set), the comparison with the champion (when required
+    and a champion exists) found the candidate significantly better, and (when gated) ``fairness_report`` is within
     :class:`FairnessThresholds` (:func:`fairness_violations`).
 
     A champion that could not be compared fails the rule ("not comparable: …"): no comparison, no ``candidate``.
     Raises ``ValueError`` when a candidate metric a rule needs is missing or NaN.
     """
     reasons: list[str] = []
-    fid = _metric(metrics, "fid", "candidate")
-    if fid > thresholds.max_fid:
-        reasons.append(f"fid {fid:.4g} is above the limit {thresholds.max_fid:.4g}")
+    fid_inf = _metric(metrics, "fid_inf", "candidate")
+    if fid_inf > thresholds.max_fid_inf:
+        reasons.append(f"FID∞ (fid_inf) {fid_inf:.4g} is above the limit {thresholds.max_fid_inf:.4g}")
     if thresholds.max_kid is not None:
         kid = _metric(metrics, "kid_mean", "candidate")
         if kid > thresholds.max_kid:
