@@ -105,6 +105,7 @@ METRICS = {
     "quarantined_too_small": 0.0,
     "train_seconds": 120.0,
     "fid": 88.5,
+    "fid_inf": 80.25,
     "kid_mean": 0.05,
     "kid_std": 0.004,
     "precision": 0.4,
@@ -147,7 +148,9 @@ def test_every_section_is_there_with_the_datas_figures() -> None:
     assert "ingested 120, kept 100, quarantined 20" in data
     assert "Quarantine reasons: blurry 12, no_face 8" in data and "too_small" not in data  # only reasons that struck
     assert "| gender | female | 0.400 | 0.500 | 0.500 |" in data  # balance before / after / target
-    assert "| KID | 0.0500 | ± 0.0040 (std over subsets) |" in section(card, "Metrics")
+    metrics = section(card, "Metrics")
+    assert "| FID | 88.50 | at the N above: falls as N grows" in metrics and "| FID∞ | 80.25 | extrapolated" in metrics
+    assert "| KID | 0.0500 | ± 0.0040 (std over subsets) |" in metrics
     assert "`epochs=10`" in section(card, "Training") and "2.0 min training" in section(card, "Training")
 
 

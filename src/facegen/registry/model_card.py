@@ -171,7 +171,8 @@ def _metrics_section(metrics: Mapping[str, float], params: Mapping[str, str], ta
         return f"± {_num(metrics[std])} (std over {over})" if std in metrics else "point estimate"
 
     rows = [
-        ["FID", _num(metrics.get("fid", "n/a"), 2), "point estimate (no interval: one feature pass)"],
+        ["FID", _num(metrics.get("fid", "n/a"), 2), "at the N above: falls as N grows (no interval: one feature pass)"],
+        ["FID∞", _num(metrics.get("fid_inf", "n/a"), 2), "extrapolated to N → ∞ (Chong & Forsyth 2020): the gated FID"],
         ["KID", _num(metrics.get("kid_mean", "n/a")), spread("kid_std", "subsets")],
         ["precision", _num(metrics.get("precision", "n/a")), "point estimate"],
         ["recall", _num(metrics.get("recall", "n/a")), "point estimate"],

@@ -85,11 +85,15 @@ def format_outcome(outcome: RunOutcome) -> str:
     run, gate = outcome.run, outcome.gate
     metrics = run.data.metrics
     name, version = gate["model_name"], gate["version"]
-    quality = ", ".join(
-        f"{label} {metrics[key]:.4g}"
-        for key, label in (("fid", "FID"), ("kid_mean", "KID"), ("precision", "precision"), ("recall", "recall"))
-        if key in metrics
+    # FID at N next to the figures that do not depend on N (FID∞, KID): the gate reads those
+    figures = (
+        ("fid", "FID", f" (N={run.data.params.get('eval_num_generated', '?')})"),
+        ("fid_inf", "FID∞", ""),
+        ("kid_mean", "KID", ""),
+        ("precision", "precision", ""),
+        ("recall", "recall", ""),
     )
+    quality = ", ".join(f"{label} {metrics[key]:.4g}{after}" for key, label, after in figures if key in metrics)
     lines = [
         f"=== training run {run.info.run_name} (MLflow run {run.info.run_id}) ===",
         f"  quality: {quality}",
