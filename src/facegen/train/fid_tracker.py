@@ -32,6 +32,8 @@ class TrainingFID:
     targets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # labels for conditional generators
     points: list[dict[str, float]] = field(default_factory=list)
     clock: Callable[[], float] = time.perf_counter  # seconds; training minutes are read from it
+    # kid_subset_size, kid_subsets, prc_neighborhood: the points also hold KID and precision/recall of the same faces
+    fidelity_options: Mapping[str, int] | None = None
     _started: float = field(init=False)
     _eval_seconds: float = 0.0
     _extractor: nn.Module | None = None  # loaded once, on the generator's device: no weight reads per evaluation
@@ -41,8 +43,16 @@ class TrainingFID:
             raise ValueError(f"num_samples must be at least 2 for a covariance, got {self.num_samples}")
         self._started = self.clock()
 
+    def training_minutes(self) -> float:
+        """Minutes on ``clock`` since the tracker was made, less the time its evaluations took."""
+        return self._minutes_at(self.clock())
+
+    def _minutes_at(self, now: float) -> float:
+        return (now - self._started - self._eval_seconds) / 60.0
+
     def __call__(self, generator: nn.Module) -> float:
         began = self.clock()
+        training_minutes = self._minutes_at(began)
         device = next(generator.parameters()).device
         images = evaluation_faces(
             generator, self.num_samples, seed=self.seed, targets=self.targets, device=device
@@ -52,13 +62,15 @@ class TrainingFID:
                 INCEPTION, POOL3, device=device, feature_extractor_weights_path=str(self.weights_path)
             )
         features = run_extractor(self._extractor, images).numpy()
-        fid = calc_metric("fid", MetricInputs(generated_features=features, real_features=self.real.features))
-        training_minutes = (began - self._started - self._eval_seconds) / 60.0
+        inputs = MetricInputs(generated_features=features, real_features=self.real.features)
+        if self.fidelity_options is None:
+            values = calc_metric("fid", inputs).values
+        else:
+            values = calc_metric("fidelity", inputs, **self.fidelity_options).values
         eval_seconds = self.clock() - began
         self._eval_seconds += eval_seconds
-        value = fid.values["fid"]
-        self.points.append({"training_minutes": training_minutes, "fid": value, "eval_seconds": eval_seconds})
-        return value
+        self.points.append({"training_minutes": training_minutes, **values, "eval_seconds": eval_seconds})
+        return values["fid"]
 
 
 def plot_fid_curve(points: list[dict[str, float]]):  # -> matplotlib Figure
