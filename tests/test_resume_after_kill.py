@@ -19,6 +19,7 @@ import yaml
 from facegen.models.bundle import load_generator_bundle
 from facegen.train.checkpoint import load_checkpoint
 from tests.conftest import REPO_ROOT
+from tests.tiny_training import RESUMABLE_TRAINING
 
 KILL_AFTER_STEP = 6  # the run is killed once a checkpoint at least this far along is on disk
 TOTAL_STEPS = 40 * (64 // 16)
@@ -43,19 +44,7 @@ def test_a_killed_run_resumes_to_the_same_generator(real_faces_32: np.ndarray, t
     dataset = tmp_path / "packed.npy"
     np.save(dataset, np.ascontiguousarray(real_faces_32[:64, :, ::2, ::2]))
     config = tmp_path / "train.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "model": {"latent_dim": 16, "width": 8},
-                "epochs": 40,
-                "batch_size": 16,
-                "grid_size": 4,
-                "log_every_steps": 2,
-                "checkpoint_every_steps": 2,
-                "device": "cpu",
-            }
-        )
-    )
+    config.write_text(yaml.safe_dump(RESUMABLE_TRAINING))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight = tmp_path / "straight"
     subprocess.run(

@@ -29,16 +29,8 @@ from zenml.config.retry_config import StepRetryConfig
 from facegen.models.bundle import load_generator_bundle
 from facegen.train.checkpoint import load_checkpoint
 from steps.train_gan import train_gan
+from tests.tiny_training import RESUMABLE_TRAINING
 
-TRAINING = {
-    "model": {"latent_dim": 16, "width": 8},
-    "epochs": 40,
-    "batch_size": 16,
-    "grid_size": 4,
-    "log_every_steps": 2,
-    "checkpoint_every_steps": 2,
-    "device": "cpu",
-}
 LAUNCHER = {"type": "torchrun", "nproc_per_node": 2}
 KILL_AFTER_STEP = 10  # a worker dies once the artifact store holds a checkpoint this far along (of 160 steps)
 
@@ -66,7 +58,9 @@ def _pipeline(name: str, retries: int) -> Any:
     def run(zip_path: str) -> None:
         images, labels, weights, real, shares = faces(zip_path)
         retry = StepRetryConfig(max_retries=retries, delay=1) if retries else None
-        train_gan.with_options(retry=retry)(images, labels, weights, real, shares, training=TRAINING, launcher=LAUNCHER)
+        train_gan.with_options(retry=retry)(
+            images, labels, weights, real, shares, training=RESUMABLE_TRAINING, launcher=LAUNCHER
+        )
 
     return run
 
