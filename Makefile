@@ -17,7 +17,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(STATE)/mlflow/mlflow.db
 
 CONFIG ?= configs/local.yaml
 
-.PHONY: format setup train attributes attribute-model configs test test-all mlflow-ui clean
+.PHONY: format setup train attributes attribute-model configs test test-all mlflow-ui dashboard clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -87,7 +87,7 @@ attribute-model: setup
 configs: $(VENV)/.installed
 	$(BIN)/python -m facegen.config_render
 
-test: $(VENV)/.installed .venv-kubeflow/.installed  # kfp for tests/test_kubeflow_spec.py
+test: $(VENV)/.installed .venv-kubeflow/.installed .venv-dashboard/.installed  # kfp, zenml[server] for tests
 	$(BIN)/ruff format --check --quiet . && $(BIN)/ruff check --quiet --select I .
 	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
@@ -99,6 +99,13 @@ format: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(BIN)/python -m pytest -m ''
+
+# ZenML's dashboard on this project's store ($(STATE)/zenml), offline on 127.0.0.1 and without a login, as
+# `zenml login --local --blocking` serves it, but the client is not switched to it (runs keep using the SQLite store).
+# zenml[server] pins fastapi 0.138, so it runs from .venv-dashboard (above). It prints the latest `training` run's page.
+# DASHBOARD_PORT=N picks the port (default: ZenML's own, 8237); Ctrl-C stops it.
+dashboard: .venv-dashboard/.installed setup
+	.venv-dashboard/bin/python scripts/zenml_dashboard.py $(if $(DASHBOARD_PORT),--port $(DASHBOARD_PORT))
 
 mlflow-ui: $(VENV)/.installed
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000

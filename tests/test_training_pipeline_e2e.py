@@ -3,7 +3,8 @@
 Specifies: manifest accounting (kept + quarantined = ingested, bad files quarantined with reasons), finite FID/KID
 logged to the MLflow run with sample grids, fairness of generated faces measured and tagged, a registered
 `facegen-generator` version per run, the `candidate` alias rule (automatic gates, then raters' answers imported with
-`facegen human-eval import`), `champion` moved only by approval, and a clear failure for an empty source.
+`facegen human-eval import`), `champion` moved only by approval, a clear failure for an empty source, and the
+run browsable in ZenML's dashboard (`make dashboard`: scripts/zenml_dashboard.py) in headless Chromium.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -22,9 +25,14 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.attribute_fixtures import register_production_attribute_model
 from tests.conftest import REPO_ROOT
+from tests.local_servers import HOST, popen_logged, start_on_free_port, stop, wait_http
+from tests.test_human_eval_browser import browser  # noqa: F401  (the fixture: headless Chromium, fails without it)
 
 pytestmark = pytest.mark.e2e
 
@@ -260,6 +268,92 @@ def _ratings_fooled(client: MlflowClient, run_id: str, *, fooled: int, dst: Path
         writer.writeheader()
         writer.writerows(rows)
     return filled
+
+
+LAST_COMPLETED_RUN = """
+from zenml.client import Client
+runs = Client().list_pipeline_runs(pipeline_name="training", status="completed", sort_by="desc:created", size=1)
+print(runs.items[0].id if runs.items else "")
+"""
+DASHBOARD_PYTHON = REPO_ROOT / ".venv-dashboard" / "bin" / "python"  # zenml[server] (Makefile: .venv-dashboard)
+DASHBOARD_STARTUP_S = 180.0
+DASHBOARD_RENDER_S = 180.0
+RUN_PAGE_NAMES = (
+    "ingest",
+    "quality_filter",
+    "train_gan",
+    "evaluate",
+    "deploy_gate",
+    "generator_bundle",
+    "gate_decision",
+)
+SCREENSHOT = REPO_ROOT / "test-artifacts" / "dashboard_run.png"
+
+
+@pytest.fixture(scope="module")
+def completed_training_run(zenml_env, face_folder: Path, tmp_path_factory) -> str:
+    """The ID of the module store's latest completed `training` run: the pipeline test's second run, or one run here
+    when this test runs alone."""
+
+    def last_completed() -> str:
+        return _run([str(BIN / "python"), "-c", LAST_COMPLETED_RUN], zenml_env).stdout.strip().rpartition("\n")[2]
+
+    if not last_completed():
+        _run_pipeline(zenml_env, _config(tmp_path_factory.mktemp("dashboard_run"), face_folder))
+    run_id = last_completed()
+    assert run_id, "no completed `training` run in the module's store"
+    return run_id
+
+
+def test_dashboard_shows_the_runs_dag_offline(zenml_env, completed_training_run: str, browser, tmp_path: Path):
+    """`make dashboard`'s launcher serves ZenML's own dashboard for the store on 127.0.0.1 without a login, names the
+    latest run's page, and that page draws the run's steps and artifacts with no other server to reach."""
+    driver: WebDriver = browser[0]
+    if not DASHBOARD_PYTHON.is_file():
+        pytest.fail(f"{DASHBOARD_PYTHON} is missing: run `make .venv-dashboard/.installed` (the zenml[server] extra)")
+    log = tmp_path / "dashboard.log"
+
+    def launch(port: int) -> subprocess.Popen:
+        command = [str(DASHBOARD_PYTHON), str(REPO_ROOT / "scripts/zenml_dashboard.py"), "--port", str(port)]
+        return popen_logged(command, log, zenml_env, cwd=REPO_ROOT)
+
+    def wait(port: int, process: subprocess.Popen) -> None:
+        wait_http(f"http://{HOST}:{port}/health", process, log, DASHBOARD_STARTUP_S)
+
+    port, process = start_on_free_port(launch, wait, log)
+    try:
+        base = f"http://{HOST}:{port}"
+        printed = re.search(r"latest `training` run \(completed\): (\S+)", log.read_text())
+        assert printed, log.read_text()[-2000:]
+        url = printed.group(1)
+        assert url.startswith(f"{base}/projects/") and url.endswith(f"/runs/{completed_training_run}")
+        with urllib.request.urlopen(f"{base}/api/v1/info", timeout=30) as response:
+            assert json.load(response)["auth_scheme"] == "NO_AUTH"  # as `zenml login --local` serves it
+
+        driver.get(url)
+        try:
+            WebDriverWait(driver, DASHBOARD_RENDER_S, poll_frequency=1.0).until(
+                lambda d: all(name in d.execute_script("return document.body.innerText") for name in RUN_PAGE_NAMES)
+            )
+        finally:
+            driver.save_screenshot(str(tmp_path / SCREENSHOT.name))
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            shutil.copy(tmp_path / SCREENSHOT.name, SCREENSHOT)
+            print(f"dashboard screenshot: {SCREENSHOT} (and {tmp_path / SCREENSHOT.name})")
+        assert driver.current_url.startswith(url)  # the run's page itself (?tab=…), not a sign-up or login form
+        # offline: the app, its fonts and data all come from the local server; only decorative <img>s (a project logo,
+        # an avatar) point elsewhere and stay blank without a network
+        fetched = driver.execute_script(
+            "return performance.getEntriesByType('resource').filter(e => e.initiatorType !== 'img').map(e => e.name)"
+        )
+        assert fetched and all(name.startswith((f"{base}/", "data:")) for name in fetched), fetched
+    except TimeoutException:
+        body = driver.execute_script("return document.body.innerText")
+        pytest.fail(
+            f"{url} never showed all of {RUN_PAGE_NAMES} in {DASHBOARD_RENDER_S:.0f} s; page text:\n{body[:2000]}"
+        )
+    finally:
+        stop(process)
 
 
 def test_empty_source_fails_with_a_message_naming_it(zenml_env, tmp_path: Path):
