@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from facegen.models.bundle import load_generator_bundle, save_generator_bundle
 from facegen.models.losses import GanLoss, discriminator_loss, generator_loss, register_loss
+from facegen.models.registry import build_generator
 from facegen.models.sampling import base_seeds, faces_from_seeds
 from facegen.train.checkpoint import load_checkpoint
 from facegen.train.config import TrainingConfig
@@ -86,6 +88,28 @@ def test_ema_moves_toward_the_generator_and_ramps_up():
     # First update uses decay (1+1)/(10+1) ≈ 0.18, not 0.999: the EMA is not stuck at initialisation.
     moved = (ema.shadow.weight - (online.weight - 1.0)).mean().item()
     assert moved == pytest.approx(1 - 2 / 11, rel=1e-5)
+
+
+def test_the_ema_generator_normalises_with_statistics_of_its_own_weights():
+    """BatchNorm running statistics copied from the online generator belong to other weights (washed-out faces);
+    the EMA generator's are estimated under its own, so eval mode agrees with batch statistics on a large batch."""
+    online = build_generator("dcgan", {"resolution": 16, "latent_dim": 8, "width": 8, "conditioning": ["gender"]})
+    ema = GeneratorEMA(online, decay=0.5)
+    with torch.no_grad():
+        for parameter in online.parameters():
+            parameter.mul_(3.0).add_(0.2)  # far from the EMA's weights
+    online.train()(torch.randn(256, 8), torch.randint(0, 2, (256, 1)))  # online statistics of the online weights
+    ema.update(online)
+    generator = ema.generator
+    z, labels = torch.randn(2048, 8, generator=torch.Generator().manual_seed(1)), torch.randint(0, 2, (2048, 1))
+    with torch.no_grad():
+        in_eval = generator.eval()(z, labels)
+        with_batch_statistics = copy.deepcopy(generator).train()(z, labels)
+    assert (in_eval - with_batch_statistics).abs().mean() < 0.02
+    buffers = [b.clone() for b in generator.buffers()]
+    ema.restore(ema.shadow.state_dict(), ema.updates)  # a resume: the same weights give the same statistics
+    assert all(torch.equal(a, b) for a, b in zip(buffers, ema.generator.buffers()))
+    assert not all(torch.equal(a, b) for a, b in zip(buffers, online.buffers()))
 
 
 def test_bad_inputs_are_refused():

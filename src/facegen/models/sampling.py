@@ -33,7 +33,8 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 @contextmanager
-def _eval_mode(generator: nn.Module) -> Iterator[nn.Module]:
+def eval_mode(generator: nn.Module) -> Iterator[nn.Module]:
+    """The generator in eval mode for the block, then back in the mode it was in."""
     was_training = generator.training
     generator.eval()
     try:
@@ -105,7 +106,7 @@ def faces_from_seeds(
         raise ValueError("need at least one seed")
     latents = _seed_latents(generator, seeds, device)
     label_rows = _label_rows(generator, labels, len(seeds), device)
-    with _eval_mode(generator):
+    with eval_mode(generator):
         chunks = [
             to_uint8(
                 generator(
@@ -158,7 +159,7 @@ def interpolate(
     z_a, z_b = _seed_latents(generator, [seed_a, seed_b], device)
     t = torch.linspace(0, 1, steps, device=device)
     label_row = _label_rows(generator, labels, 1, device)
-    with _eval_mode(generator):
+    with eval_mode(generator):
         if space == "z":
             return to_uint8(generator(slerp(z_a, z_b, t), _repeat(label_row, steps), truncation_psi=truncation_psi))
         ws = generator.mapping(torch.stack([z_a, z_b]), _repeat(label_row, 2), truncation_psi=truncation_psi)
@@ -187,7 +188,7 @@ def style_mix(
         raise ValueError(f"crossover_layer must lie in [0, {generator.num_ws}], got {crossover_layer}")
     rows, cols = len(row_seeds), len(col_seeds)
     label_row = _label_rows(generator, labels, 1, device)
-    with _eval_mode(generator):
+    with eval_mode(generator):
         row_ws, col_ws = (
             generator.mapping(
                 _seed_latents(generator, seeds, device), _repeat(label_row, len(seeds)), truncation_psi=truncation_psi

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from facegen.data.augment import augment_batch, to_unit_range
 from facegen.models.losses import get_loss, gradient_penalty, zero_centred_penalty
 from facegen.models.registry import build_discriminator, build_generator
-from facegen.models.sampling import seeded_latents, to_uint8
+from facegen.models.sampling import eval_mode, seeded_latents, to_uint8
 from facegen.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from facegen.train.config import TrainingConfig
 from facegen.train.data_feed import DataFeed
@@ -153,8 +153,7 @@ class _Trainer:
     def load_state(self, state: dict[str, Any], restore_rng: bool = True) -> None:
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
-        self.ema.shadow.load_state_dict(state["generator_ema"])
-        self.ema.updates = int(state["ema_updates"])
+        self.ema.restore(state["generator_ema"], int(state["ema_updates"]))
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
@@ -376,7 +375,7 @@ def train_gan(
             if trainer.step % config.monitor_every_steps == 0 or trainer.step == 1:
                 metrics |= _health(trainer, grid_latents, grid_labels)
             if fid_fn is not None and config.fid_every_steps and trainer.step % config.fid_every_steps == 0:
-                metrics["fid"] = fid_fn(trainer.ema.shadow)
+                metrics["fid"] = fid_fn(trainer.ema.generator)
             trainer.history.append({"step": float(trainer.step), **metrics})
             if monitor:
                 monitor.on_step(trainer.step, metrics)
@@ -384,13 +383,13 @@ def train_gan(
         if checkpoint_now:
             checkpoint()
         if epoch_done and monitor and context.is_main:
-            monitor.on_epoch_end(epoch + 1, trainer.step, sample_grid(trainer.ema.shadow, grid_latents, grid_labels))
+            monitor.on_epoch_end(epoch + 1, trainer.step, sample_grid(trainer.ema.generator, grid_latents, grid_labels))
     bar.close()
     digests = assert_replicas_identical(trainer.generator, context) + assert_replicas_identical(
         trainer.discriminator, context
     )
     return TrainingResult(
-        generator=trainer.ema.shadow.cpu().eval(),
+        generator=trainer.ema.generator.cpu().eval(),
         discriminator=trainer.discriminator.cpu(),
         model_config=trainer.model_config,
         history=trainer.history,
@@ -414,9 +413,10 @@ def _sampling_weights(sample_weights: np.ndarray | None, n: int) -> torch.Tensor
 
 
 def _health(trainer: _Trainer, latents: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
-    """Gradient norms of the last updates and the generated/real diversity ratio (mode-collapse signal)."""
-    with torch.no_grad():
-        fake = trainer._call(trainer.ema.shadow, latents, labels)
+    """Gradient norms of the last updates and the generated/real diversity ratio (mode-collapse signal) of the online
+    generator (its own BatchNorm statistics): the EMA generator is read only where faces are shown or scored."""
+    with torch.no_grad(), eval_mode(trainer.generator):
+        fake = trainer._call(trainer.generator, latents, labels)
         index = torch.randint(0, len(trainer.feed), (len(latents),), generator=torch.Generator().manual_seed(0))
         real = to_unit_range(trainer.feed.batch(index.to(trainer.device))[0])
     generated_spread, real_spread = mean_pairwise_distance(fake), mean_pairwise_distance(real)
