@@ -35,7 +35,8 @@ from tests.provenance_fixtures import marking_config
 from tests.serve_fixtures import register_champion
 from tests.test_training_pipeline_e2e import BIN, _run, zenml_env  # noqa: F401 - zenml_env is a fixture
 
-pytestmark = pytest.mark.e2e
+# slow (make test-all): a second whole pipeline run; tests/test_feedback_roundtrip.py keeps export → ingest in make test
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 RESOLUTION = 16  # the generator's, and the tiny config's training resolution
 CONDITIONING = ["gender", "age_bin", "ethnicity"]

@@ -52,7 +52,8 @@ def test_tracker_records_fid_against_training_minutes(real: RealFeatures, facege
     clock = _Clock()
     inner = build_generator("dcgan", {"resolution": 32, "latent_dim": 16, "width": 8})
     generator = _ClockedGenerator(inner, clock, seconds=3.0)
-    tracker = TrainingFID(real, facegen_home / WEIGHTS, num_samples=8, seed=3, clock=clock)
+    options = {"kid_subset_size": 4, "kid_subsets": 3, "prc_neighborhood": 3}  # also KID, precision/recall
+    tracker = TrainingFID(real, facegen_home / WEIGHTS, num_samples=8, seed=3, clock=clock, fidelity_options=options)
     clock.now += 60.0  # one minute of "training" before the first evaluation
     first = tracker(generator)
     clock.now += 120.0  # two more
@@ -62,23 +63,9 @@ def test_tracker_records_fid_against_training_minutes(real: RealFeatures, facege
     # 8 faces are one generator batch: each evaluation takes 3 s, which the training minutes leave out (1 and 3).
     assert [p["eval_seconds"] for p in tracker.points] == [3.0, 3.0]
     assert [p["training_minutes"] for p in tracker.points] == pytest.approx([1.0, 3.0])
+    assert tracker.training_minutes() == pytest.approx(3.0)  # now, less both evaluations
+    assert all(p["kid_mean"] > 0 and 0.0 <= p["precision"] <= 1.0 for p in tracker.points)
     assert len(plot_fid_curve(tracker.points).axes) == 1
-
-
-def test_tracker_with_fidelity_options_records_kid_and_precision_recall_of_the_same_faces(
-    real: RealFeatures, facegen_home: Path
-) -> None:
-    clock = _Clock()
-    inner = build_generator("dcgan", {"resolution": 32, "latent_dim": 16, "width": 8})
-    options = {"kid_subset_size": 4, "kid_subsets": 3, "prc_neighborhood": 3}
-    tracker = TrainingFID(real, facegen_home / WEIGHTS, num_samples=8, seed=3, clock=clock, fidelity_options=options)
-    plain = TrainingFID(real, facegen_home / WEIGHTS, num_samples=8, seed=3, clock=clock)
-    clock.now += 90.0
-    assert tracker(inner) == pytest.approx(plain(inner), rel=1e-6)  # same faces, same FID
-    point = tracker.points[0]
-    assert point["training_minutes"] == pytest.approx(1.5)
-    assert point["kid_mean"] > 0 and 0.0 <= point["precision"] <= 1.0 and 0.0 <= point["recall"] <= 1.0
-    assert tracker.training_minutes() == pytest.approx(1.5)  # the evaluation took no time on this clock
 
 
 def test_fid_interval_must_land_on_a_logging_step() -> None:

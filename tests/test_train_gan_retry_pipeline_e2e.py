@@ -10,7 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO_ROOT
+
+# slow (make test-all): a minute of two torchrun workers in a ZenML pipeline; tests/test_resume_after_kill.py and
+# tests/test_ddp.py keep the kill-and-resume and 2-worker resume behaviour in make test
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_a_killed_train_gan_worker_is_retried_from_the_stores_checkpoint(
