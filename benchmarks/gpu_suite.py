@@ -349,13 +349,11 @@ def fid_vs_minutes(
     tracker = TrainingFID(real, args.data / WEIGHTS, num_samples=args.fid_samples, seed=123, targets=targets)
     step_images = config.batch_size * config.d_steps_per_g_step
     calls = 0
-    began = time.perf_counter()
 
     def schedule(generator) -> float:  # every EVERY_STEPS steps; NaN (no point) until the next point is due
         nonlocal calls
         calls += 1
-        evaluated = sum(p["eval_seconds"] for p in tracker.points)
-        if (time.perf_counter() - began - evaluated) / 60 < minutes[len(tracker.points)]:
+        if tracker.training_minutes() < minutes[len(tracker.points)]:
             return math.nan
         fid = tracker(generator)
         steps = calls * EVERY_STEPS
