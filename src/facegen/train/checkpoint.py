@@ -41,7 +41,7 @@ def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     return state
 
 
-def check_resumable(state: dict[str, Any], architecture: str, model_config: dict[str, Any], path: Path) -> None:
+def check_resumable(state: dict[str, Any], architecture: str, model_config: dict[str, Any], path: Path | str) -> None:
     """Refuse to continue a checkpoint of another model: its weights would not load, or would load into the wrong
     net. Training knobs may differ (more epochs continue a finished run)."""
     trained = (state["config"]["architecture"], state["model_config"])
@@ -55,6 +55,43 @@ def check_resumable(state: dict[str, Any], architecture: str, model_config: dict
 def checkpoint_key(root: str, pipeline_run_id: str, step_name: str) -> str:
     """Where a pipeline step's checkpoint lives under a store root: the same for every retry of one run."""
     return f"{root.rstrip('/')}/checkpoints/{pipeline_run_id}/{step_name}/{CHECKPOINT_FILE}"
+
+
+#: Copies the checkpoint at a store URI to a local path; False when there is none (``s3_download``, or the artifact
+#: store's files in the train_gan step).
+Fetch = Callable[[str, Path], bool]
+
+
+def fetch_resume_checkpoint(
+    local: Path,
+    own_key: str,
+    resume_from: str | None,
+    fetch: Fetch,
+    architecture: str,
+    model_config: dict[str, Any],
+) -> str | None:
+    """Put the checkpoint a run continues at ``local`` and return where it came from (None: the run starts at step 0).
+
+    The run's own key comes first: a retry is further along than the checkpoint it was started from. Otherwise
+    ``resume_from`` (another run's checkpoint: a re-run that continues it, counters intact) must exist and hold this
+    run's model (``check_resumable``), else the error says so before any training starts; ``model_config`` is the
+    trainer's (the ``model`` knobs plus the data's resolution).
+    """
+    if fetch(own_key, local):
+        return own_key
+    if resume_from is None:
+        return None
+    if not fetch(resume_from, local):
+        raise FileNotFoundError(
+            f"resume_from: no checkpoint at {resume_from!r} (a run writes one at each epoch's end and every "
+            "checkpoint_every_steps; a run that never reached one has nothing to continue)"
+        )
+    try:
+        check_resumable(load_checkpoint(local, torch.device("cpu")), architecture, model_config, resume_from)
+    except ValueError as error:
+        local.unlink()  # a refused checkpoint is not left where the trainer would resume from it
+        raise ValueError(f"resume_from {resume_from!r} cannot be continued: {error}") from error
+    return resume_from
 
 
 class CheckpointMirror:
