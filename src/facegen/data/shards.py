@@ -208,8 +208,13 @@ class ShardSet:
         return self._rows["image"]
 
     @property
+    def shard_of_image(self) -> np.ndarray:
+        """Which shard holds each stored face (faces are stored in id order, so each shard's ids are a range)."""
+        return self._rows["shard"]
+
+    @property
     def shard_of_row(self) -> np.ndarray:
-        return self._rows["shard"][self.image_of_row]
+        return self.shard_of_image[self.image_of_row]
 
     def unique_rows(self) -> np.ndarray:
         """The first row of each distinct face, in row order (real statistics weigh each face once)."""

@@ -9,8 +9,11 @@ import torch
 
 from facegen.config_keys import dataclass_from_dict, reject_unknown
 from facegen.devices import resolve_device
+from facegen.models.registry import check_resolution
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: Where training images live (facegen.train.data_feed): auto picks by free memory; stream reads shards as it goes.
+DATA_POLICIES = ("auto", "always", "never", "stream")
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,8 @@ class TrainingConfig:
             raise ValueError(f"beta2_final must lie in [0, 1), got {self.beta2_final}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.data_on_device not in ("auto", "always", "never"):
-            raise ValueError(f"data_on_device must be auto, always or never, got {self.data_on_device!r}")
+        if self.data_on_device not in DATA_POLICIES:
+            raise ValueError(f"data_on_device must be one of {DATA_POLICIES}, got {self.data_on_device!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainingConfig":

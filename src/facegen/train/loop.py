@@ -1,6 +1,6 @@
 """The adversarial training loop: k discriminator steps, then one generator step.
 
-Real batches come from a device-resident uint8 dataset (``DataFeed``), are augmented on the device, and D sees
+Real batches come from the uint8 set held whole on the device, or streamed from its shards (facegen.train.data_feed), are augmented on the device, and D sees
 real and generated images through the same DiffAugment policy. Under torchrun the models are DDP-wrapped and each
 rank takes its slice of every global batch. The data order is a pure function of (seed, epoch) and the RNG state is
 checkpointed, so a resumed run continues exactly; non-finite losses roll back to the last good state.
@@ -23,12 +23,13 @@ from torchvision.utils import make_grid
 from tqdm.auto import tqdm
 
 from facegen.data.augment import augment_batch, to_unit_range
+from facegen.data.shards import ShardSet
 from facegen.models.losses import get_loss, gradient_penalty, zero_centred_penalty
 from facegen.models.registry import build_discriminator, build_generator
 from facegen.models.sampling import eval_mode, seeded_latents, to_uint8
 from facegen.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint
 from facegen.train.config import TrainingConfig
-from facegen.train.data_feed import DataFeed
+from facegen.train.data_feed import make_feed
 from facegen.train.diffaugment import diff_augment, parse_policy
 from facegen.train.distributed import (
     DistributedContext,
@@ -91,7 +92,11 @@ class _Trainer:
     """Holds the models, optimisers and counters of one run; ``train_gan`` drives it."""
 
     def __init__(
-        self, images: np.ndarray, labels: np.ndarray | None, config: TrainingConfig, context: DistributedContext
+        self,
+        images: np.ndarray | ShardSet,
+        labels: np.ndarray | None,
+        config: TrainingConfig,
+        context: DistributedContext,
     ) -> None:
         self.config, self.context, self.device = config, context, context.device
         self.loss = get_loss(config.loss)
@@ -116,7 +121,18 @@ class _Trainer:
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
         self.g_train = wrap(torch.compile(self.generator) if config.compile else self.generator, context)
         self.d_train = wrap(torch.compile(self.discriminator) if config.compile else self.discriminator, context)
-        self.feed = DataFeed(images, labels if self.conditional else None, self.device, config.data_on_device)
+        self.feed = make_feed(
+            images,
+            labels if self.conditional else None,
+            self.device,
+            config.data_on_device,
+            rank=context.rank,
+            world_size=context.world_size,
+            seed=config.seed,
+        )
+        # Fixed real faces: the health monitor's diversity yardstick (read once: a streamed set has no random access).
+        reference = torch.randint(0, len(images), (config.grid_size,), generator=torch.Generator().manual_seed(0))
+        self.real_reference = self.feed.reference(reference)
         self.per_rank_batch = max(1, min(config.batch_size, len(images)) // context.world_size)
         self.steps_per_epoch = max(
             1, len(images) // (self.per_rank_batch * context.world_size * config.d_steps_per_g_step)
@@ -270,7 +286,7 @@ class _Trainer:
 
 
 def train_gan(
-    images: np.ndarray,
+    images: np.ndarray | ShardSet,
     config: TrainingConfig,
     *,
     labels: np.ndarray | None = None,
@@ -281,12 +297,15 @@ def train_gan(
     fid_fn: Callable[[nn.Module], float] | None = None,
     progress: bool = True,
 ) -> TrainingResult:
-    """Train a GAN on uint8 images (N×3×R×R) and return the EMA generator with the metric history.
+    """Train a GAN on uint8 images (N×3×R×R, or a shard set: decoded whole when it fits, else streamed) and return
+    the EMA generator with the metric history.
 
     ``resume``: continue from ``checkpoint_path`` when it exists (counters, curves, RNG and data order included).
     Under torchrun (WORLD_SIZE > 1) this joins the process group and trains with DDP.
     """
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+    if not isinstance(images, ShardSet) and (
+        images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]
+    ):
         raise ValueError(f"expected uint8 N×3×R×R images, got {images.dtype} {images.shape}")
     if len(images) < 2:
         raise ValueError(f"need at least 2 training images, got {len(images)}")
@@ -321,12 +340,17 @@ def train_gan(
         unit="step",
         disable=not (progress and context.is_main),
     )
+    global_batch = trainer.per_rank_batch * context.world_size
+    planned: tuple[int, int] | None = None  # (epoch, cursor) the feed was last told to expect
     while trainer.step < trainer.total_steps:
         epoch, position = divmod(trainer.step, trainer.steps_per_epoch)
         trainer.apply_schedule()
-        order = epoch_order(len(images), config.seed, epoch, weights).to(trainer.device)
-        global_batch = trainer.per_rank_batch * context.world_size
         cursor = position * global_batch * config.d_steps_per_g_step
+        if planned != (epoch, cursor):  # a new epoch, a resume or a rollback: (re)plan the epoch's draws
+            order = trainer.feed.epoch_order(epoch_order(len(images), config.seed, epoch, weights), epoch)
+            order = order.to(trainer.device)
+            trainer.feed.begin(order, cursor)
+        planned = (epoch, cursor + global_batch * config.d_steps_per_g_step)
         for d_index in range(config.d_steps_per_g_step):
             start = cursor + d_index * global_batch
             rank_slice = order[start : start + global_batch][context.rank :: context.world_size]
@@ -417,8 +441,7 @@ def _health(trainer: _Trainer, latents: torch.Tensor, labels: torch.Tensor | Non
     generator (its own BatchNorm statistics): the EMA generator is read only where faces are shown or scored."""
     with torch.no_grad(), eval_mode(trainer.generator):
         fake = trainer._call(trainer.generator, latents, labels)
-        index = torch.randint(0, len(trainer.feed), (len(latents),), generator=torch.Generator().manual_seed(0))
-        real = to_unit_range(trainer.feed.batch(index.to(trainer.device))[0])
+        real = to_unit_range(trainer.real_reference)
     generated_spread, real_spread = mean_pairwise_distance(fake), mean_pairwise_distance(real)
     return {
         "grad_norm_g": gradient_norm(trainer.generator),
