@@ -1,38 +1,52 @@
-"""build_dataset: centre-crop and resize the planned images to N×N uint8 tensors the trainer moves to the GPU once,
-with each face's attribute labels (see facegen.data.label_encoding) and sampling weight."""
+"""build_dataset: centre-crop and resize the planned images into a shard set (facegen.data.shards) written straight
+into this step's output in the artifact store (local or S3), each row with its attribute labels (see
+facegen.data.label_encoding) and sampling weight."""
 
-from typing import Annotated, Tuple
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from zenml import log_metadata, step
+from zenml import get_step_context, log_metadata, step
+from zenml.client import Client
 
-from facegen.data.label_encoding import LABEL_COLUMNS, UNSPECIFIED, encode_attribute_labels
-from facegen.data.packing import pack_images
+from facegen.data.label_encoding import LABEL_COLUMNS, UNSPECIFIED
+from facegen.data.shards import ShardSet, write_shards
+from steps.artifact_store import storage_options
+from steps.materializers import ShardSetMaterializer
 
 
-@step(enable_artifact_visualization=False)
+@step(enable_artifact_visualization=False, output_materializers={"training_set": ShardSetMaterializer})
 def build_dataset(
-    sampling_plan: pd.DataFrame, resolution: int = 32
-) -> Tuple[
-    Annotated[np.ndarray, "packed_dataset"], Annotated[np.ndarray, "labels"], Annotated[np.ndarray, "sample_weights"]
-]:
-    """Packed N×3×R×R uint8, N×3 int64 labels (−1 = unspecified) and one sampling weight per image (all 1 unless
+    sampling_plan: pd.DataFrame, images_per_shard: int, workers: int, resolution: int = 32
+) -> Annotated[ShardSet, "training_set"]:
+    """Every distinct planned face once as PNG in tar shards of ``images_per_shard``, ``workers`` shards packed at a
+    time, with the plan's rows: N×3 int64 labels (−1 = unspecified) and one sampling weight per row (all 1 unless
     balance's strategy is ``weights``).
 
-    Augmentation is applied per batch while training, never baked in here.
+    ZenML creates the output's folder before the step runs and the materializer only checks what is there, so the
+    shards are written once, where the artifact lives; a failed run's folder is removed by ZenML. Augmentation is
+    applied per batch while training, never baked in here.
     """
-    images = pack_images(sampling_plan, resolution=resolution)
-    labels = encode_attribute_labels(sampling_plan)
-    weights = sampling_plan["sample_weight"].to_numpy(dtype=np.float64)
+    shard_set = write_shards(
+        sampling_plan,
+        get_step_context().get_output_artifact_uri("training_set"),
+        resolution=resolution,
+        images_per_shard=images_per_shard,
+        workers=workers,
+        storage_options=storage_options(Client().active_stack.artifact_store),
+    )
+    labels, weights = shard_set.labels, shard_set.sample_weights
     known = {f"labelled_{name}": int((labels[:, k] != UNSPECIFIED).sum()) for k, name in enumerate(LABEL_COLUMNS)}
     log_metadata(
         metadata={
-            "images": int(images.shape[0]),
+            "images": int(shard_set.index["images"]),
+            "rows": len(shard_set),
             "resolution": resolution,
-            "bytes": int(images.nbytes),
+            "shards": len(shard_set.shards),
+            "bytes_on_store": sum(info.bytes for info in shard_set.shards),
+            "bytes_decoded": shard_set.nbytes,
             "weighted_sampling": bool(not np.allclose(weights, weights[0])),
             **known,
         }
     )
-    return images, labels, weights
+    return shard_set
