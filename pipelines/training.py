@@ -40,13 +40,13 @@ def training(
     drift_report(tagged)
     # Balancing waits for the data checks, so a failing suite (on_failure: fail) stops the run before training.
     plan, balance_shares = balance(tagged, seed=seed, after=["validate_data", "drift_report"])
-    dataset, labels, weights = build_dataset(plan, resolution=resolution)
-    # Cached per dataset (manifest content, resolution): a new generator only has its own faces' features extracted.
-    real = real_features(dataset, seed=seed)
-    bundle, _checkpoint = train_gan(dataset, labels, weights, real, balance_shares, seed=seed)
+    training_set = build_dataset(plan, resolution=resolution)
+    # Cached per shard set (its content hash): a new generator only has its own faces' features extracted.
+    real = real_features(training_set, seed=seed)
+    bundle, _checkpoint = train_gan(training_set, real, balance_shares, seed=seed)
     metrics, generated_features, eval_protocol = evaluate(bundle, real, balance_shares, seed=seed)
-    fairness = evaluate_fairness(bundle, dataset, weights, balance_shares, seed=seed, fairness_gates=fairness_gates)
-    human_eval = export_human_eval(bundle, dataset, balance_shares, seed=seed)
+    fairness = evaluate_fairness(bundle, training_set, balance_shares, seed=seed, fairness_gates=fairness_gates)
+    human_eval = export_human_eval(bundle, training_set, balance_shares, seed=seed)
     deploy_gate(
         bundle, metrics, generated_features, eval_protocol, real, fairness, human_eval, fairness_gates=fairness_gates
     )

@@ -11,6 +11,7 @@ from zenml import log_metadata, step
 from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.attributes_model.registry import load_attribute_classifier
 from facegen.attributes_model.scoring import held_out_at
+from facegen.data.shards import ShardSet
 from facegen.devices import resolve_device
 from facegen.gates import FairnessThresholds
 from facegen.metrics.attribute_grid import attribute_grid
@@ -28,8 +29,7 @@ from facegen.registry.tracking import mlflow_client
 @step
 def evaluate_fairness(
     generator_bundle: Path,
-    packed_dataset: np.ndarray,
-    sample_weights: np.ndarray,
+    training_set: ShardSet,
     balance_shares: dict,
     num_generated: int = 10_000,
     num_real: int = 2000,
@@ -59,9 +59,9 @@ def evaluate_fairness(
     held_out = {a: held_out_at(classifier.spec, resolution, a, model=described) for a in ATTRIBUTE_VALUES}
     targets = balance_targets(balance_shares)
     sample = evaluation_faces(generator, num_generated, seed=seed + 4_000_037, targets=targets, device=device)
-    rng = np.random.default_rng(seed)
-    weights = np.asarray(sample_weights, dtype=np.float64)
-    real = packed_dataset[rng.choice(len(packed_dataset), size=num_real, p=weights / weights.sum())]
+    weights = training_set.sample_weights
+    rows = np.random.default_rng(seed).choice(len(training_set), size=num_real, p=weights / weights.sum())
+    real = training_set.read_rows(rows)  # only the drawn faces are fetched
     report = fairness_report(
         classifier.predict(sample.faces).probabilities,
         targets,

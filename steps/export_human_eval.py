@@ -9,6 +9,7 @@ import numpy as np
 from zenml import log_metadata, step
 from zenml.logger import get_logger
 
+from facegen.data.shards import ShardSet
 from facegen.humaneval.export import export_pairwise_set
 from facegen.metrics.samples import balance_targets, evaluation_faces
 from facegen.models.bundle import load_generator_bundle
@@ -25,7 +26,7 @@ logger = get_logger(__name__)
 @step
 def export_human_eval(
     generator_bundle: Path,
-    packed_dataset: np.ndarray,
+    training_set: ShardSet,
     balance_shares: dict,
     n_pairs: int = 50,
     model_name: str = GENERATOR_MODEL_NAME,
@@ -34,7 +35,8 @@ def export_human_eval(
     """Stored as a ZenML artifact and as MLflow run artifacts under ``human_eval/`` (raters get ``rater/``).
 
     The candidate's faces are drawn as every evaluation draws them (seed range, stratified labels), so raters see
-    the demographic mix the model is gated on.
+    the demographic mix the model is gated on. The real side is ``n_pairs`` distinct training faces (seeded), the
+    only ones read from the shard set.
     """
     generator = load_generator_bundle(generator_bundle)
     sample = evaluation_faces(generator, 2 * n_pairs, seed=seed + 2_000_003, targets=balance_targets(balance_shares))
@@ -70,10 +72,13 @@ def export_human_eval(
             base_seeds(seed + 3_000_017, n_pairs),
             requested=None if note else asked,
         )
+    faces = training_set.unique_rows()  # each real face at most once; fewer than n_pairs is export's clear error
+    picked = np.random.default_rng(seed).choice(faces, size=min(n_pairs, len(faces)), replace=False)
+    real = training_set.read_rows(picked)
     out_dir = Path(tempfile.mkdtemp(prefix="facegen-human-eval-"))
     export_pairwise_set(
         generated,
-        packed_dataset,
+        real,
         out_dir,
         n_pairs=n_pairs,
         seed=seed,

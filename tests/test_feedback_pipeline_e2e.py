@@ -139,7 +139,7 @@ from zenml.client import Client
 run = Client().get_pipeline(name_id_or_prefix="training").last_run
 tagged = run.steps["tag_attributes"].outputs["tagged_manifest"][0].load()
 plan = run.steps["balance"].outputs["sampling_plan"][0].load()
-labels = run.steps["build_dataset"].outputs["labels"][0].load()
+labels = run.steps["build_dataset"].outputs["training_set"][0].load().labels
 feedback = plan["origin"].eq("feedback").to_numpy()
 columns = ["name", "origin", "status", "reason", "detail", "gender", "age", "age_bin", "ethnicity", "label_source",
            "attr_gender", "attr_age_bin", "attr_ethnicity", "attr_gender_source"]

@@ -2,8 +2,9 @@
 
 Specifies: with ZenML's S3 artifact store (endpoint in ``client_kwargs``, keys in a ZenML secret, none in the run's
 environment) and an MLflow server whose ``--artifacts-destination`` is the same S3 server, the manifest (parquet), the
-training checkpoint and the registered model's files are objects in the bucket, and the registered version loads and
-samples through the server; a second run reads its input images from an ``s3://`` prefix (keys from the environment).
+training set's shards with their index, the training checkpoint and the registered model's files are objects in the
+bucket, and the registered version loads and samples through the server; a second run reads its input images from an
+``s3://`` prefix (keys from the environment).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ N_FACES = 40
 ARTIFACT_BUCKET = "facegen-artifacts"  # ZenML under zenml/, MLflow under mlflow/
 DATA_BUCKET = "facegen-data"
 SECRET = "facegen-s3-test"
+SHARD_LISTING = REPO_ROOT / "test-artifacts" / "s3_shard_listing.txt"  # the training set's objects, for the record
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +123,12 @@ from zenml.client import Client
 run = Client().get_pipeline(name_id_or_prefix="training").last_run
 manifest = run.steps["ingest"].outputs["manifest"][0]
 frame = manifest.load()
+training_set = run.steps["build_dataset"].outputs["training_set"][0]
 print(json.dumps({
     "status": run.status.value,
     "manifest_uri": manifest.uri,
+    "training_set_uri": training_set.uri,
+    "shards": {info.name: info.bytes for info in training_set.load().shards},
     "checkpoint_uri": run.steps["train_gan"].outputs["training_checkpoint"][0].uri,
     "bundle_uri": run.steps["train_gan"].outputs["generator_bundle"][0].uri,
     "uris": frame["uri"].tolist(),
@@ -139,10 +144,16 @@ def _run_pipeline(env: dict[str, str], config: Path) -> dict:
 
 
 def _keys_under(s3, uri: str) -> list[str]:
+    return sorted(_sizes_under(s3, uri))
+
+
+def _sizes_under(s3, uri: str) -> dict[str, int]:
+    """Key (relative to ``uri``) → size in bytes, of every object under ``uri``."""
     parsed = urlparse(uri)
     assert parsed.scheme == "s3", uri
     prefix = parsed.path.lstrip("/").rstrip("/") + "/"
-    return [key[len(prefix) :] for key in list_keys(s3, parsed.netloc, prefix)]
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix)
+    return {obj["Key"][len(prefix) :]: obj["Size"] for page in pages for obj in page.get("Contents", [])}
 
 
 def _registered_model_keys(s3, client: MlflowClient, version: str) -> tuple[str, list[str]]:
@@ -172,6 +183,16 @@ def test_artifacts_checkpoints_and_registered_model_are_objects_in_the_bucket(
     assert result["manifest_uri"].startswith(f"s3://{ARTIFACT_BUCKET}/zenml/")
     manifest_keys = _keys_under(s3, result["manifest_uri"])
     assert any(".parquet" in key for key in manifest_keys), manifest_keys  # df.parquet.gzip
+    # The training set is its shards, written by build_dataset straight into its artifact's prefix: the index, the
+    # rows and exactly the shards the index names, each of the size it records (tests/configs/tiny.yaml: 16 a shard).
+    assert result["training_set_uri"].startswith(f"s3://{ARTIFACT_BUCKET}/zenml/")
+    stored = _sizes_under(s3, result["training_set_uri"])
+    assert {"index.json", "rows.npz"} <= stored.keys(), stored
+    assert {key: size for key, size in stored.items() if key.startswith("shard-")} == result["shards"], stored
+    assert len(result["shards"]) >= 2 and all(name.endswith(".tar") for name in result["shards"])
+    listing = "\n".join(f"{size:>10}  {result['training_set_uri']}/{key}" for key, size in sorted(stored.items()))
+    SHARD_LISTING.parent.mkdir(exist_ok=True)
+    SHARD_LISTING.write_text(listing + "\n")
     assert result["checkpoint_uri"].startswith(f"s3://{ARTIFACT_BUCKET}/zenml/")
     checkpoint_keys = _keys_under(s3, result["checkpoint_uri"])
     assert checkpoint_keys, f"no checkpoint objects under {result['checkpoint_uri']}"
@@ -197,7 +218,8 @@ def test_artifacts_checkpoints_and_registered_model_are_objects_in_the_bucket(
 
     print(
         f"\nmanifest objects: {manifest_keys}\ncheckpoint objects: {checkpoint_keys}\n"
-        f"model objects (s3://{ARTIFACT_BUCKET}/{prefix}): {model_keys}"
+        f"model objects (s3://{ARTIFACT_BUCKET}/{prefix}): {model_keys}\n"
+        f"training set objects ({SHARD_LISTING.relative_to(REPO_ROOT)}):\n{listing}"
     )
 
 

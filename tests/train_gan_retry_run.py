@@ -7,27 +7,27 @@ worker SIGKILLed mid-training and ZenML's step retry. Prints one JSON line: what
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import mlflow
-import numpy as np
+import pandas as pd
 import psutil
 import torch
-from PIL import Image
-from zenml import pipeline, step
+from zenml import get_step_context, pipeline, step
 from zenml.client import Client
 from zenml.config.retry_config import StepRetryConfig
 
+from facegen.data.shards import ShardSet, write_shards
+from facegen.data.sources import open_source
 from facegen.models.bundle import load_generator_bundle
 from facegen.train.checkpoint import load_checkpoint
+from steps.materializers import ShardSetMaterializer
 from steps.train_gan import train_gan
 from tests.tiny_training import RESUMABLE_TRAINING
 
@@ -35,32 +35,23 @@ LAUNCHER = {"type": "torchrun", "nproc_per_node": 2}
 KILL_AFTER_STEP = 10  # a worker dies once the artifact store holds a checkpoint this far along (of 160 steps)
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, output_materializers={"training_set": ShardSetMaterializer})
 def faces(
     zip_path: str,
-) -> tuple[
-    Annotated[np.ndarray, "images"],
-    Annotated[np.ndarray, "labels"],
-    Annotated[np.ndarray, "weights"],
-    Annotated[Path, "real_features"],
-    Annotated[dict, "balance_shares"],
-]:
-    """64 real faces at 16², unlabelled, uniform weights; no FID during training (no real features needed)."""
-    with zipfile.ZipFile(zip_path) as archive:
-        members = sorted(name for name in archive.namelist() if name.endswith(".jpg"))[:64]
-        images = [Image.open(io.BytesIO(archive.read(name))).convert("RGB").resize((16, 16)) for name in members]
-    packed = np.stack([np.asarray(image).transpose(2, 0, 1) for image in images])
-    return packed, np.full((64, 3), -1, dtype=np.int64), np.ones(64), Path(zip_path).parent, {}
+) -> tuple[Annotated[ShardSet, "training_set"], Annotated[Path, "real_features"], Annotated[dict, "balance_shares"]]:
+    """64 real faces at 16² in four shards, unlabelled, uniform weights, written into the output as build_dataset
+    writes them; no FID during training (no real features needed)."""
+    plan = pd.DataFrame({"uri": open_source(zip_path).list_entries()[:64], "sample_weight": 1.0})
+    uri = get_step_context().get_output_artifact_uri("training_set")
+    return write_shards(plan, uri, resolution=16, images_per_shard=16, progress=False), Path(zip_path).parent, {}
 
 
 def _pipeline(name: str, retries: int) -> Any:
     @pipeline(name=name, enable_cache=False)
     def run(zip_path: str) -> None:
-        images, labels, weights, real, shares = faces(zip_path)
+        training_set, real, shares = faces(zip_path)
         retry = StepRetryConfig(max_retries=retries, delay=1) if retries else None
-        train_gan.with_options(retry=retry)(
-            images, labels, weights, real, shares, training=RESUMABLE_TRAINING, launcher=LAUNCHER
-        )
+        train_gan.with_options(retry=retry)(training_set, real, shares, training=RESUMABLE_TRAINING, launcher=LAUNCHER)
 
     return run
 
