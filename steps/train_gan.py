@@ -23,7 +23,8 @@ from facegen.metrics.samples import balance_targets
 from facegen.models.conditioning import label_dims_for
 from facegen.train.checkpoint import CheckpointMirror, checkpoint_key, fetch_resume_checkpoint
 from facegen.train.config import TrainingConfig
-from facegen.train.ddp_main import GENERATOR_DIR, Reporting, checkpoint_path
+from facegen.train.ddp_main import Reporting
+from facegen.train.job_outputs import GENERATOR_DIR, checkpoint_path
 from facegen.train.launcher import LauncherConfig, train
 
 

@@ -15,6 +15,9 @@ from facegen.train.config import TrainingConfig
 from facegen.train.launcher import LauncherConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+#: Rendered configs of the training_from_job pipeline (a finished training job's generator instead of train_gan).
+FROM_JOB = ("k8s_from_job",)
+TRAINING_ENVIRONMENTS = tuple(name for name in ENVIRONMENTS if name not in FROM_JOB)
 
 
 def test_rendered_configs_are_up_to_date() -> None:
@@ -39,7 +42,42 @@ def test_overlay_keys_merge_replace_and_unknown_ones_are_errors() -> None:
         merge(base, {"steps": {"a": {"parameters": {"blur_treshold": 7.0}}}})
 
 
-@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_add_adds_a_key_the_base_lacks_and_only_such_a_key() -> None:
+    base = {"parameters": {"seed": 0}, "steps": {"train": {"parameters": {"x": 1}}}}
+    overlay = load_overlay(
+        "parameters: {remote: !add '${REMOTE}'}\nsteps:\n  train: !delete\n  pickup: !add {tracker: t}"
+    )
+    assert merge(base, overlay) == {
+        "parameters": {"seed": 0, "remote": "${REMOTE}"},
+        "steps": {"pickup": {"tracker": "t"}},
+    }
+    with pytest.raises(ValueError, match=r"overlay adds 'parameters.seed', which the base config has: set it without"):
+        merge(base, load_overlay("parameters: {seed: !add 1}"))
+
+
+def test_the_from_job_config_is_the_k8s_run_with_the_pickup_in_place_of_train_gan() -> None:
+    k8s = yaml.safe_load((CONFIGS / "k8s.yaml").read_text())
+    from_job = yaml.safe_load((CONFIGS / "k8s_from_job.yaml").read_text())
+    assert from_job["parameters"] == {**k8s["parameters"], "job_remote": "${FACEGEN_DDP_REMOTE}"}
+    assert "schedule" not in from_job and from_job["settings"] == k8s["settings"]  # started by hand, same pods
+    data_and_gates = {name: step for name, step in k8s["steps"].items() if name != "train_gan"}
+    # the same data-step knobs: the data steps hit the cache of the k8s run whose dataset the job trained on
+    assert from_job["steps"] == {**data_and_gates, "pickup_training_job": {"experiment_tracker": "facegen-mlflow"}}
+
+
+def test_each_pipeline_has_exactly_the_steps_its_configs_configure() -> None:
+    """ZenML only warns about a configured step its pipeline lacks, and a step left out runs with defaults."""
+    from pipelines.training import training
+    from pipelines.training_from_job import training_from_job
+
+    training.prepare()
+    training_from_job.prepare(job_remote="s3://bucket/ddp/job")
+    for pipeline, names in ((training, TRAINING_ENVIRONMENTS), (training_from_job, FROM_JOB)):
+        for name in names:
+            assert set(yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["steps"]) == set(pipeline.invocations)
+
+
+@pytest.mark.parametrize("name", TRAINING_ENVIRONMENTS)
 def test_every_environment_config_names_only_known_knobs(name: str) -> None:
     steps = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())["steps"]
     QualityConfig.from_dict(steps["quality_filter"]["parameters"]["quality"])

@@ -16,7 +16,8 @@ import yaml
 
 from facegen.models.bundle import load_generator_bundle
 from facegen.train.config import TrainingConfig
-from facegen.train.ddp_main import GENERATOR_DIR, SUMMARY_FILE, Reporting
+from facegen.train.ddp_main import Reporting
+from facegen.train.job_outputs import GENERATOR_DIR, SUMMARY_FILE
 from facegen.train.launcher import LauncherConfig, train
 from tests.conftest import REPO_ROOT
 from tests.local_servers import PORT_TRIES

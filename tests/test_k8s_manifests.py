@@ -46,6 +46,8 @@ TORCHRUN = [
     "/config/train.yaml",
     "--out",
     "/out",
+    "--remote",
+    "$(FACEGEN_DDP_REMOTE)",  # expanded by Kubernetes from the container's env
     "--resume",
 ]
 
@@ -393,7 +395,18 @@ def test_pytorchjob_runs_the_trainers_torchrun_command_with_ddp_on_gpus(rendered
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory"
         assert volumes[mounts["/config"]]["configMap"]["name"] == "facegen-ddp-train"
-        assert volumes[mounts["/out"]]["persistentVolumeClaim"]["claimName"] == "facegen-ddp-out"
+        assert "emptyDir" in volumes[mounts["/out"]]  # node-local: what must outlive a pod is in S3 (--remote)
+        env = [item["name"] for item in container["env"]]
+        values = {item["name"]: item for item in container["env"]}
+        assert values["FACEGEN_DDP_REMOTE"]["value"] == "$(DDP_REMOTE_ROOT)/$(JOB_NAME)"  # one prefix per job
+        assert env.index("DDP_REMOTE_ROOT") < env.index("FACEGEN_DDP_REMOTE") > env.index("JOB_NAME")  # defined first
+        label = "metadata.labels['training.kubeflow.org/job-name']"  # the Training Operator's job-name label
+        assert values["JOB_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == label
+        assert values["DDP_REMOTE_ROOT"]["valueFrom"]["configMapKeyRef"] == {
+            "name": "facegen-ddp-train",
+            "key": "REMOTE_ROOT",
+        }
+        assert {"secretRef": {"name": "facegen-s3", "optional": True}} in container["envFrom"]  # S3 keys to write
         assert "/data" in mounts and any(
             m["mountPath"] == "/data" for i in pod["initContainers"] for m in i["volumeMounts"]
         )
@@ -401,7 +414,8 @@ def test_pytorchjob_runs_the_trainers_torchrun_command_with_ddp_on_gpus(rendered
         assert pod["priorityClassName"] == "facegen-training"
         training_pdb = _one(rendered["base"], "PodDisruptionBudget", "facegen-training")["spec"]
         assert training_pdb["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
-    assert ("ConfigMap", "facegen-ddp-train") in inputs and ("PersistentVolumeClaim", "facegen-ddp-out") in inputs
+    assert set(inputs) == {("ConfigMap", "facegen-ddp-train")}
+    assert inputs["ConfigMap", "facegen-ddp-train"]["data"]["REMOTE_ROOT"].startswith("s3://")
     train = yaml.safe_load(inputs["ConfigMap", "facegen-ddp-train"]["data"]["train.yaml"])
     from facegen.train.config import TrainingConfig
 

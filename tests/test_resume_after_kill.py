@@ -23,7 +23,7 @@ import yaml
 
 from facegen.models.bundle import load_generator_bundle
 from facegen.train.checkpoint import checkpoint_key, fetch_resume_checkpoint, load_checkpoint, s3_download, s3_upload
-from facegen.train.ddp_main import checkpoint_path
+from facegen.train.job_outputs import checkpoint_path
 from tests.conftest import REPO_ROOT
 from tests.tiny_training import RESUMABLE_TRAINING
 

@@ -8,7 +8,8 @@ a header saying so; tests/test_configs.py fails when one is stale):
 - a key the base does not have is an error naming its path (a typo never passes silently), except ZenML's own
   ``settings``, ``schedule`` and ``retry`` sections, which an environment may add whole or add keys to (ZenML validates them);
 - ``!replace {…}`` replaces the base's mapping whole (e.g. another architecture's model keys); ``!delete`` drops
-  the base's key (e.g. another orchestrator's settings);
+  the base's key (e.g. another orchestrator's settings); ``!add`` adds a key the base does not have, for another
+  pipeline's parameter or step (e.g. configs/env/from_job.yaml's): a key the base has is an error;
 - an environment may build on another's overlay (``LAYERS``): Kubeflow runs the Kubernetes run with another
   orchestrator, so configs/env/kubeflow.yaml states only the orchestrator's part.
 
@@ -24,9 +25,12 @@ from typing import Any
 
 import yaml
 
-ENVIRONMENTS: tuple[str, ...] = ("local", "gpu", "k8s", "kubeflow")
+ENVIRONMENTS: tuple[str, ...] = ("local", "gpu", "k8s", "kubeflow", "k8s_from_job")
 #: Overlays applied in order over the base, per environment (default: its own overlay only).
-LAYERS: dict[str, tuple[str, ...]] = {"kubeflow": ("k8s", "kubeflow")}
+LAYERS: dict[str, tuple[str, ...]] = {
+    "kubeflow": ("k8s", "kubeflow"),
+    "k8s_from_job": ("k8s", "from_job"),  # the Kubernetes run, a PyTorchJob's generator instead of train_gan
+}
 #: Sections an overlay may add where the base has none: ZenML's own settings, validated by ZenML itself.
 ADDITIVE_SECTIONS: tuple[str, ...] = ("settings", "schedule", "retry")
 
@@ -45,6 +49,23 @@ class Delete:
 
 _OverlayLoader.add_constructor("!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True)))
 _OverlayLoader.add_constructor("!delete", lambda loader, node: Delete())
+
+
+class Add:
+    """A value tagged ``!add`` in an overlay: a key the base does not have (another pipeline's), added as it is."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _added(loader: _OverlayLoader, node: yaml.Node) -> Add:
+    if isinstance(node, yaml.MappingNode):
+        return Add(loader.construct_mapping(node, deep=True))
+    untagged = yaml.ScalarNode(loader.resolve(yaml.ScalarNode, node.value, (True, False)), node.value)
+    return Add(loader.construct_object(untagged))
+
+
+_OverlayLoader.add_constructor("!add", _added)
 
 
 def load_overlay(text: str) -> Any:
@@ -86,6 +107,10 @@ def merge(base: Any, overlay: Any, path: str = "", additive: bool = False) -> An
             if key not in base:
                 raise ValueError(f"overlay deletes {where!r}, which is not in the base config")
             del merged[key]
+        elif isinstance(value, Add):
+            if key in base:
+                raise ValueError(f"overlay adds {where!r}, which the base config has: set it without !add")
+            merged[key] = _plain(value.value)
         elif key in base:
             merged[key] = merge(base[key], value, where, additive or key in ADDITIVE_SECTIONS)
         elif additive or key in ADDITIVE_SECTIONS:

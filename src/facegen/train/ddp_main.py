@@ -13,7 +13,8 @@ bundle to OUT/generator, the checkpoint to OUT/checkpoint/last.pt (resumable) an
 (a :class:`Reporting` as JSON) has rank 0 log to the pipeline's MLflow run as the one-process step does.
 ``--remote``: rank 0 copies each checkpoint to PREFIX/checkpoint/last.pt while training and the bundle and summary
 to PREFIX/generator/ and PREFIX/summary.json at the end; with ``--resume`` every node first fetches that checkpoint
-when it has none of its own (a restarted pod has an empty disk), so the job needs no shared volume.
+when it has none of its own (a restarted pod has an empty disk), so the job needs no shared volume. The layout lives in
+facegen.train.job_outputs, which also picks a finished job up into a pipeline (pipelines/training_from_job.py).
 """
 
 from __future__ import annotations
@@ -32,18 +33,11 @@ import yaml
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from facegen.models.bundle import save_generator_bundle
-from facegen.train.checkpoint import CHECKPOINT_FILE, CheckpointMirror, s3_download, s3_upload
+from facegen.train.checkpoint import CheckpointMirror, s3_download, s3_upload
 from facegen.train.config import TrainingConfig
 from facegen.train.distributed import init_from_environment
+from facegen.train.job_outputs import GENERATOR_DIR, SUMMARY_FILE, checkpoint_path, push_outputs, remote_checkpoint
 from facegen.train.loop import TrainingResult, train_gan
-
-GENERATOR_DIR = "generator"
-SUMMARY_FILE = "summary.json"
-
-
-def checkpoint_path(out: Path) -> Path:
-    """The resumable checkpoint of a run writing to ``out``."""
-    return out / "checkpoint" / CHECKPOINT_FILE
 
 
 @dataclass(frozen=True)
@@ -219,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     reporting = Reporting(**json.loads(args.report.read_text())) if args.report else None
     context = init_from_environment(config.resolve_device())
     local = checkpoint_path(args.out)
-    remote = f"{args.remote.rstrip('/')}/checkpoint/{CHECKPOINT_FILE}" if args.remote else None
+    remote = remote_checkpoint(args.remote) if args.remote else None
     if remote and args.resume and int(os.environ.get("LOCAL_RANK", "0")) == 0 and not local.exists():
         s3_download(remote, local)
     if context.enabled:
@@ -236,10 +230,7 @@ def main(argv: list[str] | None = None) -> None:
             resume=args.resume,
         )
     if remote and context.is_main:
-        prefix = args.remote.rstrip("/")
-        for path in sorted((args.out / GENERATOR_DIR).iterdir()):
-            s3_upload(path, f"{prefix}/{GENERATOR_DIR}/{path.name}")
-        s3_upload(args.out / SUMMARY_FILE, f"{prefix}/{SUMMARY_FILE}")
+        push_outputs(args.out, args.remote)
     if context.enabled:
         dist.destroy_process_group()
 

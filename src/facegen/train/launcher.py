@@ -20,7 +20,8 @@ import numpy as np
 
 from facegen.config_keys import dataclass_from_dict
 from facegen.train.config import TrainingConfig
-from facegen.train.ddp_main import SUMMARY_FILE, Reporting, run_job, write_job
+from facegen.train.ddp_main import Reporting, run_job, write_job
+from facegen.train.job_outputs import SUMMARY_FILE
 
 LAUNCHERS = ("single", "torchrun")
 
