@@ -23,9 +23,7 @@ from steps.validate_data import validate_data
 class TrainingData:
     """The outputs of the data stages (ZenML step outputs) the training and evaluation steps take."""
 
-    dataset: Any
-    labels: Any
-    weights: Any
+    training_set: Any  # the shard set: faces, labels and sampling weights in one artifact
     real_features: Any
     balance_shares: Any
 
@@ -40,19 +38,19 @@ def prepare_data(source: str, resolution: int, seed: int) -> TrainingData:
     drift_report(tagged)
     # Balancing waits for the data checks, so a failing suite (on_failure: fail) stops the run before training.
     plan, balance_shares = balance(tagged, seed=seed, after=["validate_data", "drift_report"])
-    dataset, labels, weights = build_dataset(plan, resolution=resolution)
-    # Cached per dataset (manifest content, resolution): a new generator only has its own faces' features extracted.
-    real = real_features(dataset, seed=seed)
-    return TrainingData(dataset, labels, weights, real, balance_shares)
+    training_set = build_dataset(plan, resolution=resolution)
+    # Cached per shard set (its content hash): a new generator only has its own faces' features extracted.
+    real = real_features(training_set, seed=seed)
+    return TrainingData(training_set, real, balance_shares)
 
 
 def evaluate_and_gate(bundle: Any, data: TrainingData, seed: int, fairness_gates: Optional[dict]) -> None:
     """(evaluate, evaluate_fairness) → export_human_eval → deploy_gate: the version registered, gated."""
     metrics, generated_features, eval_protocol = evaluate(bundle, data.real_features, data.balance_shares, seed=seed)
     fairness = evaluate_fairness(
-        bundle, data.dataset, data.weights, data.balance_shares, seed=seed, fairness_gates=fairness_gates
+        bundle, data.training_set, data.balance_shares, seed=seed, fairness_gates=fairness_gates
     )
-    human_eval = export_human_eval(bundle, data.dataset, data.balance_shares, seed=seed)
+    human_eval = export_human_eval(bundle, data.training_set, data.balance_shares, seed=seed)
     deploy_gate(
         bundle,
         metrics,

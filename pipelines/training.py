@@ -24,7 +24,5 @@ def training(
     ``fairness_gates`` goes to both steps that use the fairness limits (the power reported, the decision made).
     """
     data = prepare_data(source, resolution, seed)
-    bundle, _checkpoint = train_gan(
-        data.dataset, data.labels, data.weights, data.real_features, data.balance_shares, seed=seed
-    )
+    bundle, _checkpoint = train_gan(data.training_set, data.real_features, data.balance_shares, seed=seed)
     evaluate_and_gate(bundle, data, seed, fairness_gates)
