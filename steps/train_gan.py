@@ -1,4 +1,5 @@
-"""train_gan: adversarial training on the packed dataset; EMA generator bundle and full checkpoint out.
+"""train_gan: adversarial training on the shard set (decoded whole when it fits, else streamed: facegen.train.data_feed);
+EMA generator bundle and full checkpoint out.
 
 ``launcher`` says how (facegen.train.launcher): in this process, or DDP with torchrun on every GPU of the pod. Rank 0
 logs to this step's MLflow run either way (params, losses, signed sample grids, curves; with ``fid_every_steps`` the
@@ -12,12 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, Tuple
 
 import mlflow
-import numpy as np
 from zenml import get_step_context, log_metadata, step
 from zenml.client import Client
 from zenml.io import fileio
 
 from facegen.data.label_encoding import labels_for_model, require_labels
+from facegen.data.shards import ShardSet
 from facegen.metrics.features import REAL_FEATURES_FILE
 from facegen.metrics.samples import balance_targets
 from facegen.models.conditioning import label_dims_for
@@ -30,9 +31,7 @@ from facegen.train.launcher import LauncherConfig, train
 
 @step
 def train_gan(
-    packed_dataset: np.ndarray,
-    labels: np.ndarray,
-    sample_weights: np.ndarray,
+    training_set: ShardSet,
     real_features: Path,
     balance_shares: dict,
     training: Optional[dict[str, Any]] = None,
@@ -42,7 +41,7 @@ def train_gan(
 ) -> Tuple[Annotated[Path, "generator_bundle"], Annotated[Path, "training_checkpoint"]]:
     """``training`` holds every TrainingConfig knob from the YAML; the pipeline's seed wins over any seed inside.
 
-    A conditional model (``training.model.conditioning``) trains on the dataset's labels (−1 trains "unspecified");
+    A conditional model (``training.model.conditioning``) trains on the set's labels (−1 trains "unspecified");
     data without them fails here, before the first step, naming the missing labels and the fix; so do missing signing
     credentials (each epoch's sample grid is a signed PNG).
 
@@ -54,7 +53,7 @@ def train_gan(
     how = LauncherConfig.from_dict(launcher)
     label_dims = label_dims_for(config.model.get("conditioning"))
     if label_dims:
-        require_labels(labels, label_dims)
+        require_labels(training_set.labels, label_dims)
     run = get_step_context()
     store_key = checkpoint_key(Client().active_stack.artifact_store.path, str(run.pipeline_run.id), run.step_run.name)
     out = Path(tempfile.mkdtemp(prefix="facegen-train-")) / "out"
@@ -65,7 +64,7 @@ def train_gan(
         _checkpoint_of(resume_from, run.step_run.name),
         _fetch,
         config.architecture,
-        {**config.model, "resolution": int(packed_dataset.shape[-1])},  # the trainer's model_config
+        {**config.model, "resolution": training_set.resolution},  # the trainer's model_config
     )
     reporting = Reporting(
         mlflow_run_id=mlflow.active_run().info.run_id,
@@ -76,12 +75,12 @@ def train_gan(
     with CheckpointMirror(local, lambda path: _store(path, store_key)):
         summary = train(
             how,
-            packed_dataset,
+            training_set,
             config,
             out,
             reporting=reporting,
-            labels=labels_for_model(labels, label_dims) if label_dims else None,
-            sample_weights=sample_weights,
+            labels=labels_for_model(training_set.labels, label_dims) if label_dims else None,
+            sample_weights=training_set.sample_weights,
         )
     log_metadata(
         metadata={

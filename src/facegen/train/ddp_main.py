@@ -32,6 +32,7 @@ import torch.distributed as dist
 import yaml
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from facegen.data.shards import ShardSet
 from facegen.models.bundle import save_generator_bundle
 from facegen.train.checkpoint import CheckpointMirror, s3_download, s3_upload
 from facegen.train.config import TrainingConfig
@@ -56,7 +57,7 @@ class Reporting:
 
 
 def run_job(
-    images: np.ndarray,
+    images: np.ndarray | ShardSet,
     config: TrainingConfig,
     out: Path,
     *,
@@ -114,7 +115,7 @@ def _mlflow_run(run_id: str) -> Iterator[None]:
         yield
 
 
-def _log_params(images: np.ndarray, config: TrainingConfig) -> None:
+def _log_params(images: np.ndarray | ShardSet, config: TrainingConfig) -> None:
     """What this run trains, as flat MLflow params (a retry logs the same values again, which MLflow accepts)."""
     import mlflow
 
@@ -172,17 +173,28 @@ def _log_curves(result: TrainingResult, fid: Any) -> None:
 def write_job(
     folder: Path,
     config: TrainingConfig,
-    images: np.ndarray,
+    images: np.ndarray | ShardSet,
     *,
     labels: np.ndarray | None = None,
     sample_weights: np.ndarray | None = None,
     reporting: Reporting | None = None,
 ) -> list[str]:
-    """Write a job's inputs into ``folder`` and return the arguments (less ``--out``) that run it here."""
+    """Write a job's inputs into ``folder`` and return the arguments (less ``--out``) that run it here.
+
+    A shard set is passed by URI (each worker streams or decodes it itself); its storage options (endpoint, keys)
+    go into a file only this user can read, never onto the command line.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "train.yaml").write_text(yaml.safe_dump(config.to_dict()))
-    np.save(folder / "dataset.npy", images)
-    args = ["--dataset", str(folder / "dataset.npy"), "--config", str(folder / "train.yaml")]
+    args = ["--config", str(folder / "train.yaml")]
+    if isinstance(images, ShardSet):
+        options = folder / "storage_options.json"
+        options.touch(mode=0o600)
+        options.write_text(json.dumps(images.storage_options))
+        args += ["--shards", images.uri, "--storage-options", str(options)]
+    else:
+        np.save(folder / "dataset.npy", images)
+        args += ["--dataset", str(folder / "dataset.npy")]
     for name, array in (("labels", labels), ("weights", sample_weights)):
         if array is not None:
             np.save(folder / f"{name}.npy", array)
@@ -195,7 +207,10 @@ def write_job(
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, required=True, help="packed uint8 N×3×R×R .npy")
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--dataset", type=Path, help="packed uint8 N×3×R×R .npy")
+    data.add_argument("--shards", help="a shard set's URI (facegen.data.shards; a folder or s3://bucket/prefix)")
+    parser.add_argument("--storage-options", type=Path, help="JSON of fsspec storage options for --shards")
     parser.add_argument("--labels", type=Path, help="int N×A .npy of attribute indices (conditional models)")
     parser.add_argument("--weights", type=Path, help="float N .npy of sampling weights (balance's plan)")
     parser.add_argument("--config", type=Path, required=True, help="YAML of TrainingConfig fields")
@@ -221,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     mirror = CheckpointMirror(local, lambda path: s3_upload(path, remote)) if remote and context.is_main else None
     with mirror or contextlib.nullcontext():
         run_job(
-            np.load(args.dataset, mmap_mode="c"),
+            _training_set(args),
             config,
             args.out,
             labels=np.load(args.labels) if args.labels else None,
@@ -233,6 +248,13 @@ def main(argv: list[str] | None = None) -> None:
         push_outputs(args.out, args.remote)
     if context.enabled:
         dist.destroy_process_group()
+
+
+def _training_set(args: argparse.Namespace) -> np.ndarray | ShardSet:
+    if args.dataset is not None:
+        return np.load(args.dataset, mmap_mode="c")
+    options = json.loads(args.storage_options.read_text()) if args.storage_options else None
+    return ShardSet(args.shards, options)  # without options, fsspec's defaults (AWS_* variables, IRSA)
 
 
 if __name__ == "__main__":

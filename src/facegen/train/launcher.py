@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from facegen.config_keys import dataclass_from_dict
+from facegen.data.shards import ShardSet
 from facegen.train.config import TrainingConfig
 from facegen.train.ddp_main import Reporting, run_job, write_job
 from facegen.train.job_outputs import SUMMARY_FILE
@@ -53,7 +54,7 @@ class LauncherConfig:
 
 def train(
     launcher: LauncherConfig,
-    images: np.ndarray,
+    images: np.ndarray | ShardSet,
     config: TrainingConfig,
     out: Path,
     *,
