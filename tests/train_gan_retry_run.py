@@ -1,8 +1,9 @@
 """Run by tests/test_train_gan_retry_pipeline_e2e.py in a fresh process (ZenML reads its store location at import):
 the real train_gan step with two torchrun workers in a one-step-after-inputs pipeline, once straight, once with a
-worker SIGKILLed mid-training and ZenML's step retry. Prints one JSON line: what the test compares.
+worker SIGKILLed mid-training, continued by ZenML's step retry (``retry``) or, the killed run failed, by a new run
+with ``resume_from`` its name (``resume_from``). Prints one JSON line: what the test compares.
 
-    python tests/train_gan_retry_run.py UTKFace.zip
+    python tests/train_gan_retry_run.py UTKFace.zip retry|resume_from
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ def faces(
     return write_shards(plan, uri, resolution=16, images_per_shard=16, progress=False), Path(zip_path).parent, {}
 
 
-def _pipeline(name: str, retries: int) -> Any:
+def _pipeline(name: str, retries: int, resume_from: str | None = None) -> Any:
     @pipeline(name=name, enable_cache=False)
     def run(zip_path: str) -> None:
         training_set, real, shares = faces(zip_path)
         retry = StepRetryConfig(max_retries=retries, delay=1) if retries else None
-        train_gan.with_options(retry=retry)(training_set, real, shares, training=RESUMABLE_TRAINING, launcher=LAUNCHER)
+        train_gan.with_options(retry=retry)(
+            training_set, real, shares, training=RESUMABLE_TRAINING, launcher=LAUNCHER, resume_from=resume_from
+        )
 
     return run
 
@@ -83,7 +86,7 @@ def _train_step(name: str) -> Any:
     return Client().get_pipeline(name).last_run.steps["train_gan"]
 
 
-def main(zip_path: str) -> None:
+def main(zip_path: str, mode: str) -> None:
     with mlflow.start_run():  # the step logs into the active run (the stack's MLflow tracker in the real pipeline)
         _pipeline("retry_e2e_straight", retries=0)(zip_path)
         killed: dict[str, int] = {}
@@ -91,17 +94,30 @@ def main(zip_path: str) -> None:
             target=_kill_a_worker_mid_training, args=(set(_store_checkpoints()), killed), daemon=True
         )
         watcher.start()
-        _pipeline("retry_e2e_killed", retries=1)(zip_path)
-    straight, retried = _train_step("retry_e2e_straight"), _train_step("retry_e2e_killed")
+        if mode == "retry":
+            _pipeline("retry_e2e_killed", retries=1)(zip_path)
+            continuing = "retry_e2e_killed"
+        else:
+            try:
+                _pipeline("retry_e2e_killed", retries=0)(zip_path)
+            except Exception as error:  # noqa: BLE001 - the lost run fails; its status is reported below
+                print(f"the killed run failed: {type(error).__name__}", file=sys.stderr)
+            lost = Client().get_pipeline("retry_e2e_killed").last_run
+            killed["status"] = str(lost.status.value)
+            _pipeline("retry_e2e_resumed", retries=0, resume_from=lost.name)(zip_path)
+            continuing = "retry_e2e_resumed"
+    straight, continued = _train_step("retry_e2e_straight"), _train_step(continuing)
     expected = load_generator_bundle(straight.outputs["generator_bundle"][0].load()).state_dict()
-    got = load_generator_bundle(retried.outputs["generator_bundle"][0].load()).state_dict()
+    got = load_generator_bundle(continued.outputs["generator_bundle"][0].load()).state_dict()
     print(
         json.dumps(
             {
                 "killed_at_store_step": killed.get("store_step"),
+                "killed_status": killed.get("status"),
+                "killed_run_id": str(Client().get_pipeline("retry_e2e_killed").last_run.id),
                 "straight": dict(straight.run_metadata),
-                "retried": dict(retried.run_metadata),
-                "status": str(Client().get_pipeline("retry_e2e_killed").last_run.status.value),
+                "continued": dict(continued.run_metadata),
+                "status": str(Client().get_pipeline(continuing).last_run.status.value),
                 "identical": sorted(expected) == sorted(got) and all(torch.equal(got[k], expected[k]) for k in got),
             }
         )
@@ -109,4 +125,4 @@ def main(zip_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
