@@ -40,8 +40,8 @@ TORCHRUN = [
     "--nproc_per_node=4",
     "-m",
     "facegen.train.ddp_main",
-    "--dataset",
-    "/data/packed.npy",
+    "--shards",
+    "$(TRAINING_SET_URI)",  # the training_set artifact in S3, opened by every process
     "--config",
     "/config/train.yaml",
     "--out",
@@ -407,20 +407,22 @@ def test_pytorchjob_runs_the_trainers_torchrun_command_with_ddp_on_gpus(rendered
             "key": "REMOTE_ROOT",
         }
         assert {"secretRef": {"name": "facegen-s3", "optional": True}} in container["envFrom"]  # S3 keys to write
-        assert "/data" in mounts and any(
-            m["mountPath"] == "/data" for i in pod["initContainers"] for m in i["volumeMounts"]
-        )
+        assert values["TRAINING_SET_URI"]["valueFrom"]["configMapKeyRef"] == {
+            "name": "facegen-ddp-train",
+            "key": "TRAINING_SET_URI",
+        }
+        assert "/data" not in mounts and not pod.get("initContainers")  # streamed from S3, never copied to the pod
         assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
         assert pod["priorityClassName"] == "facegen-training"
         training_pdb = _one(rendered["base"], "PodDisruptionBudget", "facegen-training")["spec"]
         assert training_pdb["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
     assert set(inputs) == {("ConfigMap", "facegen-ddp-train")}
     assert inputs["ConfigMap", "facegen-ddp-train"]["data"]["REMOTE_ROOT"].startswith("s3://")
+    assert inputs["ConfigMap", "facegen-ddp-train"]["data"]["TRAINING_SET_URI"].startswith("s3://")
     train = yaml.safe_load(inputs["ConfigMap", "facegen-ddp-train"]["data"]["train.yaml"])
     from facegen.train.config import TrainingConfig
 
     assert TrainingConfig.from_dict(train).device == "cuda"
-    assert inputs["ConfigMap", "facegen-ddp-train"]["data"]["PACKED_DATASET_URI"].startswith("s3://")
 
 
 # ------------------------------------------------------------------------------------------------ configs/k8s.yaml
