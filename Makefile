@@ -17,7 +17,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(STATE)/mlflow/mlflow.db
 
 CONFIG ?= configs/local.yaml
 
-.PHONY: format setup train attributes attribute-model configs test test-all mlflow-ui dashboard clean
+.PHONY: format setup train check-config attributes attribute-model configs test test-all mlflow-ui dashboard clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -67,9 +67,13 @@ setup: $(VENV)/.installed $(STATE)/weights/pt_inception-2015-12-05-fid.pth $(STA
 # The stack is named by ID (ZENML_ACTIVE_STACK_ID) so a repository-level active stack set elsewhere cannot redirect
 # the run to a stack without the MLflow tracker.
 # The run classifies its generated faces with facegen-attributes (fairness gates): trained first if not registered.
-train: setup attribute-model
+train: check-config setup attribute-model
 	ZENML_ACTIVE_STACK_ID=$$(tail -n 1 $(STATE)/.stack) $(BIN)/zenml pipeline run pipelines.training.training -c $(CONFIG)
 	@$(BIN)/facegen outcome
+
+# Seconds, before setup and data work: unknown training knobs, or a side the architecture is not built at.
+check-config: $(VENV)/.installed
+	$(BIN)/facegen check-config $(CONFIG)
 
 # The attribute classifier (facegen-attributes): its own pipeline, retrained only when data or settings change.
 attributes: setup

@@ -301,6 +301,24 @@ def human_eval_import(
         click.echo(f"gate: human evaluation failed: {tags.get(GATE_REASONS_TAG)}")
 
 
+@main.command("check-config", short_help="Check a training pipeline config before it runs (make train does).")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check_config(config: Path) -> None:
+    """The training knobs of CONFIG are known and its image side is one its architecture is built at: a second
+    here, where a wrong side would otherwise fail at train_gan, after ingest, screening and packing."""
+    import yaml
+
+    from facegen.train.config import check_run_config
+
+    run = yaml.safe_load(config.read_text()) or {}
+    try:
+        training = check_run_config(run)
+    except ValueError as error:
+        raise click.ClickException(f"{config}: {error}") from error
+    side = (run.get("parameters") or {}).get("resolution", "the pipeline's default side")
+    click.echo(f"{config}: {training.architecture} at {side}, ok")
+
+
 @main.command(short_help="Print what the latest training run decided (make train ends with it).")
 @click.option("--run-name", default=None, help="A run of the `training` experiment [default: the newest one].")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI / local].")

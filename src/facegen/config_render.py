@@ -25,11 +25,15 @@ from typing import Any
 
 import yaml
 
-ENVIRONMENTS: tuple[str, ...] = ("local", "gpu", "k8s", "kubeflow", "k8s_from_job")
+from facegen.train.config import check_run_config
+
+ENVIRONMENTS: tuple[str, ...] = ("local", "gpu", "gpu256", "gpu1024", "k8s", "kubeflow", "k8s_from_job")
 #: Overlays applied in order over the base, per environment (default: its own overlay only).
 LAYERS: dict[str, tuple[str, ...]] = {
     "kubeflow": ("k8s", "kubeflow"),
     "k8s_from_job": ("k8s", "from_job"),  # the Kubernetes run, a PyTorchJob's generator instead of train_gan
+    "gpu256": ("gpu", "gpu256"),  # the GPU run at larger sides: only the side and what follows from it
+    "gpu1024": ("gpu", "gpu1024"),
 }
 #: Sections an overlay may add where the base has none: ZenML's own settings, validated by ZenML itself.
 ADDITIVE_SECTIONS: tuple[str, ...] = ("settings", "schedule", "retry")
@@ -132,12 +136,19 @@ def _leading_comments(text: str) -> str:
 
 
 def render(configs: Path, name: str) -> str:
-    """The text of ``configs/<name>.yaml``: a generated-file header, the last overlay's opening comments, the merge."""
+    """The text of ``configs/<name>.yaml``: a generated-file header, the last overlay's opening comments, the merge.
+
+    The merge is checked as a run would be (facegen.train.config.check_run_config): an overlay asking for a side its
+    architecture is not built at does not render."""
     merged = yaml.safe_load((configs / "base.yaml").read_text())
     layers = LAYERS.get(name, (name,))
     for layer in layers:
         overlay_text = (configs / "env" / f"{layer}.yaml").read_text()
         merged = merge(merged, load_overlay(overlay_text))
+    try:
+        check_run_config(merged)
+    except ValueError as error:
+        raise ValueError(f"configs/{name}.yaml: {error}") from None
     sources = " + ".join(f"configs/env/{layer}.yaml" for layer in layers)
     header = (
         f"# GENERATED from configs/base.yaml + {sources} by `python -m facegen.config_render`"

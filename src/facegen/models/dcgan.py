@@ -23,15 +23,10 @@ import torch
 from torch import nn
 
 from facegen.models.conditioning import LabelEmbedding, ProjectionHead, check_labels, label_dims_for, z_space_input
+from facegen.models.resolution import check_resolution
 
 NORMALISATIONS = ("batch", "instance", "layer", "group")
-
-
-def _check_resolution(resolution: int) -> int:
-    log2 = int(math.log2(resolution)) if resolution > 0 else 0
-    if resolution < 8 or 2**log2 != resolution:
-        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
-    return log2
+MAX_RESOLUTION = 1024  # the brief's target side; one block per doubling builds at any power of two up to it
 
 
 def _channels(resolution: int, at: int, width: int, max_channels: int) -> int:
@@ -57,7 +52,7 @@ class DCGANGenerator(nn.Module):
 
     def __init__(
         self,
-        resolution: int = 64,  # output side N, a power of two >= 8
+        resolution: int = 64,  # output side N, a power of two in [8, 1024]
         latent_dim: int = 100,  # size of the noise vector z
         width: int = 64,  # channel multiplier: 64 gives the brief's 1024..128 channels at N=64
         max_channels: int = 1024,  # cap for large N
@@ -66,7 +61,7 @@ class DCGANGenerator(nn.Module):
         label_embed_dim: int = 16,  # size of each attribute's embedding appended to z
     ) -> None:
         super().__init__()
-        log2 = _check_resolution(resolution)
+        log2 = check_resolution(resolution, "dcgan", MAX_RESOLUTION)
         self.resolution = resolution
         self.latent_dim = latent_dim
         self.label_dims = label_dims_for(conditioning)
@@ -108,14 +103,14 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(
         self,
-        resolution: int = 64,  # input side N, a power of two >= 8
+        resolution: int = 64,  # input side N, a power of two in [8, 1024]
         width: int = 64,  # channel multiplier: 64 channels after the first block
         max_channels: int = 1024,  # cap for large N
         norm: str = "batch",  # batch | instance | layer | group (not after the first block, as in DCGAN)
         conditioning: list[str] | None = None,  # attributes to condition on (projection discriminator)
     ) -> None:
         super().__init__()
-        log2 = _check_resolution(resolution)
+        log2 = check_resolution(resolution, "dcgan", MAX_RESOLUTION)
         self.resolution = resolution
         self.label_dims = label_dims_for(conditioning)
         self.conditional = bool(self.label_dims)

@@ -35,21 +35,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegen.models.conditioning import LabelEmbedding, ProjectionHead, check_labels, label_dims_for, z_space_input
+from facegen.models.resolution import check_resolution
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2 / (1 + LRELU_SLOPE**2))  # keeps the second moment through a leaky ReLU (He et al.)
 LAYERS_PER_BLOCK = 3  # m: the 1×1, grouped 3×3 and 1×1 convolutions of a residual branch
-MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
+MAX_RESOLUTION = 1024  # the brief's target side, as for the other architectures; nothing larger is built here
 
 
 def _stage_resolutions(resolution: int) -> list[int]:
     """4, 8, …, R for a power of two R in [8, 1024]; anything else is a ValueError."""
-    log2 = int(math.log2(resolution)) if resolution > 0 else 0
-    if not (MIN_RESOLUTION <= resolution <= MAX_RESOLUTION and 2**log2 == resolution):
-        raise ValueError(
-            f"r3gan resolution must be a power of two from {MIN_RESOLUTION} to {MAX_RESOLUTION}, got {resolution}"
-        )
-    return [2**i for i in range(2, log2 + 1)]
+    return [2**i for i in range(2, check_resolution(resolution, "r3gan", MAX_RESOLUTION) + 1)]
 
 
 def _channels(

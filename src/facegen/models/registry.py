@@ -17,27 +17,38 @@ from typing import Any
 from torch import nn
 
 from facegen.config_keys import reject_unknown
+from facegen.models import dcgan, r3gan, stylegan
 from facegen.models.dcgan import BriefDCGANDiscriminator, BriefDCGANGenerator, DCGANDiscriminator, DCGANGenerator
 from facegen.models.r3gan import R3GANDiscriminator, R3GANGenerator
+from facegen.models.resolution import MIN_RESOLUTION
+from facegen.models.resolution import check_resolution as check_side
 from facegen.models.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """A generator/discriminator pair and the keyword arguments each accepts."""
+    """A generator/discriminator pair and the image sides it is built for (powers of two in between)."""
 
     generator: type[nn.Module]
     discriminator: type[nn.Module]
+    max_resolution: int
+    min_resolution: int = MIN_RESOLUTION
 
 
 _ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register_architecture(name: str, generator: type[nn.Module], discriminator: type[nn.Module]) -> None:
-    """Make an architecture available to configs under ``name``."""
+def register_architecture(
+    name: str,
+    generator: type[nn.Module],
+    discriminator: type[nn.Module],
+    max_resolution: int,
+    min_resolution: int = MIN_RESOLUTION,
+) -> None:
+    """Make an architecture available to configs under ``name``, at powers of two from min to max_resolution."""
     if name in _ARCHITECTURES:
         raise ValueError(f"architecture {name!r} is already registered")
-    _ARCHITECTURES[name] = Architecture(generator, discriminator)
+    _ARCHITECTURES[name] = Architecture(generator, discriminator, max_resolution, min_resolution)
 
 
 def architectures() -> list[str]:
@@ -50,6 +61,13 @@ def _get(name: str) -> Architecture:
         return _ARCHITECTURES[name]
     except KeyError:
         raise ValueError(f"unknown architecture {name!r}; registered: {architectures()}") from None
+
+
+def check_resolution(name: str, resolution: int) -> int:
+    """log2 of ``resolution`` if architecture ``name`` is built at it, else a ValueError saying why: what a config
+    is checked with before any image is packed, so a wrong side fails in seconds rather than at train_gan."""
+    architecture = _get(name)
+    return check_side(resolution, name, architecture.max_resolution, architecture.min_resolution)
 
 
 def _accepted(cls: type[nn.Module]) -> set[str]:
@@ -75,7 +93,13 @@ def build_discriminator(name: str, config: dict[str, Any]) -> nn.Module:
     return _get(name).discriminator(**_kwargs_for(name, _get(name).discriminator, config))
 
 
-register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator)
-register_architecture("dcgan_brief", BriefDCGANGenerator, BriefDCGANDiscriminator)  # the brief's pair, exactly
-register_architecture("stylegan", StyleGANGenerator, StyleGANDiscriminator)
-register_architecture("r3gan", R3GANGenerator, R3GANDiscriminator)
+register_architecture("dcgan", DCGANGenerator, DCGANDiscriminator, dcgan.MAX_RESOLUTION)
+register_architecture(  # the brief's pair, exactly
+    "dcgan_brief",
+    BriefDCGANGenerator,
+    BriefDCGANDiscriminator,
+    max(dcgan.BRIEF_RESOLUTIONS),
+    min(dcgan.BRIEF_RESOLUTIONS),
+)
+register_architecture("stylegan", StyleGANGenerator, StyleGANDiscriminator, stylegan.MAX_RESOLUTION)
+register_architecture("r3gan", R3GANGenerator, R3GANDiscriminator, r3gan.MAX_RESOLUTION)

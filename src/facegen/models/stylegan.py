@@ -32,19 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from facegen.models.conditioning import LabelEmbedding, ProjectionHead, check_labels, label_dims_for, psi_column
+from facegen.models.resolution import check_resolution
 
 NOISE_MODES = ("random", "const", "none")
 ACTIVATIONS = ("linear", "lrelu")
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2)  # keeps activations' second moment through a leaky ReLU (He et al.)
 SKIP_GAIN = math.sqrt(0.5)  # residual sum of two unit-variance branches stays unit-variance
-
-
-def _check_resolution(resolution: int) -> int:
-    log2 = int(math.log2(resolution)) if resolution > 0 else 0
-    if resolution < 8 or 2**log2 != resolution:
-        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
-    return log2
+MAX_RESOLUTION = 1024  # StyleGAN2's largest (FFHQ, config F: 18 styles); nothing larger is built or tested here
 
 
 def channel_schedule(resolutions: list[int], channel_base: int, channel_max: int) -> dict[int, int]:
@@ -278,7 +273,7 @@ class SynthesisNetwork(nn.Module):
 
     def __init__(self, w_dim: int, resolution: int, channel_base: int, channel_max: int) -> None:
         super().__init__()
-        log2 = _check_resolution(resolution)
+        log2 = check_resolution(resolution, "stylegan", MAX_RESOLUTION)
         self.w_dim, self.resolution = w_dim, resolution
         resolutions = [2**i for i in range(2, log2 + 1)]
         channels = channel_schedule(resolutions, channel_base, channel_max)
@@ -308,7 +303,7 @@ class StyleGANGenerator(nn.Module):
 
     def __init__(
         self,
-        resolution: int = 64,  # output side R, a power of two >= 8
+        resolution: int = 64,  # output side R, a power of two in [8, 1024]
         latent_dim: int = 512,  # z size
         w_dim: int = 512,  # W size (and label-embedding size when conditional)
         conditioning: list[str] | None = None,  # attributes to condition on, e.g. ["gender", "age_bin", "ethnicity"]
@@ -450,14 +445,14 @@ class StyleGANDiscriminator(nn.Module):
 
     def __init__(
         self,
-        resolution: int = 64,  # input side R, a power of two >= 8
+        resolution: int = 64,  # input side R, a power of two in [8, 1024]
         conditioning: list[str] | None = None,  # attributes for the projection term
         channel_base: int = 32768,  # channels at resolution r: min(channel_base // r, channel_max)
         channel_max: int = 512,
         mbstd_group_size: int = 4,  # samples per minibatch-std group
     ) -> None:
         super().__init__()
-        log2 = _check_resolution(resolution)
+        log2 = check_resolution(resolution, "stylegan", MAX_RESOLUTION)
         self.resolution = resolution
         self.label_dims = label_dims_for(conditioning)
         self.conditional = bool(self.label_dims)

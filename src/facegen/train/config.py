@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -60,7 +61,7 @@ class TrainingConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 adds a gradient scaler)
     channels_last: bool = False  # NHWC memory format for convolutions on GPU
     compile: bool = False  # torch.compile G and D
-    data_on_device: str = "auto"  # auto | always | never: keep the uint8 dataset on the GPU when it fits
+    data_on_device: str = "auto"  # auto | always | never | stream (facegen.train.data_feed)
     grid_size: int = 64  # faces in the per-epoch sample grid (fixed latents)
     log_every_steps: int = 10  # loss logging interval, in generator steps
     monitor_every_steps: int = 50  # gradient norms, diversity (mode-collapse signal)
@@ -119,3 +120,18 @@ class TrainingConfig:
 
     def resolve_device(self) -> torch.device:
         return resolve_device(self.device)
+
+
+def check_run_config(run: Mapping[str, Any]) -> TrainingConfig:
+    """The training block of a ``training`` pipeline config (``zenml … -c`` file), checked as far as it can be
+    without data: known knobs, and ``parameters.resolution`` (when set) one its architecture is built at. The side is
+    first used by build_dataset, long before train_gan builds the models, so this is where a wrong one must fail."""
+    step = (run.get("steps") or {}).get("train_gan") or {}
+    config = TrainingConfig.from_dict((step.get("parameters") or {}).get("training") or {})
+    resolution = (run.get("parameters") or {}).get("resolution")
+    if resolution is not None:
+        try:
+            check_resolution(config.architecture, resolution)
+        except ValueError as error:
+            raise ValueError(f"parameters.resolution: {error}") from None
+    return config
