@@ -56,8 +56,14 @@ TREE_MARGIN = 2 * MIB  # room for the working tree to grow between prepare and t
 PAYLOAD, MANIFEST = "payload.tar.gz.part", "manifest.json"
 WEIGHTS, FACES, WHEELS = "inception.pth", "faces.zip", "wheels"
 #: Distributions the library imports on the suite's path that the device's image lacks; pure Python, and what they
-#: need themselves (numpy, pillow, scipy, torchvision, tqdm) is there. Versions: those of this checkout's .venv.
-CARRIED = {"torch-fidelity": "torch_fidelity", "ImageHash": "imagehash"}
+#: need themselves (numpy, pillow, pyyaml, scipy, torchvision, tqdm) is there. Versions: those of this checkout's .venv.
+#: webdataset (and its braceexpand): facegen.train.loop imports facegen.data.shards, and so does shard_stream.py.
+CARRIED = {
+    "torch-fidelity": "torch_fidelity",
+    "ImageHash": "imagehash",
+    "webdataset": "webdataset",
+    "braceexpand": "braceexpand",
+}
 #: facegen dependencies missing from the device's image (device KINDS.md, package list of 2026-11-17): the suite
 #: must not import them (an ImportError there, a wasted lease).
 ABSENT_ON_DEVICE = (

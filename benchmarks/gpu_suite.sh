@@ -4,6 +4,7 @@
 #   benchmarks/gpu_suite.sh check                 device: which pieces arrived (every call but the last)
 #   benchmarks/gpu_suite.sh device [run flags]    device: assemble, install the carried wheels, run ≤ 8 minutes
 #   benchmarks/gpu_suite.sh smoke                 here: all of it at toy sizes on the CPU, niced
+#   benchmarks/gpu_suite.sh shard-stream [flags]  device, instead of `device`: benchmarks/shard_stream.py (issue #15)
 # Only the device's own python3 (torch 2.11) and the library under src/ are used there; the JSON and a log go to
 # $OUT when the device tool sets it, else to .facegen/gpu/.
 set -euo pipefail
@@ -33,6 +34,15 @@ case "${1:-}" in
     PYTHONPATH="/tmp/facegen-site:$PYTHONPATH" timeout -k 10 480 python3 benchmarks/gpu_suite.py run \
       --site /tmp/facegen-site --out "$out/gpu_suite.json" "${@:2}" 2>&1 | tee -a "$out/gpu_suite.log"
     ;;
+  shard-stream)
+    out="${OUT:-.facegen/gpu}"
+    mkdir -p "$out"
+    python3 benchmarks/gpu_suite.py assemble 2>&1 | tee "$out/shard_stream.log"
+    install_wheels python3 .facegen/gpu/wheels /tmp/facegen-site
+    # the carried faces (prepare --faces), packed and streamed on the GPU; 8 threads: the device has 16 cores
+    PYTHONPATH="/tmp/facegen-site:$PYTHONPATH" timeout -k 10 480 python3 benchmarks/shard_stream.py --device cuda \
+      --zip .facegen/gpu/faces.zip --workers 8 --out "$out/shard-stream" "${@:2}" 2>&1 | tee -a "$out/shard_stream.log"
+    ;;
   smoke)
     scratch=.facegen/gpu-smoke  # ignored; kept for a look at gpu_suite.json afterwards
     rm -rf "$scratch"
@@ -43,7 +53,7 @@ case "${1:-}" in
       --data "$scratch/gpu" --site "$scratch/site" --out "$scratch/gpu_suite.json" "${@:2}"
     ;;
   *)
-    sed -n '2,8p' "$0" >&2
+    sed -n '2,9p' "$0" >&2
     exit 2
     ;;
 esac

@@ -17,9 +17,9 @@ from steps.materializers import ShardSetMaterializer
 
 @step(enable_artifact_visualization=False, output_materializers={"training_set": ShardSetMaterializer})
 def build_dataset(
-    sampling_plan: pd.DataFrame, images_per_shard: int, workers: int, resolution: int = 32
+    sampling_plan: pd.DataFrame, images_per_shard: int, image_format: str, workers: int, resolution: int = 32
 ) -> Annotated[ShardSet, "training_set"]:
-    """Every distinct planned face once as PNG in tar shards of ``images_per_shard``, ``workers`` shards packed at a
+    """Every distinct planned face once (``image_format``: png, or raw npy) in tar shards of ``images_per_shard``, ``workers`` shards packed at a
     time, with the plan's rows: N×3 int64 labels (−1 = unspecified) and one sampling weight per row (all 1 unless
     balance's strategy is ``weights``).
 
@@ -32,6 +32,7 @@ def build_dataset(
         get_step_context().get_output_artifact_uri("training_set"),
         resolution=resolution,
         images_per_shard=images_per_shard,
+        image_format=image_format,
         workers=workers,
         storage_options=storage_options(Client().active_stack.artifact_store),
     )
@@ -43,6 +44,7 @@ def build_dataset(
             "rows": len(shard_set),
             "resolution": resolution,
             "shards": len(shard_set.shards),
+            "image_format": image_format,
             "bytes_on_store": sum(info.bytes for info in shard_set.shards),
             "bytes_decoded": shard_set.nbytes,
             "weighted_sampling": bool(not np.allclose(weights, weights[0])),

@@ -45,6 +45,15 @@ def test_rows_read_back_pixel_identical_to_the_packed_array(plan: pd.DataFrame, 
     assert np.array_equal(reopened.read_rows([8, 0, 4]), shards.to_array(progress=False)[[8, 0, 4]])
 
 
+def test_raw_npy_faces_read_back_pixel_identical_too(plan: pd.DataFrame, tmp_path: Path) -> None:
+    shards = write_shards(plan, str(tmp_path / "set"), resolution=32, image_format="npy", progress=False)
+
+    assert np.array_equal(shards.to_array(progress=False), pack_images(plan, resolution=32, progress=False))
+    assert np.array_equal(shards.read_rows([5, 2]), shards.to_array(progress=False)[[5, 2]])
+    with pytest.raises(ValueError, match="image_format must be one of"):
+        write_shards(plan, str(tmp_path / "other"), resolution=32, image_format="jpeg", progress=False)
+
+
 def test_shards_are_plain_webdataset_tars_whose_hashes_the_index_records(plan: pd.DataFrame, tmp_path: Path) -> None:
     import webdataset
 

@@ -1,11 +1,13 @@
-"""The training set as a shard set: WebDataset tar shards of PNG faces under one URI (a folder, ``s3://…``), with an
+"""The training set as a shard set: WebDataset tar shards of faces (PNG or raw npy) under one URI (a folder, ``s3://…``), with an
 index that holds each shard's SHA-256 and each image's byte range, and the plan's rows (image, labels, weight).
 
 Why this layout: object stores and disks serve large sequential objects well, so the trainer streams whole shards
 (bounded memory whatever the resolution: at 1024² the shared faces are ~73 GB as pixels); the byte ranges give
 random access to a few faces (evaluation's real sample) without reading whole shards; any tar tool or
-``webdataset.WebDataset`` reads the shards. PNG is lossless, so a set decoded into memory is pixel-identical to
-:func:`facegen.data.packing.pack_images` and trains exactly as the packed array did.
+``webdataset.WebDataset`` reads the shards. Faces are stored lossless either way, so a set decoded into memory is
+pixel-identical to :func:`facegen.data.packing.pack_images` and trains exactly as the packed array did: ``png``
+(compact: 8 kB a face at 64², 0.75 MB at 1024²) or ``npy`` (raw uint8: 1.4× PNG's bytes at 64², 4× at 1024², decoded
+5× faster at 64² and 17× at 1024²: for streaming faster than PNG decoding keeps up, docs/benchmarks.md).
 
 Rows are the balancing plan's rows (oversampled faces repeat); each distinct face is stored once. A shard that
 cannot be read, or whose bytes do not match the index, is retried and then raises :class:`ShardError` naming it.
@@ -40,6 +42,7 @@ INDEX_FILE = "index.json"
 ROWS_FILE = "rows.npz"
 FORMAT = "facegen-shards/1"
 READ_ATTEMPTS = 3
+IMAGE_FORMATS = ("png", "npy")
 
 
 class ShardError(RuntimeError):
@@ -60,13 +63,16 @@ def write_shards(
     *,
     resolution: int,
     images_per_shard: int = 1000,
+    image_format: str = "png",
     workers: int = 2,
     storage_options: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> ShardSet:
-    """Pack every distinct face of ``plan`` (its ``uri`` column) into tar shards of ``images_per_shard`` PNGs under
+    """Pack every distinct face of ``plan`` (its ``uri`` column) into tar shards of ``images_per_shard`` faces under
     ``uri``, ``workers`` shards at a time, then write the index and the rows (labels, ``sample_weight``)."""
     check_resolution(resolution)
+    if image_format not in IMAGE_FORMATS:
+        raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
     if images_per_shard < 1:
         raise ValueError(f"images_per_shard must be >= 1, got {images_per_shard}")
     if plan.empty:
@@ -78,7 +84,7 @@ def write_shards(
     fs.makedirs(root, exist_ok=True)
 
     def pack(number: int) -> tuple[ShardInfo, list[tuple[int, int]]]:
-        return _write_shard(fs, root, number, chunks[number], resolution)
+        return _write_shard(fs, root, number, chunks[number], resolution, image_format)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(tqdm(pool.map(pack, range(len(chunks))), total=len(chunks), desc="shards", disable=not progress))
@@ -101,6 +107,7 @@ def write_shards(
         "rows": len(uris),
         "images": len(unique),
         "images_per_shard": images_per_shard,
+        "image_format": image_format,
         "rows_sha256": hashlib.sha256(fs.cat_file(f"{root}/{ROWS_FILE}")).hexdigest(),
         "shards": [info.__dict__ for info, _ in results],
     }
@@ -109,17 +116,21 @@ def write_shards(
 
 
 def _write_shard(
-    fs: fsspec.AbstractFileSystem, root: str, number: int, uris: list[str], resolution: int
+    fs: fsspec.AbstractFileSystem, root: str, number: int, uris: list[str], resolution: int, image_format: str
 ) -> tuple[ShardInfo, list[tuple[int, int]]]:
-    """One shard: faces PNG-encoded into a local tar (one face in memory at a time), hashed, then uploaded."""
+    """One shard: faces encoded into a local tar (one face in memory at a time), hashed, then uploaded."""
     name = f"shard-{number:06d}.tar"
     with tempfile.TemporaryDirectory(prefix="facegen-shard-") as scratch:
         local = os.path.join(scratch, name)
         with open(local, "wb") as stream, webdataset.TarWriter(stream, encoder=False, mtime=0) as tar:
             for position, image_uri in enumerate(uris):
-                png = io.BytesIO()
-                Image.fromarray(load_square(image_uri, resolution)).save(png, format="PNG", compress_level=1)
-                tar.write({"__key__": f"{number:06d}{position:06d}", "png": png.getvalue()})
+                encoded = io.BytesIO()
+                pixels = load_square(image_uri, resolution)
+                if image_format == "png":
+                    Image.fromarray(pixels).save(encoded, format="PNG", compress_level=1)
+                else:
+                    np.save(encoded, pixels)
+                tar.write({"__key__": f"{number:06d}{position:06d}", image_format: encoded.getvalue()})
         with tarfile.open(local) as archive:
             spans = [(member.offset_data, member.size) for member in archive.getmembers()]
         if len(spans) != len(uris):
@@ -244,7 +255,7 @@ class ShardSet:
         data = memoryview(self.read_shard(number))
         images = np.flatnonzero(self._rows["shard"] == number)
         offsets, sizes = self._rows["offset"][images], self._rows["size"][images]
-        pixels = np.stack([_decode(data[o : o + s], self.resolution) for o, s in zip(offsets, sizes)])
+        pixels = np.stack([self._decode(data[o : o + s]) for o, s in zip(offsets, sizes)])
         return pixels, images
 
     def read_rows(self, rows: Iterable[int], *, workers: int = 2, progress: bool = False) -> np.ndarray:
@@ -259,7 +270,7 @@ class ShardSet:
             image = wanted[i]
             start, size = int(self._rows["offset"][image]), int(self._rows["size"][image])
             data = fs.cat_file(f"{root}/{names[i]}", start=start, end=start + size)
-            return _decode(data, self.resolution)
+            return self._decode(data)
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             decoded = list(
@@ -271,6 +282,17 @@ class ShardSet:
             out[i] = decoded[position]
         return out
 
+    def _decode(self, encoded: bytes | memoryview) -> np.ndarray:
+        """One stored face, as 3×R×R uint8."""
+        if self.index["image_format"] == "npy":
+            pixels = np.load(io.BytesIO(encoded), allow_pickle=False)
+        else:
+            with Image.open(io.BytesIO(encoded)) as image:
+                pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        if pixels.shape != (self.resolution, self.resolution, 3) or pixels.dtype != np.uint8:
+            raise ShardError(f"a stored face is {pixels.dtype} {pixels.shape}, expected uint8 {self.resolution}²×3")
+        return pixels.transpose(2, 0, 1)
+
     def to_array(self, *, workers: int = 2, progress: bool = True) -> np.ndarray:
         """Every row decoded, in row order: the N×3×R×R array the in-memory trainer holds (whole shards read)."""
         faces = np.empty((int(self.index["images"]), 3, self.resolution, self.resolution), dtype=np.uint8)
@@ -279,12 +301,3 @@ class ShardSet:
             for pixels, images in tqdm(decoded, total=len(self.shards), desc="decode shards", disable=not progress):
                 faces[images] = pixels
         return faces[self.image_of_row]
-
-
-def _decode(png: bytes | memoryview, resolution: int) -> np.ndarray:
-    """One stored face, as 3×R×R uint8."""
-    with Image.open(io.BytesIO(png)) as image:
-        pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    if pixels.shape != (resolution, resolution, 3):
-        raise ShardError(f"a stored face is {pixels.shape}, expected {resolution}×{resolution}×3")
-    return pixels.transpose(2, 0, 1)
