@@ -43,12 +43,20 @@ def test_a_conditional_model_on_unlabelled_faces_fails_naming_the_labels_and_the
 def test_the_train_gan_step_refuses_before_training(tmp_path: Path) -> None:
     from steps.train_gan import train_gan
 
-    images = np.zeros((8, 3, 16, 16), dtype=np.uint8)
+    from PIL import Image
+
+    from facegen.data.shards import write_shards
+
+    uris = []
+    for i in range(8):
+        Image.new("RGB", (16, 16), (i * 30, 0, 0)).save(tmp_path / f"{i}.png")
+        uris.append(str(tmp_path / f"{i}.png"))
+    unlabelled = write_shards(
+        pd.DataFrame({"uri": uris, "sample_weight": 1.0}), str(tmp_path / "set"), resolution=16, progress=False
+    )
     with pytest.raises(ValueError, match="lack labels"):
         train_gan.entrypoint(
-            images,
-            np.full((8, 3), -1, dtype=np.int64),
-            np.ones(8),
+            unlabelled,
             tmp_path,
             {},
             training={"model": {"latent_dim": 8, "width": 8, "conditioning": CONDITIONING}},
