@@ -41,11 +41,10 @@ def test_a_conditional_model_on_unlabelled_faces_fails_naming_the_labels_and_the
 
 
 def test_the_train_gan_step_refuses_before_training(tmp_path: Path) -> None:
-    from steps.train_gan import train_gan
-
     from PIL import Image
 
     from facegen.data.shards import write_shards
+    from steps.train_gan import train_gan
 
     uris = []
     for i in range(8):
