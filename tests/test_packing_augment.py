@@ -64,9 +64,11 @@ def test_exif_orientation_is_applied_before_cropping(tmp_path: Path) -> None:
     assert packed[:, :3].mean() > 230 and packed[:, 5:].mean() < 25
 
 
-@pytest.mark.parametrize("resolution", [0, 4, 12, 48, 100, True, 32.0])
-def test_resolution_must_be_a_power_of_two_of_at_least_8(resolution: object) -> None:
-    with pytest.raises(ValueError, match="power of two"):
+@pytest.mark.parametrize("resolution", [0, 4, 12, 48, 100, 2048, True, 32.0])
+def test_resolution_must_be_a_power_of_two_from_8_to_1024(resolution: object) -> None:
+    with pytest.raises(
+        ValueError, match=f"packed image resolution must be a power of two from 8 to 1024, got {resolution!r}"
+    ):
         pack_images(pd.DataFrame({"uri": []}), resolution=resolution, progress=False)
 
 

@@ -7,7 +7,6 @@ antialiasing, which avoids the aliasing a plain bilinear downscale leaves in hai
 
 from __future__ import annotations
 
-import numbers
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -17,13 +16,12 @@ from tqdm.auto import tqdm
 
 from facegen.data.quality import decode_rgb
 from facegen.data.sources import read_entry
+from facegen.models.resolution import LARGEST_RESOLUTION, check_resolution
 
 
-def check_resolution(resolution: int) -> None:
-    """Raise ValueError unless ``resolution`` is a power of two >= 8 (what the generator's upsampling needs)."""
-    is_integer = isinstance(resolution, numbers.Integral) and not isinstance(resolution, bool)
-    if not is_integer or resolution < 8 or resolution & (resolution - 1):
-        raise ValueError(f"resolution must be a power of two >= 8, got {resolution!r}")
+def check_packed_resolution(resolution: int) -> None:
+    """The models' one side rule (facegen.models.resolution) over every architecture: packed faces must be trainable."""
+    check_resolution(resolution, "packed image", LARGEST_RESOLUTION)
 
 
 def load_square(uri: str, resolution: int) -> np.ndarray:
@@ -44,7 +42,7 @@ def pack_images(plan: pd.DataFrame, *, resolution: int, workers: int = 2, progre
 
     A ``uri`` that appears in several rows (oversampling) is decoded once and copied.
     """
-    check_resolution(resolution)
+    check_packed_resolution(resolution)
     uris = plan["uri"].tolist()
     unique = list(dict.fromkeys(uris))
     slot = {uri: i for i, uri in enumerate(unique)}

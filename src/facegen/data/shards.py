@@ -36,7 +36,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from facegen.data.label_encoding import encode_attribute_labels
-from facegen.data.packing import check_resolution, load_square
+from facegen.data.packing import check_packed_resolution, load_square
 
 INDEX_FILE = "index.json"
 ROWS_FILE = "rows.npz"
@@ -70,7 +70,7 @@ def write_shards(
 ) -> ShardSet:
     """Pack every distinct face of ``plan`` (its ``uri`` column) into tar shards of ``images_per_shard`` faces under
     ``uri``, ``workers`` shards at a time, then write the index and the rows (labels, ``sample_weight``)."""
-    check_resolution(resolution)
+    check_packed_resolution(resolution)
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
     if images_per_shard < 1:

@@ -9,6 +9,9 @@ configs are checked through ``facegen.models.registry.check_resolution`` before 
 from __future__ import annotations
 
 MIN_RESOLUTION = 8  # 4×4 first block + at least one doubling
+LARGEST_RESOLUTION = (
+    1024  # the brief's target: no registered architecture is built above it, so no data is packed above it
+)
 
 
 def check_resolution(resolution: int, architecture: str, maximum: int, minimum: int = MIN_RESOLUTION) -> int:
