@@ -3,7 +3,8 @@
 For each case (a resolution and a number of faces, the first N entries of the shared zip), stages run one by one,
 each in a fresh child process (this script with ``--stage``), so its peak RSS (``ru_maxrss``) is its own:
 - ``pack``: ``write_shards`` of the case's plan (labels from the UTKFace names, weight 1), shards of about
-  ``--shard-mb`` MB of PNGs (at most 1,000 faces: the library's default);
+  ``--shard-mb`` MB (at most 1,000 faces: the library's default), faces stored as ``--image-format`` (png: small,
+  decoded while streaming; npy: raw pixels, bigger, decoded by a copy);
 - ``memory``: ``ShardSet.to_array()`` into today's ``DataFeed``, then one epoch of batches — only where the decoded
   set is ≤ ``--memory-max-gib`` (it is what grows with the set);
 - ``stream``: one epoch of ``StreamingFeed`` batches (whole shards decoded ahead in threads);
@@ -40,7 +41,7 @@ import pandas as pd
 import torch
 
 from facegen.data.labels import parse_utkface_name
-from facegen.data.shards import ShardSet, write_shards
+from facegen.data.shards import IMAGE_FORMATS, ShardSet, write_shards
 from facegen.data.sources import open_source
 from facegen.devices import resolve_device
 from facegen.train.data_feed import DataFeed, StreamingFeed
@@ -62,12 +63,14 @@ def plan_of(zip_path: Path, faces: int | None) -> pd.DataFrame:
     return labels.add_prefix("attr_").assign(uri=uris, sample_weight=1.0)
 
 
-def images_per_shard(zip_path: Path, resolution: int, shard_mb: float) -> int:
-    """Faces per shard for ~``shard_mb`` MB shards, from the PNG size of the first faces as write_shards stores them."""
+def images_per_shard(zip_path: Path, resolution: int, shard_mb: float, image_format: str) -> int:
+    """Faces per shard for ~``shard_mb`` MB shards, from the size of the first faces as write_shards stores them."""
     with tempfile.TemporaryDirectory(prefix="facegen-probe-") as scratch:
-        probe = write_shards(plan_of(zip_path, PROBE_FACES), scratch, resolution=resolution, progress=False)
-        png_bytes = probe.shards[0].bytes / PROBE_FACES
-    return int(np.clip(shard_mb * 1e6 // png_bytes, 1, MAX_IMAGES_PER_SHARD))
+        probe = write_shards(
+            plan_of(zip_path, PROBE_FACES), scratch, resolution=resolution, image_format=image_format, progress=False
+        )
+        face_bytes = probe.shards[0].bytes / PROBE_FACES
+    return int(np.clip(shard_mb * 1e6 // face_bytes, 1, MAX_IMAGES_PER_SHARD))
 
 
 def peak_rss() -> int:
@@ -135,6 +138,7 @@ def stage(args: argparse.Namespace) -> dict[str, Any]:
             str(args.shards),
             resolution=args.resolution,
             images_per_shard=args.images_per_shard,
+            image_format=args.image_format,
             workers=args.workers,
             progress=False,
         )
@@ -198,7 +202,14 @@ def child(args: argparse.Namespace, stage_name: str, case: dict[str, Any], resul
     command += ["--resolution", str(case["resolution"]), "--faces", str(case["faces"]), "--shards", str(case["shards"])]
     command += ["--images-per-shard", str(case["images_per_shard"]), "--zip", str(args.zip), "--device", args.device]
     command += ["--batch-size", str(args.batch_size), "--seconds", str(args.seconds), "--workers", str(args.workers)]
-    command += ["--rounds", str(args.rounds), "--train-steps", str(args.train_steps)]
+    command += [
+        "--rounds",
+        str(args.rounds),
+        "--train-steps",
+        str(args.train_steps),
+        "--image-format",
+        args.image_format,
+    ]
     subprocess.run(command, check=True)
     return json.loads(result.read_text())
 
@@ -254,6 +265,7 @@ def main() -> None:
     parser.add_argument("--zip", type=Path, default=ZIP, help="faces (UTKFace names); the first FACES of it per case")
     parser.add_argument("--device", default="cpu", help="cpu | cuda[:N] | auto (facegen.devices.resolve_device)")
     parser.add_argument("--shard-mb", type=float, default=100.0, help="target shard size (≤ 1,000 faces a shard)")
+    parser.add_argument("--image-format", choices=IMAGE_FORMATS, default="png", help="how shards store faces")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=120.0, help="time cap of one epoch")
     parser.add_argument("--workers", type=int, default=2, help="threads that pack / decode shards")
@@ -288,7 +300,7 @@ def main() -> None:
         "cases": [],
     }
     for number, (resolution, faces, per_shard) in enumerate(specs):
-        per_shard = per_shard or images_per_shard(args.zip, resolution, args.shard_mb)
+        per_shard = per_shard or images_per_shard(args.zip, resolution, args.shard_mb, args.image_format)
         case = {
             "resolution": resolution,
             "faces": faces,
@@ -312,7 +324,10 @@ def main() -> None:
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (args.out / "results.json").write_text(json.dumps(report, indent=1))
     (args.out / "table.txt").write_text(summary + "\n")
-    print(f"device {args.device}; {report['machine']}; batch {args.batch_size}; faces: the zip's first N of {total}")
+    print(
+        f"device {args.device}; {report['machine']}; batch {args.batch_size}; faces: the zip's first N of {total};"
+        f" shards store {args.image_format}"
+    )
     print(summary)
 
 
