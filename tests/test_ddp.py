@@ -86,14 +86,17 @@ def test_a_two_process_run_resumed_from_its_checkpoint_continues_every_rank_exac
 ):
     """The train_gan step's torchrun launcher (2 gloo workers): one epoch, stop, resume to two == two straight. Each
     rank's random streams are in the checkpoint (rank 1 draws other latents than rank 0), so this holds only when
-    every rank continues its own."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the workers inherit it: two processes on a shared CPU
+    every rank continues its own. Without OMP_NUM_THREADS set, the launcher splits the cores between the workers (as
+    torchrun's CLI caps them), and leaves the step's own environment as it was."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     faces = np.ascontiguousarray(real_faces_32[:64, :, ::2, ::2])
     torchrun = LauncherConfig(type="torchrun", nproc_per_node=2)
     tiny = {"model": {"latent_dim": 16, "width": 8}, "batch_size": 16, "grid_size": 4, "device": "cpu"}
 
     straight = train(torchrun, faces, TrainingConfig.from_dict({**tiny, "epochs": 2}), tmp_path / "straight" / "out")
     assert straight["world_size"] == 2 and straight["generator_steps"] == 2 * (64 // 16)
+    assert straight["threads_per_worker"] == max(1, (os.cpu_count() or 1) // 2)
+    assert "OMP_NUM_THREADS" not in os.environ
 
     out = tmp_path / "stopped" / "out"
     first = train(torchrun, faces, TrainingConfig.from_dict({**tiny, "epochs": 1}), out)
@@ -112,7 +115,6 @@ def test_rank_0_of_a_torchrun_job_reports_to_the_steps_mlflow_run(
 ):
     """What the one-process step logs, a 2-worker job logs too, once (rank 0), into the run it is given: params,
     per-step losses, a signed grid per epoch, the loss curves."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("FACEGEN_HOME", str(facegen_home))  # the workers sign the grids with its credentials
     experiment = mlflow_tracking.create_experiment(f"ddp-report-{tmp_path.name}")
     run_id = mlflow_tracking.create_run(experiment).info.run_id

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 import torch.distributed as dist
 import yaml
 from torch.distributed.elastic.multiprocessing.errors import record
@@ -95,6 +96,7 @@ def run_job(
         "resumed_from_step": result.resumed_from_step,
         "replica_digests": result.replica_digests,
         "world_size": context.world_size,
+        "threads_per_worker": torch.get_num_threads(),
     }
     if context.is_main:
         save_generator_bundle(out / GENERATOR_DIR, config.architecture, result.model_config, result.generator)
