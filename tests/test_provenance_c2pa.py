@@ -93,6 +93,15 @@ def test_a_marked_face_verifies_as_ours_and_says_what_made_it(face, ours, tmp_pa
     assert "trainedAlgorithmicMedia" in text and "facegen-generator version 7" in text and "seed: 1234" in text
 
 
+def test_a_version_as_mlflows_registry_returns_it_an_int_is_signed_as_its_string(face, ours, tmp_path):
+    """MLflow's SQL store hands ModelVersion.version back as an int (typed str): a champion's faces still sign."""
+    provenance = FaceProvenance("facegen-generator", 7, RUN_ID, seed=1, truncation=1.0)
+    data = mark_face(face, provenance, ManifestSigner(SigningCredentials.load(ours)), size=64, fmt="png", **ENCODING)
+
+    [report] = verify_files([write(tmp_path, "face.png", data)], ours / TRUST_ANCHOR_FILE)
+    assert report.manifest.state == "valid" and report.manifest.generator_version == "7"
+
+
 def test_a_small_face_carries_the_manifest_only_and_it_stays_lean(face, ours, tmp_path):
     data = marked(face, ours, size=64, fmt="png")
     [report] = verify_files([write(tmp_path, "small.png", data)], ours / TRUST_ANCHOR_FILE)

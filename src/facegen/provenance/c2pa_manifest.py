@@ -145,7 +145,7 @@ def _definition(
     """One ``c2pa.created`` action by the generator (its version when registered), run id among the parameters."""
     agent = {"name": model_name}
     if model_version is not None:
-        agent["version"] = model_version
+        agent["version"] = str(model_version)  # MLflow's SQL store returns versions as int; C2PA wants a string
     if model_run_id is not None:
         parameters = {**parameters, "model_run_id": model_run_id}
     action = {
