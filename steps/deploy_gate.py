@@ -21,7 +21,7 @@ from facegen.gates import (
     decide_gate,
 )
 from facegen.metrics.comparison import ComparisonRule, EvaluationProtocol
-from facegen.metrics.fairness import fairness_tags
+from facegen.metrics.fairness import fairness_metrics, fairness_tags
 from facegen.metrics.features import REAL_FEATURES_FILE, RealFeatures
 from facegen.metrics.inception_weights import ensure_inception_weights
 from facegen.models.bundle import load_generator_bundle
@@ -39,6 +39,7 @@ from facegen.registry.model_registry import (
     register_version,
 )
 from facegen.registry.names import GENERATOR_MODEL_NAME
+from facegen.registry.run_outcome import record_cached_figures
 from facegen.registry.tracking import mlflow_client
 
 #: Evaluation numbers copied onto the version as ``metric.<name>`` tags: quality, memorisation and speed side by side.
@@ -152,6 +153,7 @@ def deploy_gate(
         "eval_protocol_id": protocol.id,
         "champion_comparison": comparison.record() if comparison else None,  # None: no champion or not required
     }
+    record_cached_figures(client, run_id, metrics | fairness_metrics(fairness_report))
     mlflow.log_dict(outcome, "deploy_gate.json")
     log_metadata(metadata=outcome)
     return outcome

@@ -9,11 +9,12 @@ was recorded, not what a step believed.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import Run
+from mlflow.entities import Metric, Run
 
 from facegen.attributes import ATTRIBUTE_VALUES
 from facegen.registry.model_registry import CANDIDATE_ALIAS, CHAMPION_ALIAS
@@ -58,6 +59,25 @@ def latest_outcome(client: MlflowClient, *, experiment: str = "training", run_na
         pictures = [f"{run.info.artifact_uri}/{path}" for path in PICTURES if path in artifacts]
         return RunOutcome(run, gate, sorted(version.aliases or []), pictures)
     raise LookupError(f"no run of {experiment!r}{f' named {run_name}' if run_name else ''} reached the deploy gate")
+
+
+def record_cached_figures(client: MlflowClient, run_id: str, figures: dict[str, object]) -> dict[str, float]:
+    """Log onto ``run_id`` the numeric ``figures`` it lacks; returns what was logged.
+
+    A step ZenML serves from its cache does not run, so its MLflow metrics stay on the run that computed them; the
+    deploy gate, which takes those figures as inputs, copies them here so the run that registers the version (and
+    :func:`format_outcome`) shows the numbers the gate decided on.
+    """
+    present = client.get_run(run_id).data.metrics
+    missing = {
+        key: float(value)
+        for key, value in figures.items()
+        if key not in present and isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    if missing:
+        timestamp = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(key, value, timestamp, 0) for key, value in missing.items()])
+    return missing
 
 
 def _fairness_lines(metrics: dict[str, float]) -> list[str]:
