@@ -82,13 +82,16 @@ def train_gan(
             labels=labels_for_model(training_set.labels, label_dims) if label_dims else None,
             sample_weights=training_set.sample_weights,
         )
+    # How it trained, next to rank 0's train.* params: a 2-worker run reads as one in MLflow, not only in ZenML.
+    processes = {"world_size": summary["world_size"], "threads_per_worker": summary["threads_per_worker"]}
+    mlflow.log_params({"launcher.type": how.type, **{f"train.{key}": value for key, value in processes.items()}})
     log_metadata(
         metadata={
+            **processes,
             "generator_steps": summary["generator_steps"],
             "images_seen": summary["images_seen"],
             "seconds": round(summary["seconds"], 1),
             "resumed_from_step": summary["resumed_from_step"],
-            "world_size": summary["world_size"],
             "checkpoint_uri": store_key,
             **({"resumed_from": resumed} if resumed else {}),
         }
