@@ -11,6 +11,9 @@ lets a request ask for "female, any age".
 - :class:`ProjectionHead` (discriminator side): Miyato & Koyama 2018, logit += Σ_attributes <embed(label), φ(x)>;
   "unknown" has a fixed zero embedding, so an unlabelled attribute adds nothing and the discriminator falls back
   to judging realism alone.
+- :class:`ClassHeads` (discriminator side, optional): AC-GAN's auxiliary classifier (Odena, Olah & Shlens, ICML 2017,
+  §3), one linear head per attribute on the features the projection uses; :func:`discriminator_output` adds both
+  label-aware terms, so every discriminator conditions the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from facegen.attributes import ATTRIBUTE_VALUES
 
 #: Label index meaning "unknown / unspecified".
 UNKNOWN = -1
+
+#: What a discriminator returns: B logits, or (B logits, attribute → B×classes logits) when asked for its classes.
+DiscriminatorOutput = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 
 def label_dims_for(conditioning: list[str] | None) -> dict[str, int]:
@@ -164,3 +170,41 @@ class ProjectionHead(nn.Module):
         assert labels.shape == (features.shape[0], len(self.tables)), f"got labels {tuple(labels.shape)}"
         embedded = sum(table(labels[:, k] + 1) for k, table in enumerate(self.tables.values()))
         return (embedded.to(features.dtype) * features).sum(dim=1) * self.scale
+
+
+class ClassHeads(nn.Module):
+    """AC-GAN's auxiliary classifier (Odena, Olah & Shlens 2017, §3): one linear head per attribute on D's features,
+    giving class logits P(C | X) for the class term L_C of their Eq. 3. "Unknown" is no class here: the loss ignores
+    −1 labels (facegen.models.losses.auxiliary_classification_loss)."""
+
+    def __init__(
+        self,
+        label_dims: Mapping[str, int],  # vocabulary size per attribute
+        feature_dim: int,  # F, size of the discriminator features φ(x) the heads read
+    ) -> None:
+        super().__init__()
+        if not label_dims:
+            raise ValueError("class heads need a conditional model: set conditioning")
+        self.heads = nn.ModuleDict({name: nn.Linear(feature_dim, size) for name, size in label_dims.items()})
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: head(features) for name, head in self.heads.items()}
+
+
+def discriminator_output(
+    logits: torch.Tensor,  # B realism logits
+    features: torch.Tensor,  # B×F features the label-aware terms read
+    labels: torch.Tensor | None,  # B×K label indices; required iff ``projection`` is given
+    projection: ProjectionHead | None,
+    class_heads: ClassHeads | None,
+    return_classes: bool,
+) -> DiscriminatorOutput:
+    """What a discriminator's forward returns: logits plus the projection term, and with ``return_classes`` also its
+    class heads' logits per attribute (one code path through forward(), so a DDP-wrapped D syncs the heads too)."""
+    if projection is not None:
+        logits = logits + projection(features, labels)
+    if not return_classes:
+        return logits
+    if class_heads is None:
+        raise ValueError("this discriminator has no class heads: build it with class_heads=True")
+    return logits, class_heads(features)

@@ -10,7 +10,8 @@ inside ``binary_cross_entropy_with_logits`` for numerical stability.
 
 Conditional variant (``conditioning=["gender", ...]``, see :mod:`facegen.models.conditioning`): G appends one learned
 embedding per attribute to z (so the brief's 1×1×100 input becomes 1×1×(100 + K·label_embed_dim)); D adds a
-projection term on its flattened 4×4 features. Unconditional models are exactly the brief's figures.
+projection term on its flattened 4×4 features, and with ``class_heads=True`` AC-GAN class heads on the same
+features (TrainingConfig ``aux_classifier_weight``). Unconditional models are exactly the brief's figures.
 
 Truncation is in z: ``psi · z`` pulls a latent toward the mean latent 0 of N(0, I).
 """
@@ -22,7 +23,16 @@ import math
 import torch
 from torch import nn
 
-from facegen.models.conditioning import LabelEmbedding, ProjectionHead, check_labels, label_dims_for, z_space_input
+from facegen.models.conditioning import (
+    ClassHeads,
+    DiscriminatorOutput,
+    LabelEmbedding,
+    ProjectionHead,
+    check_labels,
+    discriminator_output,
+    label_dims_for,
+    z_space_input,
+)
 from facegen.models.resolution import check_resolution
 
 NORMALISATIONS = ("batch", "instance", "layer", "group")
@@ -108,6 +118,7 @@ class DCGANDiscriminator(nn.Module):
         max_channels: int = 1024,  # cap for large N
         norm: str = "batch",  # batch | instance | layer | group (not after the first block, as in DCGAN)
         conditioning: list[str] | None = None,  # attributes to condition on (projection discriminator)
+        class_heads: bool = False,  # AC-GAN class heads on the 4×4 features (conditional models only)
     ) -> None:
         super().__init__()
         log2 = check_resolution(resolution, "dcgan", MAX_RESOLUTION)
@@ -130,16 +141,20 @@ class DCGANDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(channels * 4 * 4, 1)
         self.projection = ProjectionHead(self.label_dims, channels * 4 * 4) if self.conditional else None
+        self.class_heads = ClassHeads(self.label_dims, channels * 4 * 4) if class_heads else None
         self.apply(init_dcgan_weights)
 
-    def forward(self, image: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        image: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_classes: bool = False,  # also return the class heads' logits per attribute
+    ) -> DiscriminatorOutput:
         assert image.shape[1:] == (3, self.resolution, self.resolution), f"got {tuple(image.shape)}"
         check_labels(labels, self.label_dims, len(image))
         features = self.features(image).flatten(1)
         logits = self.classifier(features).squeeze(1)
-        if self.projection is not None:
-            logits = logits + self.projection(features, labels)
-        return logits
+        return discriminator_output(logits, features, labels, self.projection, self.class_heads, return_classes)
 
     def probability(self, image: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Sigmoid probability that each image is real."""
@@ -179,6 +194,7 @@ class BriefDCGANDiscriminator(nn.Module):
         self,
         resolution: int = 64,  # 64, or 32 (first block dropped)
         conditioning: list[str] | None = None,  # facegen's conditional variant (projection term on the features)
+        class_heads: bool = False,  # AC-GAN class heads on the 4×4 features (conditional models only)
     ) -> None:
         super().__init__()
         _check_brief_resolution(resolution)
@@ -196,6 +212,7 @@ class BriefDCGANDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Linear(1024 * 4 * 4, 1)
         self.projection = ProjectionHead(self.label_dims, 1024 * 4 * 4) if self.conditional else None
+        self.class_heads = ClassHeads(self.label_dims, 1024 * 4 * 4) if class_heads else None
         self.apply(init_dcgan_weights)
 
     forward = DCGANDiscriminator.forward

@@ -8,11 +8,14 @@
   Jolicoeur-Martineau 2018): each real logit is compared with a fake one, D maximises D(x) − D(G(z)) and G the
   reverse, through the same softplus. Paired with zero-centred R1 (real) and R2 (fake) penalties (TrainingConfig
   ``r1_gamma``, ``r2_gamma``), the paper's Sec. 2 shows it locally convergent, where RpGAN + R1 alone diverges.
+- :func:`auxiliary_classification_loss`: AC-GAN's class term (TrainingConfig ``aux_classifier_weight``), added to
+  D's and G's objectives whichever of the above is chosen.
 ``softplus`` is the numerically stable form of the BCE terms on logits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
 
@@ -106,3 +109,18 @@ def gradient_penalty(
     mixed = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     (gradients,) = torch.autograd.grad(discriminator(mixed).sum(), mixed, create_graph=True)
     return (gradients.flatten(1).norm(dim=1) - 1).square().mean()
+
+
+def auxiliary_classification_loss(class_logits: Mapping[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """AC-GAN's class term L_C (Odena, Olah & Shlens 2017, Eq. 3): per attribute the cross-entropy of D's class
+    heads against the labels, over the rows whose label is known, summed over attributes.
+
+    A −1 ("unknown") label contributes nothing, and an attribute with no known label in the batch gives 0, not NaN:
+    the mean is taken over max(1, known rows).
+    """
+    assert labels.ndim == 2 and labels.shape[1] == len(class_logits), f"got labels {tuple(labels.shape)}"
+    total = labels.new_zeros((), dtype=torch.float32)
+    for column, logits in zip(labels.unbind(1), class_logits.values()):
+        summed = F.cross_entropy(logits.float(), column, ignore_index=-1, reduction="sum")
+        total = total + summed / (column >= 0).sum().clamp(min=1)
+    return total

@@ -34,7 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facegen.models.conditioning import LabelEmbedding, ProjectionHead, check_labels, label_dims_for, z_space_input
+from facegen.models.conditioning import (
+    ClassHeads,
+    DiscriminatorOutput,
+    LabelEmbedding,
+    ProjectionHead,
+    check_labels,
+    discriminator_output,
+    label_dims_for,
+    z_space_input,
+)
 from facegen.models.resolution import check_resolution
 
 LRELU_SLOPE = 0.2
@@ -224,6 +233,7 @@ class R3GANDiscriminator(nn.Module):
         self,
         resolution: int = 64,  # input side R, a power of two in [8, 1024]
         conditioning: list[str] | None = None,  # attributes for the projection term
+        class_heads: bool = False,  # AC-GAN class heads on the projection's features (conditional models only)
         channel_base: int = 24576,  # channels at resolution r: min(channel_base // r, channel_max)
         channel_max: int = 768,
         blocks_per_stage: int = 2,
@@ -255,8 +265,14 @@ class R3GANDiscriminator(nn.Module):
         self.classifier = _msr_init(nn.Linear(channels[4], 1))
         nn.init.zeros_(self.classifier.bias)
         self.projection = ProjectionHead(self.label_dims, channels[4]) if self.conditional else None
+        self.class_heads = ClassHeads(self.label_dims, channels[4]) if class_heads else None
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_classes: bool = False,  # also return the class heads' logits per attribute
+    ) -> DiscriminatorOutput:
         expected = (3, self.resolution, self.resolution)
         assert images.ndim == 4 and images.shape[1:] == expected, (
             f"expected B×{expected} images, got {tuple(images.shape)}"
@@ -267,6 +283,4 @@ class R3GANDiscriminator(nn.Module):
             x = stage(x)
             assert x.shape[1:] == shape, f"stage output {tuple(x.shape[1:])}, expected {shape}"
         logits = self.classifier(x).squeeze(1)
-        if self.projection is not None:
-            logits = logits + self.projection(x, labels)
-        return logits
+        return discriminator_output(logits, x, labels, self.projection, self.class_heads, return_classes)

@@ -5,7 +5,8 @@ models by the same name. A conditional model is the same architecture with ``con
 ``{"conditioning": ["gender", "age_bin", "ethnicity"]}``).
 
 Every generator has ``latent_dim``, ``resolution``, ``conditional`` and ``label_dims`` and is called as
-``G(z, labels=None, truncation_psi=1.0)``; every discriminator as ``D(images, labels=None)`` → B logits.
+``G(z, labels=None, truncation_psi=1.0)``; every discriminator as ``D(images, labels=None)`` → B logits (and, built
+with ``class_heads=True``, ``D(images, labels, return_classes=True)`` → (logits, class logits per attribute)).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def _get(name: str) -> Architecture:
         return _ARCHITECTURES[name]
     except KeyError:
         raise ValueError(f"unknown architecture {name!r}; registered: {architectures()}") from None
+
+
+def class_head_architectures() -> list[str]:
+    """Names of the architectures whose discriminator takes ``class_heads`` (AC-GAN's auxiliary classifier)."""
+    return [name for name in architectures() if "class_heads" in _accepted(_ARCHITECTURES[name].discriminator)]
 
 
 def check_resolution(name: str, resolution: int) -> int:

@@ -31,7 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facegen.models.conditioning import LabelEmbedding, ProjectionHead, check_labels, label_dims_for, psi_column
+from facegen.models.conditioning import (
+    ClassHeads,
+    DiscriminatorOutput,
+    LabelEmbedding,
+    ProjectionHead,
+    check_labels,
+    discriminator_output,
+    label_dims_for,
+    psi_column,
+)
 from facegen.models.resolution import check_resolution
 
 NOISE_MODES = ("random", "const", "none")
@@ -447,6 +456,7 @@ class StyleGANDiscriminator(nn.Module):
         self,
         resolution: int = 64,  # input side R, a power of two in [8, 1024]
         conditioning: list[str] | None = None,  # attributes for the projection term
+        class_heads: bool = False,  # AC-GAN class heads on the projection's features (conditional models only)
         channel_base: int = 32768,  # channels at resolution r: min(channel_base // r, channel_max)
         channel_max: int = 512,
         mbstd_group_size: int = 4,  # samples per minibatch-std group
@@ -466,8 +476,14 @@ class StyleGANDiscriminator(nn.Module):
         self.fc = FullyConnectedLayer(last * 4 * 4, last, activation="lrelu")
         self.out = FullyConnectedLayer(last, 1)
         self.projection = ProjectionHead(self.label_dims, last) if self.conditional else None
+        self.class_heads = ClassHeads(self.label_dims, last) if class_heads else None
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_classes: bool = False,  # also return the class heads' logits per attribute
+    ) -> DiscriminatorOutput:
         expected = (3, self.resolution, self.resolution)
         assert images.ndim == 4 and images.shape[1:] == expected, (
             f"expected B×{expected} images, got {tuple(images.shape)}"
@@ -479,6 +495,4 @@ class StyleGANDiscriminator(nn.Module):
         assert x.shape[2:] == (4, 4)
         features = self.fc(self.conv(self.mbstd(x)).flatten(1))
         logits = self.out(features).squeeze(1)
-        if self.projection is not None:
-            logits = logits + self.projection(features, labels)
-        return logits
+        return discriminator_output(logits, features, labels, self.projection, self.class_heads, return_classes)

@@ -10,7 +10,7 @@ import torch
 
 from facegen.config_keys import dataclass_from_dict, reject_unknown
 from facegen.devices import resolve_device
-from facegen.models.registry import check_resolution
+from facegen.models.registry import check_resolution, class_head_architectures
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: Where training images live (facegen.train.data_feed): auto picks by free memory; stream reads shards as it goes.
@@ -47,6 +47,9 @@ class TrainingConfig:
     betas: tuple[float, float] = (0.5, 0.999)  # Adam betas, DCGAN's
     ema_decay: float = 0.999  # EMA of G used for evaluation and serving
     label_dropout: float = 0.1  # conditional models: share of labels shown as −1 ("unspecified") so G learns "any"
+    # AC-GAN (Odena, Olah & Shlens 2017, Eq. 2–3): D grows one class head per conditioned attribute and both D and G
+    # add this × the heads' cross-entropy (facegen.train.loop); 0 = off, the projection discriminator alone.
+    aux_classifier_weight: float = 0.0
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs, annealed linearly to 0
     diffaugment: str = ""  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout"
     diffaugment_p: float = 1.0  # probability that an image D sees is DiffAugmented (at the start of the schedule)
@@ -97,6 +100,15 @@ class TrainingConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        if self.aux_classifier_weight < 0:
+            raise ValueError(f"aux_classifier_weight must be >= 0, got {self.aux_classifier_weight}")
+        if self.aux_classifier_weight > 0 and not self.model.get("conditioning"):
+            raise ValueError("aux_classifier_weight > 0 needs a conditional model: set model.conditioning")
+        if self.aux_classifier_weight > 0 and self.architecture not in class_head_architectures():
+            raise ValueError(
+                "aux_classifier_weight needs an architecture whose discriminator has class heads: "
+                f"{', '.join(class_head_architectures())}; got {self.architecture!r}"
+            )
         if self.beta2_final is not None and not 0 <= self.beta2_final < 1:
             raise ValueError(f"beta2_final must lie in [0, 1), got {self.beta2_final}")
         if self.precision not in PRECISIONS:

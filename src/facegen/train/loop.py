@@ -1,7 +1,8 @@
 """The adversarial training loop: k discriminator steps, then one generator step.
 
 Real batches come from the uint8 set held whole on the device, or streamed from its shards (facegen.train.data_feed), are augmented on the device, and D sees
-real and generated images through the same DiffAugment policy. Under torchrun the models are DDP-wrapped and each
+real and generated images through the same DiffAugment policy. With ``aux_classifier_weight`` > 0, D also has AC-GAN
+class heads (Odena, Olah & Shlens 2017) that D trains on real faces and G must satisfy (``_Trainer``). Under torchrun the models are DDP-wrapped and each
 rank takes its slice of every global batch. The data order is a pure function of (seed, epoch) and the RNG state is
 checkpointed, so a resumed run continues exactly; non-finite losses roll back to the last good state.
 """
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 
 from facegen.data.augment import augment_batch, to_unit_range
 from facegen.data.shards import ShardSet
-from facegen.models.losses import get_loss, gradient_penalty, zero_centred_penalty
+from facegen.models.losses import auxiliary_classification_loss, get_loss, gradient_penalty, zero_centred_penalty
 from facegen.models.registry import build_discriminator, build_generator
 from facegen.models.sampling import eval_mode, seeded_latents, to_uint8
 from facegen.train.checkpoint import check_resumable, load_checkpoint, save_checkpoint
@@ -42,7 +43,7 @@ from facegen.train.distributed import (
     wrap,
 )
 from facegen.train.ema import GeneratorEMA
-from facegen.train.monitors import discriminator_accuracy, gradient_norm, mean_pairwise_distance
+from facegen.train.monitors import class_accuracy, discriminator_accuracy, gradient_norm, mean_pairwise_distance
 from facegen.train.schedule import knobs_at
 
 
@@ -89,7 +90,15 @@ def epoch_order(n: int, seed: int, epoch: int, weights: torch.Tensor | None = No
 
 
 class _Trainer:
-    """Holds the models, optimisers and counters of one run; ``train_gan`` drives it."""
+    """Holds the models, optimisers and counters of one run; ``train_gan`` drives it.
+
+    AC-GAN class term (``aux_classifier_weight`` = w > 0; Odena, Olah & Shlens 2017, Eq. 2–3): D adds w·CE(heads(x),
+    c) on real faces with their true labels, G adds w·CE(heads(G(z, c)), c) for the labels it was asked for; −1
+    labels count for nothing. Unlike the paper, D does not train its heads on generated faces: there, D and G would
+    both gain from G making faces easy to classify, which pulls G toward caricatured, low-diversity faces of each
+    class (Gong et al. 2019, TAC-GAN, §3; Shu et al. 2017); trained on real faces only, the heads stay a classifier of
+    the data's classes, which G must satisfy. The adversarial loss (projection discriminator included) is unchanged.
+    """
 
     def __init__(
         self,
@@ -105,7 +114,9 @@ class _Trainer:
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * context.rank)
         self.model_config = {**config.model, "resolution": int(images.shape[-1])}
         self.generator = build_generator(config.architecture, self.model_config).to(self.device)
-        self.discriminator = build_discriminator(config.architecture, self.model_config).to(self.device)
+        self.aux_weight = config.aux_classifier_weight
+        heads = {"class_heads": True} if self.aux_weight > 0 else {}  # absent at 0: the same D, weights and RNG draws
+        self.discriminator = build_discriminator(config.architecture, {**self.model_config, **heads}).to(self.device)
         self.conditional = bool(self.generator.conditional)
         if self.conditional and labels is None:
             raise ValueError("a conditional architecture needs labels for the training images")
@@ -223,12 +234,21 @@ class _Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def _call(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return model(x) if labels is None else model(x, labels)
+    def _call(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor | None, **kwargs: Any) -> Any:
+        return model(x, **kwargs) if labels is None else model(x, labels, **kwargs)
+
+    def _judge(
+        self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """D's realism logits for ``images``, and its class logits when the AC-GAN term is on (else None)."""
+        if self.aux_weight <= 0:
+            return self._call(model, images, labels).float(), None
+        logits, classes = self._call(model, images, labels, return_classes=True)
+        return logits.float(), classes
 
     def discriminator_step(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        raw, real_labels = self.feed.batch(index)
-        real_labels = self._drop_labels(real_labels)
+        raw, true_labels = self.feed.batch(index)
+        real_labels = self._drop_labels(true_labels)
         real = augment_batch(to_unit_range(raw), generator=self.rng, **self.config.augment.__dict__)
         fake_labels = self._fake_labels(len(real))
         with torch.no_grad(), self._autocast():
@@ -238,10 +258,16 @@ class _Trainer:
         real_in = self._d_input(real).detach().requires_grad_(apply_r1)
         fake_in = self._d_input(fake).detach().requires_grad_(apply_r2)
         with self._autocast():
-            real_logits = self._call(self.d_train, real_in, real_labels).float()
+            real_logits, real_classes = self._judge(self.d_train, real_in, real_labels)
             fake_logits = self._call(self.d_train, fake_in, fake_labels).float()
             loss = self.loss.discriminator(real_logits, fake_logits)
         total = loss
+        out = {"loss_d": loss.detach(), "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach()}
+        if real_classes is not None:  # the heads learn the true labels, including those hidden from the projection
+            aux = auxiliary_classification_loss(real_classes, true_labels)
+            total = total + self.aux_weight * aux
+            out |= {"aux_loss_d": aux.detach(), "real_classes": {k: v.detach() for k, v in real_classes.items()}}
+            out["true_labels"] = true_labels
         if apply_r1:  # lazy R1 (and R2): every r1_every steps, weighted up by r1_every
             total = total + self.knobs.r1_gamma / 2 * zero_centred_penalty(real_logits, real_in) * self.config.r1_every
         if apply_r2:
@@ -256,7 +282,7 @@ class _Trainer:
         self.scaler.step(self.opt_d)
         self.scaler.update()
         self.d_steps += 1
-        return {"loss_d": loss.detach(), "real_logits": real_logits.detach(), "fake_logits": fake_logits.detach()}
+        return out
 
     def _paired_real_logits(self) -> torch.Tensor:
         """D's logits, as it is now, for the real images of its last step: what a relativistic G loss compares with."""
@@ -265,24 +291,29 @@ class _Trainer:
         with torch.no_grad():
             return self._call(self.discriminator, real, labels).float()
 
-    def generator_step(self) -> torch.Tensor:
+    def generator_step(self) -> dict[str, torch.Tensor]:
         labels = self._fake_labels(self.per_rank_batch)
         self.discriminator.requires_grad_(False)  # G's step must not touch D (and D's DDP must not sync)
         with self._autocast():
             fake = self._call(self.g_train, self._latents(self.per_rank_batch), labels)
-            logits = self._call(self.discriminator, self._d_input(fake.float()), labels).float()
+            logits, classes = self._judge(self.discriminator, self._d_input(fake.float()), labels)
             loss = (
                 self.loss.generator(logits, self._paired_real_logits())
                 if self.loss.paired
                 else self.loss.generator(logits)
             )
+        total, out = loss, {"loss_g": loss.detach()}
+        if classes is not None:
+            aux = auxiliary_classification_loss(classes, labels)
+            total = total + self.aux_weight * aux
+            out["aux_loss_g"] = aux.detach()
         self.opt_g.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(total).backward()
         self.scaler.step(self.opt_g)
         self.scaler.update()
         self.discriminator.requires_grad_(True)
         self.ema.update(self.generator)
-        return loss.detach()
+        return out
 
 
 def train_gan(
@@ -355,8 +386,8 @@ def train_gan(
             start = cursor + d_index * global_batch
             rank_slice = order[start : start + global_batch][context.rank :: context.world_size]
             d_out = trainer.discriminator_step(rank_slice)
-        loss_g = trainer.generator_step()
-        losses = torch.stack([mean_across_ranks(d_out["loss_d"], context), mean_across_ranks(loss_g, context)])
+        g_out = trainer.generator_step()
+        losses = torch.stack([mean_across_ranks(d_out["loss_d"], context), mean_across_ranks(g_out["loss_g"], context)])
         bad = ~torch.isfinite(losses).all()
         nonfinite = bad if nonfinite is None else nonfinite | bad
         next_step = trainer.step + 1
@@ -396,6 +427,10 @@ def train_gan(
                 "images_seen": float(trainer.images_seen),
                 "rollbacks": float(trainer.rollbacks),
             }
+            if "aux_loss_d" in d_out:  # this rank's batch, like the accuracies above
+                metrics["aux_loss_d"], metrics["aux_loss_g"] = d_out["aux_loss_d"].item(), g_out["aux_loss_g"].item()
+                accuracy = class_accuracy(d_out["real_classes"], d_out["true_labels"])
+                metrics |= {f"aux_accuracy_real_{name}": value for name, value in accuracy.items()}
             if trainer.step % config.monitor_every_steps == 0 or trainer.step == 1:
                 metrics |= _health(trainer, grid_latents, grid_labels)
             if fid_fn is not None and config.fid_every_steps and trainer.step % config.fid_every_steps == 0:

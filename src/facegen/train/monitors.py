@@ -1,6 +1,8 @@
-"""Training health signals: discriminator accuracy, gradient norms and a mode-collapse (diversity) signal."""
+"""Training health signals: discriminator accuracy (and its class heads'), gradient norms and a mode-collapse (diversity) signal."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,14 @@ from torch import nn
 def discriminator_accuracy(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[float, float]:
     """Share of real images D scores as real, and of generated images it scores as fake (logit sign)."""
     return (real_logits > 0).float().mean().item(), (fake_logits < 0).float().mean().item()
+
+
+def class_accuracy(class_logits: Mapping[str, torch.Tensor], labels: torch.Tensor) -> dict[str, float]:
+    """Per attribute, the share of images with a known label (≥ 0) whose class head picks it (0 when none is)."""
+    return {
+        name: (((logits.argmax(1) == column) & (column >= 0)).sum() / (column >= 0).sum().clamp(min=1)).item()
+        for (name, logits), column in zip(class_logits.items(), labels.unbind(1))
+    }
 
 
 def gradient_norm(module: nn.Module) -> float:
