@@ -2,9 +2,10 @@
 
 Real batches come from the uint8 set held whole on the device, or streamed from its shards (facegen.train.data_feed), are augmented on the device, and D sees
 real and generated images through the same DiffAugment policy. With ``aux_classifier_weight`` > 0, D also has AC-GAN
-class heads (Odena, Olah & Shlens 2017) that D trains on real faces and G must satisfy (``_Trainer``). Under torchrun the models are DDP-wrapped and each
-rank takes its slice of every global batch. The data order is a pure function of (seed, epoch) and the RNG state is
-checkpointed, so a resumed run continues exactly; non-finite losses roll back to the last good state.
+class heads (Odena, Olah & Shlens 2017) that D trains on real faces and G must satisfy (``_Trainer``). Under torchrun
+the models are DDP-wrapped and each rank takes its slice of every global batch. The data order is a pure function of
+(seed, epoch) and the RNG state is checkpointed, so a resumed run continues exactly; non-finite losses roll back to
+the last good state.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class _Trainer:
     c) on real faces with their true labels, G adds w·CE(heads(G(z, c)), c) for the labels it was asked for; −1
     labels count for nothing. Unlike the paper, D does not train its heads on generated faces: there, D and G would
     both gain from G making faces easy to classify, which pulls G toward caricatured, low-diversity faces of each
-    class (Gong et al. 2019, TAC-GAN, §3; Shu et al. 2017); trained on real faces only, the heads stay a classifier of
+    class (Shu, Bui & Ermon 2017; Gong et al. 2019, TAC-GAN); trained on real faces only, the heads stay a classifier of
     the data's classes, which G must satisfy. The adversarial loss (projection discriminator included) is unchanged.
     """
 
