@@ -30,7 +30,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 ZIP = ROOT.parent / "shared/data/utkface/UTKFace.zip"
-TRACKING_URI = "sqlite:////work/final/.facegen/mlflow/mlflow.db"
 
 
 def _local_config() -> dict[str, Any]:
@@ -67,7 +66,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default: configs/local.yaml's")
     parser.add_argument("--generated", type=int, default=2000, help="stratified label requests per generator")
     parser.add_argument("--real", type=int, default=2000, help="training faces the classifier reads as a reference")
-    parser.add_argument("--tracking-uri", default=TRACKING_URI, help="MLflow store holding facegen-attributes")
+    parser.add_argument(
+        "--tracking-uri", help="MLflow store holding facegen-attributes (default: this checkout's, as make train uses)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
@@ -87,7 +88,7 @@ def main() -> None:
     from facegen.metrics.samples import balance_targets, evaluation_faces
     from facegen.models.conditioning import label_dims_for
     from facegen.registry.names import ATTRIBUTES_ALIAS, ATTRIBUTES_MODEL_NAME
-    from facegen.registry.tracking import mlflow_client
+    from facegen.registry.tracking import default_tracking_uri, mlflow_client
     from facegen.train.config import TrainingConfig
     from facegen.train.loop import train_gan
 
@@ -106,7 +107,7 @@ def main() -> None:
     targets = balance_targets(shares)
     print(json.dumps({"faces": len(packed), "pack_seconds": round(time.perf_counter() - started, 1)}), flush=True)
 
-    classifier, registered = load_attribute_classifier(mlflow_client(args.tracking_uri))
+    classifier, registered = load_attribute_classifier(mlflow_client(args.tracking_uri or default_tracking_uri()))
     described = f"{ATTRIBUTES_MODEL_NAME}@{ATTRIBUTES_ALIAS} (version {registered.version})"
     held_out = {a: held_out_at(classifier.spec, args.resolution, a, model=described) for a in ATTRIBUTE_VALUES}
     rows = np.random.default_rng(args.seed).choice(len(packed), size=args.real, p=weights / weights.sum())
