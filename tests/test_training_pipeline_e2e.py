@@ -1,10 +1,17 @@
-"""The `training` pipeline end to end: real ZenML runs on tiny real data against a real MLflow server on 127.0.0.1.
+"""The `training` pipeline end to end: real ZenML runs on tiny real data against a real MLflow server on 127.0.0.1
+whose artifacts live in S3 (moto's S3 server on 127.0.0.1).
 
 Specifies: manifest accounting (kept + quarantined = ingested, bad files quarantined with reasons), finite FID/KID
 logged to the MLflow run with sample grids, fairness of generated faces measured and tagged, a registered
 `facegen-generator` version per run, the `candidate` alias rule (automatic gates, then raters' answers imported with
 `facegen human-eval import`), `champion` moved only by approval, a clear failure for an empty source, and the
 run browsable in ZenML's dashboard (`make dashboard`: scripts/zenml_dashboard.py) in headless Chromium.
+
+The first run uses a local artifact store (the embedded default's); the second a stack whose ZenML artifact store is
+S3 (endpoint in ``client_kwargs``, keys in a ZenML secret, none in the run's environment): its manifest (parquet), its
+training set's shards with their index, its checkpoint and its registered model's files are objects in the bucket, and
+the registered version loads and samples through the server. A third run (slow) reads its input images from an
+``s3://`` prefix (keys from the environment).
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ import sys
 import urllib.request
 import zipfile
 from pathlib import Path
+from urllib.parse import urlparse
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -32,6 +42,8 @@ from selenium.webdriver.support.wait import WebDriverWait
 from tests.attribute_fixtures import register_production_attribute_model
 from tests.conftest import REPO_ROOT
 from tests.local_servers import HOST, popen_logged, start_on_free_port, stop, wait_http
+from tests.mlflow_server import use_tracking_uri
+from tests.s3_server import AWS_VARIABLES, CREDENTIALS, aws_env, list_keys, s3_client, start_mlflow_server_on_s3
 from tests.test_human_eval_browser import browser  # noqa: F401  (the fixture: headless Chromium, fails without it)
 
 pytestmark = pytest.mark.e2e
@@ -39,6 +51,10 @@ pytestmark = pytest.mark.e2e
 MODEL = "facegen-generator"
 BIN = Path(sys.executable).parent
 N_FACES = 40
+ARTIFACT_BUCKET = "facegen-artifacts"  # ZenML under zenml/, MLflow under mlflow/
+DATA_BUCKET = "facegen-data"
+SECRET = "facegen-s3-test"
+SHARD_LISTING = REPO_ROOT / "test-artifacts" / "s3_shard_listing.txt"  # the training set's objects, for the record
 
 
 def _run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
@@ -49,38 +65,61 @@ def _run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess
 
 
 @pytest.fixture(scope="module")
-def zenml_env(tmp_path_factory, mlflow_server: str, facegen_home: Path, tiny_attribute_bundle: Path) -> dict[str, str]:
-    """An isolated ZenML store with a stack whose MLflow tracker points at the test server, where a (tiny, real)
-    facegen-attributes@production classifies the generated faces for the fairness step."""
-    register_production_attribute_model(tiny_attribute_bundle, mlflow_server)
+def s3(s3_server: str):
+    client = s3_client(s3_server)
+    for bucket in (ARTIFACT_BUCKET, DATA_BUCKET):
+        client.create_bucket(Bucket=bucket)
+    return client
+
+
+@pytest.fixture(scope="module")
+def mlflow_on_s3(tmp_path_factory, s3_server: str, s3) -> str:
+    with start_mlflow_server_on_s3(
+        tmp_path_factory.mktemp("mlflow-s3"), s3_server, f"s3://{ARTIFACT_BUCKET}/mlflow"
+    ) as uri:
+        yield uri
+
+
+def _register_stack(env: dict[str, str], stack: str, tracking_uri: str, *extra: str) -> str:
+    """Register a facegen stack (scripts/zenml_stack.py) without activating it; returns its ID."""
+    command = [str(BIN / "python"), "scripts/zenml_stack.py", "--stack", stack, "--tracking-uri", tracking_uri]
+    command += ["--username", "facegen", "--password", "facegen", "--no-activate", *extra]
+    return _run(command, env).stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def zenml_env(
+    tmp_path_factory, s3_server: str, mlflow_on_s3: str, facegen_home: Path, tiny_attribute_bundle: Path
+) -> dict[str, str]:
+    """An isolated ZenML store with a local-artifact-store stack (active) whose MLflow tracker points at the test
+    server, where a (tiny, real) facegen-attributes@production classifies the generated faces for the fairness step.
+    The run environment holds no AWS keys; the MLflow server writes its artifacts to the bucket itself."""
+    register_production_attribute_model(tiny_attribute_bundle, mlflow_on_s3)
     state = tmp_path_factory.mktemp("zenml_state")
-    env = {
-        **os.environ,
+    env = {key: value for key, value in os.environ.items() if key not in AWS_VARIABLES}
+    env |= {
         "ZENML_CONFIG_PATH": str(state / "zenml"),
         "ZENML_ANALYTICS_OPT_IN": "false",
         "AUTO_OPEN_DASHBOARD": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "FACEGEN_HOME": str(facegen_home),
-        "MLFLOW_TRACKING_URI": mlflow_server,
+        "MLFLOW_TRACKING_URI": mlflow_on_s3,
+        **aws_env(s3_server, state, credentials=False),
     }
-    stack = _run(
-        [
-            str(BIN / "python"),
-            "scripts/zenml_stack.py",
-            "--stack",
-            "facegen-test",
-            "--tracking-uri",
-            mlflow_server,
-            "--username",
-            "facegen",
-            "--password",
-            "facegen",
-            "--no-activate",
-        ],
-        env,
-    )
-    env["ZENML_ACTIVE_STACK_ID"] = stack.stdout.strip().splitlines()[-1]
+    env.pop("AWS_ENDPOINT_URL")  # nothing in a run may reach S3 except through the stack's own settings
+    env.pop("MLFLOW_S3_ENDPOINT_URL")
+    env["ZENML_ACTIVE_STACK_ID"] = _register_stack(env, "facegen-test", mlflow_on_s3)
     return env
+
+
+@pytest.fixture(scope="module")
+def s3_stack_env(zenml_env: dict[str, str], s3_server: str, mlflow_on_s3: str) -> dict[str, str]:
+    """``zenml_env`` with a second stack active: the same MLflow server, ZenML's S3 artifact store on the moto
+    server, authenticated by a ZenML secret (the keys reach it from the registering environment, once)."""
+    s3_options = ["--artifact-store", f"s3://{ARTIFACT_BUCKET}/zenml", "--s3-endpoint-url", s3_server]
+    s3_options += ["--s3-region", "us-east-1", "--s3-secret", SECRET]
+    stack_id = _register_stack(zenml_env | CREDENTIALS, "facegen-s3-test", mlflow_on_s3, *s3_options)
+    return zenml_env | {"ZENML_ACTIVE_STACK_ID": stack_id}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +136,7 @@ def face_folder(tmp_path_factory, utkface_zip: Path, face_members: list[str]) ->
     return folder
 
 
-def _config(tmp_path: Path, source: Path, **gate: object) -> Path:
+def _config(tmp_path: Path, source: Path | str, **gate: object) -> Path:
     config = yaml.safe_load((REPO_ROOT / "tests/configs/tiny.yaml").read_text())
     config["parameters"]["source"] = str(source)
     config["steps"]["ingest"]["parameters"]["max_images"] = None
@@ -116,11 +155,18 @@ import json
 from zenml.client import Client
 run = Client().get_pipeline(name_id_or_prefix="training").last_run
 screened = run.steps["quality_filter"].outputs["screened_manifest"][0].load()
-manifest = run.steps["ingest"].outputs["manifest"][0].load()
+manifest = run.steps["ingest"].outputs["manifest"][0]
+frame = manifest.load()
+training_set = run.steps["build_dataset"].outputs["training_set"][0]
 gate = run.steps["deploy_gate"].outputs["gate_decision"][0].load()
-print(json.dumps({"status": run.status.value, "ingested": len(manifest), "screened": len(screened),
+print(json.dumps({"status": run.status.value, "ingested": len(frame), "screened": len(screened),
                   "statuses": screened["status"].value_counts().to_dict(),
-                  "reasons": screened.set_index("name")["reason"].dropna().to_dict(), "gate": gate}))
+                  "reasons": screened.set_index("name")["reason"].dropna().to_dict(), "gate": gate,
+                  "manifest_uri": manifest.uri, "training_set_uri": training_set.uri,
+                  "shards": {info.name: info.bytes for info in training_set.load().shards},
+                  "checkpoint_uri": run.steps["train_gan"].outputs["training_checkpoint"][0].uri,
+                  "bundle_uri": run.steps["train_gan"].outputs["generator_bundle"][0].uri,
+                  "uris": frame["uri"].tolist(), "sources": sorted(set(frame["source"]))}))
 """
 
 
@@ -136,9 +182,9 @@ def _alias_version(client: MlflowClient, alias: str) -> str | None:
 
 
 def test_training_pipeline_registers_gates_and_never_moves_champion(
-    zenml_env, face_folder: Path, mlflow_server: str, tmp_path: Path
+    zenml_env, s3_stack_env, s3, face_folder: Path, mlflow_on_s3: str, tmp_path: Path
 ):
-    client = MlflowClient(tracking_uri=mlflow_server)
+    client = MlflowClient(tracking_uri=mlflow_on_s3)
 
     # Run 1: generous automatic gates, no champion yet, a human-evaluation minimum → version 1 waits for raters.
     human_eval_gate = {"min_fool_rate": 0.3, "min_ratings": 10}
@@ -204,7 +250,7 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     # Raters' answers come back: 4 of the 10 generated faces were taken for the real photo → fool rate 0.4 ≥ 0.3.
     ratings = _ratings_fooled(client, version.run_id, fooled=4, dst=tmp_path)
     imported = _run(
-        [str(BIN / "facegen"), "human-eval", "import", str(ratings), "--version", "1", "--tracking-uri", mlflow_server],
+        [str(BIN / "facegen"), "human-eval", "import", str(ratings), "--version", "1", "--tracking-uri", mlflow_on_s3],
         zenml_env,
     )
     assert "fool rate" in imported.stdout.lower(), imported.stdout
@@ -216,12 +262,15 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert _alias_version(client, "champion") is None  # neither the pipeline nor the import approves
 
     # A person approves version 1.
-    _run([str(BIN / "facegen"), "approve", "1", "--by", "e2e-test", "--tracking-uri", mlflow_server], zenml_env)
+    _run([str(BIN / "facegen"), "approve", "1", "--by", "e2e-test", "--tracking-uri", mlflow_on_s3], zenml_env)
     assert _alias_version(client, "champion") == "1"
 
-    # Run 2: an impossible FID ceiling → version 2 is registered but fails; candidate and champion stay on 1.
-    _run_pipeline(zenml_env, _config(tmp_path, face_folder, max_fid_inf=0.001))
-    second = _inspect_last_run(zenml_env)
+    # Run 2, on the S3 stack: an impossible FID ceiling → version 2 is registered but fails; candidate and champion
+    # stay on 1.
+    _run_pipeline(s3_stack_env, _config(tmp_path, face_folder, max_fid_inf=0.001))
+    second = _inspect_last_run(s3_stack_env)
+    assert first["manifest_uri"].startswith("/")  # run 1: the local artifact store
+    _assert_run_artifacts_are_objects_in_the_bucket(s3, client, second, mlflow_on_s3)
     assert second["gate"]["version"] == "2" and second["gate"]["passed"] is False
     assert any(reason.startswith("FID∞") for reason in second["gate"]["reasons"])
     # Same data, seed and protocol: the champion is compared on stored features, not re-scored; the identical
@@ -235,7 +284,7 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     v2_tags = client.get_model_version(MODEL, "2").tags
     assert json.loads(v2_tags["label_vocabulary"])["age_bin"][-1] == "70+"
     assert {"eval_protocol_id", "champion_comparison"} <= set(v2_tags)
-    outcome = _run([str(BIN / "facegen"), "outcome", "--tracking-uri", mlflow_server], zenml_env).stdout
+    outcome = _run([str(BIN / "facegen"), "outcome", "--tracking-uri", mlflow_on_s3], zenml_env).stdout
     assert "gate: FAILED" in outcome and "facegen-generator version 2" in outcome and "not significantly" in outcome
     assert client.get_model_version(MODEL, "2").tags["gate_status"] == "failed"
     assert _alias_version(client, "candidate") == "1"
@@ -245,6 +294,70 @@ def test_training_pipeline_registers_gates_and_never_moves_champion(
     assert "validation/drift/drift_report.json" in drift2  # the second run compares against the first
     key = client.download_artifacts(run2, "human_eval/answer_key.csv", str(tmp_path))
     assert "candidate_vs_champion" in Path(key).read_text()  # with a champion, the export compares against it
+
+
+def _sizes_under(s3, uri: str) -> dict[str, int]:
+    """Key (relative to ``uri``) → size in bytes, of every object under ``uri``."""
+    parsed = urlparse(uri)
+    assert parsed.scheme == "s3", uri
+    prefix = parsed.path.lstrip("/").rstrip("/") + "/"
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix)
+    return {obj["Key"][len(prefix) :]: obj["Size"] for page in pages for obj in page.get("Contents", [])}
+
+
+def _registered_model_keys(s3, client: MlflowClient, version: str) -> tuple[str, list[str]]:
+    """Bucket prefix of the registered version's files, and the keys under it."""
+    location = client.get_model_version_download_uri(MODEL, version)
+    if location.startswith("mlflow-artifacts:"):  # proxied by the server into --artifacts-destination
+        prefix = "mlflow/" + location.removeprefix("mlflow-artifacts:").lstrip("/")
+    else:
+        parsed = urlparse(location)
+        assert (parsed.scheme, parsed.netloc) == ("s3", ARTIFACT_BUCKET), location
+        prefix = parsed.path.lstrip("/")
+    prefix = prefix.rstrip("/") + "/"
+    return prefix, [key[len(prefix) :] for key in list_keys(s3, ARTIFACT_BUCKET, prefix)]
+
+
+def _assert_run_artifacts_are_objects_in_the_bucket(s3, client: MlflowClient, run: dict, tracking_uri: str) -> None:
+    """A run on the S3 stack: its manifest, training set, checkpoint, bundle and registered model are in the bucket,
+    and the registered version loads from it through the server and generates faces."""
+    assert run["status"] == "completed"
+    assert run["manifest_uri"].startswith(f"s3://{ARTIFACT_BUCKET}/zenml/")
+    manifest_keys = sorted(_sizes_under(s3, run["manifest_uri"]))
+    assert any(".parquet" in key for key in manifest_keys), manifest_keys  # df.parquet.gzip
+    # The training set is its shards, written by build_dataset straight into its artifact's prefix: the index, the
+    # rows and exactly the shards the index names, each of the size it records (tests/configs/tiny.yaml: 16 a shard).
+    assert run["training_set_uri"].startswith(f"s3://{ARTIFACT_BUCKET}/zenml/")
+    stored = _sizes_under(s3, run["training_set_uri"])
+    assert {"index.json", "rows.npz"} <= stored.keys(), stored
+    assert {key: size for key, size in stored.items() if key.startswith("shard-")} == run["shards"], stored
+    assert len(run["shards"]) >= 2 and all(name.endswith(".tar") for name in run["shards"])
+    listing = "\n".join(f"{size:>10}  {run['training_set_uri']}/{key}" for key, size in sorted(stored.items()))
+    SHARD_LISTING.parent.mkdir(exist_ok=True)
+    SHARD_LISTING.write_text(listing + "\n")
+    assert run["checkpoint_uri"].startswith(f"s3://{ARTIFACT_BUCKET}/zenml/")
+    assert _sizes_under(s3, run["checkpoint_uri"]), f"no checkpoint objects under {run['checkpoint_uri']}"
+    assert _sizes_under(s3, run["bundle_uri"])
+
+    version = run["gate"]["version"]
+    prefix, model_keys = _registered_model_keys(s3, client, version)
+    assert "MLmodel" in model_keys, model_keys
+    assert any(key.endswith("generator.pt") for key in model_keys), model_keys
+    assert any(key.endswith("generator.json") for key in model_keys), model_keys
+    run_id = client.get_model_version(MODEL, version).run_id
+    run_keys = list_keys(s3, ARTIFACT_BUCKET, "mlflow/")
+    assert any(run_id in key and key.endswith("samples/epoch_001.png") for key in run_keys)
+
+    import mlflow
+
+    with use_tracking_uri(tracking_uri):
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{version}")
+        generated = model.predict(pd.DataFrame({"seed": [1, 2]}))
+    assert generated.shape == (2, 16, 16, 3) and generated.dtype == np.uint8
+    print(
+        f"\nmanifest objects: {manifest_keys}\nmodel objects (s3://{ARTIFACT_BUCKET}/{prefix}): {model_keys}\n"
+        f"training set objects ({SHARD_LISTING.relative_to(REPO_ROOT)}):\n{listing}"
+    )
 
 
 def _ratings_fooled(client: MlflowClient, run_id: str, *, fooled: int, dst: Path) -> Path:
@@ -363,3 +476,26 @@ def test_empty_source_fails_with_a_message_naming_it(zenml_env, tmp_path: Path):
     assert result.returncode != 0
     assert "no images found" in result.stdout + result.stderr
     assert str(empty) in result.stdout + result.stderr
+
+
+@pytest.mark.slow  # a third whole pipeline run; test_sources.py's S3 tests list and read an s3:// prefix
+def test_a_run_reads_its_input_from_an_s3_prefix(
+    s3_stack_env, s3, s3_server: str, face_folder: Path, mlflow_on_s3: str, tmp_path: Path
+):
+    faces = sorted(path for path in face_folder.glob("*.jpg") if path.name[0].isdigit())[:N_FACES]
+    for path in faces:
+        s3.put_object(Bucket=DATA_BUCKET, Key=f"faces/{path.name}", Body=path.read_bytes())
+    s3.put_object(Bucket=DATA_BUCKET, Key="faces/README.txt", Body=b"not an image: not listed")
+    s3.put_object(Bucket=DATA_BUCKET, Key="faces-archive/old.jpg", Body=faces[0].read_bytes())  # other prefix
+    env = s3_stack_env | CREDENTIALS | {"AWS_ENDPOINT_URL": s3_server}  # ingest reads s3:// with the usual AWS_* vars
+
+    _run_pipeline(env, _config(tmp_path, f"s3://{DATA_BUCKET}/faces", max_fid_inf=1000.0))
+    result = _inspect_last_run(env)
+
+    assert result["status"] == "completed"
+    assert result["sources"] == [f"s3://{DATA_BUCKET}/faces/"]
+    assert result["uris"] == [f"s3://{DATA_BUCKET}/faces/{path.name}" for path in faces]
+    assert result["manifest_uri"].startswith(f"s3://{ARTIFACT_BUCKET}/zenml/")
+    client = MlflowClient(tracking_uri=mlflow_on_s3)
+    _prefix, model_keys = _registered_model_keys(s3, client, result["gate"]["version"])
+    assert "MLmodel" in model_keys
