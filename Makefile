@@ -16,9 +16,6 @@ export FACEGEN_HOME := $(STATE)
 export MLFLOW_TRACKING_URI ?= sqlite:///$(STATE)/mlflow/mlflow.db
 
 CONFIG ?= configs/local.yaml
-# Test processes (pytest-xdist); one per core of the 2-core reference machine. Each starts its own session fixtures
-# (servers, weights), so more than the cores only adds work.
-TEST_WORKERS ?= 2
 
 .PHONY: format setup train check-config attributes attribute-model configs test test-all mlflow-ui dashboard clean
 
@@ -97,7 +94,7 @@ configs: $(VENV)/.installed
 test: $(VENV)/.installed .venv-kubeflow/.installed .venv-dashboard/.installed  # kfp, zenml[server] for tests
 	$(BIN)/ruff format --check --quiet . && $(BIN)/ruff check --quiet --select I .
 	bash scripts/ensure_chromium.sh
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest
 
 # The formatter owns the layout (pyproject.toml [tool.ruff]); `make test` fails on a file it would change.
 format: $(VENV)/.installed
