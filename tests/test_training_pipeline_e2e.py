@@ -88,13 +88,20 @@ def _register_stack(env: dict[str, str], stack: str, tracking_uri: str, *extra: 
 
 
 @pytest.fixture(scope="module")
+def pipeline_mlflow(mlflow_on_s3: str) -> str:
+    """The MLflow server this module's runs track to, its artifacts in the bucket. Modules that import ``zenml_env``
+    define their own (the session's ``mlflow_server``)."""
+    return mlflow_on_s3
+
+
+@pytest.fixture(scope="module")
 def zenml_env(
-    tmp_path_factory, s3_server: str, mlflow_on_s3: str, facegen_home: Path, tiny_attribute_bundle: Path
+    tmp_path_factory, pipeline_mlflow: str, facegen_home: Path, tiny_attribute_bundle: Path
 ) -> dict[str, str]:
-    """An isolated ZenML store with a local-artifact-store stack (active) whose MLflow tracker points at the test
-    server, where a (tiny, real) facegen-attributes@production classifies the generated faces for the fairness step.
-    The run environment holds no AWS keys; the MLflow server writes its artifacts to the bucket itself."""
-    register_production_attribute_model(tiny_attribute_bundle, mlflow_on_s3)
+    """An isolated ZenML store with a local-artifact-store stack (active) whose MLflow tracker points at
+    ``pipeline_mlflow``, where a (tiny, real) facegen-attributes@production classifies the generated faces for the
+    fairness step. The run environment holds no AWS keys."""
+    register_production_attribute_model(tiny_attribute_bundle, pipeline_mlflow)
     state = tmp_path_factory.mktemp("zenml_state")
     env = {key: value for key, value in os.environ.items() if key not in AWS_VARIABLES}
     env |= {
@@ -103,23 +110,24 @@ def zenml_env(
         "AUTO_OPEN_DASHBOARD": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "FACEGEN_HOME": str(facegen_home),
-        "MLFLOW_TRACKING_URI": mlflow_on_s3,
-        **aws_env(s3_server, state, credentials=False),
+        "MLFLOW_TRACKING_URI": pipeline_mlflow,
     }
-    env.pop("AWS_ENDPOINT_URL")  # nothing in a run may reach S3 except through the stack's own settings
-    env.pop("MLFLOW_S3_ENDPOINT_URL")
-    env["ZENML_ACTIVE_STACK_ID"] = _register_stack(env, "facegen-test", mlflow_on_s3)
+    env["ZENML_ACTIVE_STACK_ID"] = _register_stack(env, "facegen-test", pipeline_mlflow)
     return env
 
 
 @pytest.fixture(scope="module")
-def s3_stack_env(zenml_env: dict[str, str], s3_server: str, mlflow_on_s3: str) -> dict[str, str]:
+def s3_stack_env(tmp_path_factory, zenml_env: dict[str, str], s3_server: str) -> dict[str, str]:
     """``zenml_env`` with a second stack active: the same MLflow server, ZenML's S3 artifact store on the moto
-    server, authenticated by a ZenML secret (the keys reach it from the registering environment, once)."""
+    server, authenticated by a ZenML secret (the keys reach it from the registering environment, once). Nothing in
+    the run may reach S3 except through the stack's own settings: no endpoint, no keys, no ~/.aws files."""
+    env = zenml_env | aws_env(s3_server, tmp_path_factory.mktemp("aws"), credentials=False)
+    env.pop("AWS_ENDPOINT_URL")
+    env.pop("MLFLOW_S3_ENDPOINT_URL")
     s3_options = ["--artifact-store", f"s3://{ARTIFACT_BUCKET}/zenml", "--s3-endpoint-url", s3_server]
     s3_options += ["--s3-region", "us-east-1", "--s3-secret", SECRET]
-    stack_id = _register_stack(zenml_env | CREDENTIALS, "facegen-s3-test", mlflow_on_s3, *s3_options)
-    return zenml_env | {"ZENML_ACTIVE_STACK_ID": stack_id}
+    stack_id = _register_stack(env | CREDENTIALS, "facegen-s3-test", env["MLFLOW_TRACKING_URI"], *s3_options)
+    return env | {"ZENML_ACTIVE_STACK_ID": stack_id}
 
 
 @pytest.fixture(scope="module")
