@@ -2,10 +2,11 @@
 
     python benchmarks/attribute_threads.py --faces 2000 --rounds 2
 
-configs/attributes.yaml trains on ``num_threads: 1``; the first `make train` spends most of its one-time minutes
-there. This script trains the model of that config (its ``training`` settings, fewer epochs) on the same packed faces
-with 1 and with 2 threads, alternating (1, 2, 1, 2, …) so drift in the machine's load falls on both, and prints the
-seconds of each round and the ratio of the medians (2 threads / 1 thread; below 1 means two threads are faster).
+configs/attributes.yaml once forced ``num_threads: 1`` (measured on a loaded machine); the first `make train`
+spends most of its one-time minutes there. This script trains the model of that config (its ``training`` settings,
+fewer epochs) on the same packed faces with 1 and with 2 threads, alternating (1, 2, 1, 2, …) so drift in the
+machine's load falls on both, and prints the seconds of each round and the ratio of the medians (2 threads /
+1 thread; below 1 means two threads are faster).
 Run it on an otherwise idle machine: it measures what the cores give, not what other work leaves.
 """
 

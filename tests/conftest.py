@@ -69,3 +69,10 @@ def tiny_attribute_bundle(utkface_zip: Path, face_members: list[str], tmp_path_f
     from tests.attribute_fixtures import train_tiny_attribute_bundle
 
     return train_tiny_attribute_bundle(utkface_zip, face_members, tmp_path_factory.mktemp("attribute_bundle"))
+
+
+@pytest.fixture(scope="module")
+def pipeline_mlflow(mlflow_server: str) -> str:
+    """The MLflow server a module's ZenML stack (``zenml_env`` of tests/test_training_pipeline_e2e.py) tracks to: the
+    session's, unless the module overrides it."""
+    return mlflow_server

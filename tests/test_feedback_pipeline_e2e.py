@@ -39,12 +39,6 @@ from tests.test_training_pipeline_e2e import BIN, _run, zenml_env  # noqa: F401 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def pipeline_mlflow(mlflow_server: str) -> str:
-    """The MLflow server ``zenml_env``'s stack tracks to: the session's."""
-    return mlflow_server
-
-
 RESOLUTION = 16  # the generator's, and the tiny config's training resolution
 CONDITIONING = ["gender", "age_bin", "ethnicity"]
 #: Rated 5, seed -> requested attributes. With this generator, 95-100 % of these requests' faces pass the face check.

@@ -25,12 +25,6 @@ from tests.test_training_pipeline_e2e import BIN, MODEL, _run, face_folder, zenm
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def pipeline_mlflow(mlflow_server: str) -> str:
-    """The MLflow server ``zenml_env``'s stack tracks to: the session's."""
-    return mlflow_server
-
-
 BUCKET = "facegen-artifacts"
 JOB = {"model": {"latent_dim": 16, "width": 8}, "epochs": 2, "batch_size": 16, "grid_size": 4, "device": "cpu"}
 

@@ -89,8 +89,8 @@ def _register_stack(env: dict[str, str], stack: str, tracking_uri: str, *extra: 
 
 @pytest.fixture(scope="module")
 def pipeline_mlflow(mlflow_on_s3: str) -> str:
-    """The MLflow server this module's runs track to, its artifacts in the bucket. Modules that import ``zenml_env``
-    define their own (the session's ``mlflow_server``)."""
+    """The MLflow server this module's runs track to, its artifacts in the bucket (overrides conftest's, the
+    session's ``mlflow_server``, which other modules importing ``zenml_env`` get)."""
     return mlflow_on_s3
 
 
