@@ -16,6 +16,11 @@ Minutes are read from ``--clock``: ``cpu`` (the default on a CPU) is this proces
 threads, i.e. minutes of a machine with that many free cores, so other work on a shared machine does not shorten a
 contender's training; ``wall`` is the wall clock (use it on a GPU, where CPU time undercounts). The reference's
 DataLoader therefore runs without worker processes, so its JPEG decoding is counted like everyone else's work.
+CPU time is only honest if idle threads do not spin: under another job, OpenMP's default busy-wait at every barrier
+counts as CPU time without progress (a `make train` DCGAN step took 2.8 s of wall time beside this benchmark and
+0.5-0.7 s alone, about twice the CPU seconds per step), so the script sets ``OMP_WAIT_POLICY=PASSIVE`` unless
+the environment says otherwise, and every point records the generator steps it was reached at: compare steps too
+when the machine was shared.
 FID from 1,000 samples is biased upward (compare at equal ``--fid-samples``); KID is unbiased.
 Writes ``points.json`` (after every contender), ``curves.png`` and ``<contender>_<minutes>min.png`` to ``--out``.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import tempfile
 import time
 import zipfile
@@ -75,7 +81,7 @@ class _Points:
     def due(self) -> bool:
         return self.tracker.training_minutes() >= self.minutes[len(self.tracker.points)]
 
-    def score(self, generator) -> float:
+    def score(self, generator, steps: int) -> float:
         import torch
         from PIL import Image
         from torchvision.utils import make_grid
@@ -84,6 +90,7 @@ class _Points:
 
         fid = self.tracker(generator)
         point = self.tracker.points[-1]
+        point["generator_steps"] = steps
         device = next(generator.parameters()).device
         faces = evaluation_faces(generator, 64, seed=7, targets=self.targets, device=device).faces
         grid = make_grid(torch.from_numpy(faces), nrow=8, padding=1).permute(1, 2, 0).numpy()
@@ -112,8 +119,12 @@ def _train_facegen(entry, packed, labels, device: str, points: _Points) -> dict[
     config = TrainingConfig.from_dict(values)
     label_dims = label_dims_for(config.model.get("conditioning"))
 
+    calls = 0
+
     def fid_fn(generator) -> float:  # every EVERY_STEPS steps; NaN (not a point) until the next point is due
-        return points.score(generator) if points.due() else math.nan
+        nonlocal calls
+        calls += 1
+        return points.score(generator, calls * EVERY_STEPS) if points.due() else math.nan
 
     try:
         train_gan(
@@ -181,6 +192,7 @@ def _train_reference(folder: Path, resolution: int, device, points: _Points) -> 
     criterion = nn.BCELoss()
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    steps = 0
     try:
         while True:
             for real, _ in loader:
@@ -196,8 +208,9 @@ def _train_reference(folder: Path, resolution: int, device, points: _Points) -> 
                 net_g.zero_grad()
                 criterion(discriminator(fake).view(-1), ones).backward()
                 opt_g.step()
+                steps += 1
                 if points.due():
-                    points.score(net_g)
+                    points.score(net_g, steps)
                     net_g.train()
     except _Done:
         pass
@@ -236,6 +249,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads its OpenMP runtime, just below
 
     import pandas as pd
     import torch
@@ -320,10 +334,10 @@ def main() -> None:
         f"\n{len(packed)} faces at {args.resolution}², {args.fid_samples} generated vs {real.count} real, "
         f"{clock_kind} clock ({args.threads} threads)"
     )
-    print("| contender | " + " | ".join(f"FID @ {m:g} min | KID @ {m:g} min" for m in minutes) + " |")
-    print("|---" * (1 + 2 * len(minutes)) + "|")
+    print("| contender | " + " | ".join(f"FID @ {m:g} min | KID @ {m:g} | steps @ {m:g}" for m in minutes) + " |")
+    print("|---" * (1 + 3 * len(minutes)) + "|")
     for name, result in results.items():
-        cells = [f"{p['fid']:.1f} | {p['kid_mean']:.4f}" for p in result["points"]]
+        cells = [f"{p['fid']:.1f} | {p['kid_mean']:.4f} | {p['generator_steps']}" for p in result["points"]]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
