@@ -18,7 +18,7 @@ contender's training; ``wall`` is the wall clock (use it on a GPU, where CPU tim
 DataLoader therefore runs without worker processes, so its JPEG decoding is counted like everyone else's work.
 CPU time is only honest if idle threads do not spin: under another job, OpenMP's default busy-wait at every barrier
 counts as CPU time without progress (a `make train` DCGAN step took 2.8 s of wall time beside this benchmark and
-0.5-0.7 s alone, about twice the CPU seconds per step), so the script sets ``OMP_WAIT_POLICY=PASSIVE`` unless
+~0.45 s alone, about three times the CPU seconds per step), so the script sets ``OMP_WAIT_POLICY=PASSIVE`` unless
 the environment says otherwise, and every point records the generator steps it was reached at: compare steps too
 when the machine was shared.
 FID from 1,000 samples is biased upward (compare at equal ``--fid-samples``); KID is unbiased.
